@@ -1,0 +1,104 @@
+"""AudioFeed: the bounded hand-off from the PortAudio thread to the event loop.
+
+The capture callback calls `loop.call_soon_threadsafe(feed.push, block)`; the
+loop side iterates the feed. When the consumer falls behind, the newest block
+is refused and counted instead of blocking anyone or growing without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class AudioSourceError(RuntimeError):
+    """The capture device failed or disappeared (message is safe to show)."""
+
+
+@dataclass(slots=True)
+class FeedStats:
+    blocks: int = 0
+    frames: int = 0
+    dropped_blocks: int = 0  # refused because the feed was full (our overflow)
+    dropped_frames: int = 0
+    device_overflows: int = 0  # PortAudio's own input_overflow flags
+
+
+_END = object()
+
+
+class AudioFeed:
+    """A bounded queue of float32 blocks, filled on the loop thread."""
+
+    def __init__(self, max_blocks: int = 256) -> None:
+        self._blocks: collections.deque = collections.deque()
+        self._max = max_blocks
+        self._waiter: asyncio.Future | None = None
+        self.stats = FeedStats()
+        self._error: AudioSourceError | None = None
+        self._closed = False
+
+    def push(self, block: np.ndarray) -> None:
+        """Take one block (call on the loop thread)."""
+        if self._closed:
+            return
+        if len(self._blocks) >= self._max:
+            self.stats.dropped_blocks += 1
+            self.stats.dropped_frames += len(block)
+            last = self._blocks[-1]
+            if isinstance(last, _Missing):
+                last.frames += len(block)
+            else:
+                self._blocks.append(_Missing(len(block), tuple(block.shape[1:])))
+        else:
+            self._blocks.append(block)
+            self.stats.blocks += 1
+            self.stats.frames += len(block)
+        self._wake()
+
+    def fail(self, error: AudioSourceError) -> None:
+        self._error = error
+        self._wake()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._blocks.append(_END)
+            self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def __aiter__(self) -> "AudioFeed":
+        return self
+
+    async def __anext__(self) -> np.ndarray:
+        while not self._blocks:
+            if self._error is not None:
+                raise self._error
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        block = self._blocks.popleft()
+        if block is _END:
+            raise StopAsyncIteration
+        if isinstance(block, _Missing):
+            # Audio we could not keep: stand in silence of the same length so
+            # every later caption time stays true to the source.
+            return np.zeros((block.frames,) + tuple(block.tail), dtype=np.float32)
+        return block
+
+
+@dataclass(slots=True)
+class _Missing:
+    frames: int
+    tail: tuple
+
+    def __len__(self) -> int:
+        return self.frames

@@ -1,0 +1,278 @@
+"""Audio sources: a capture device through PortAudio, and a WAV file.
+
+Both are async iterators of float32 blocks shaped (frames, channels) at
+`sample_rate`. Sources deliver audio whole and unaltered: no gating, no AGC,
+no silence skipping, so provider times map one-to-one onto the source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import numpy as np
+
+from captioner.audio.feed import AudioFeed, AudioSourceError, FeedStats
+
+
+@dataclass(frozen=True, slots=True)
+class InputDevice:
+    index: int
+    name: str
+    hostapi: str
+    channels: int
+    default_rate: float
+    is_default: bool
+
+
+def _sd() -> Any:
+    """sounddevice, imported on first use (it loads PortAudio, ~100 ms)."""
+    try:
+        import sounddevice
+    except OSError as exc:  # PortAudio library missing
+        raise AudioSourceError(f"audio capture is unavailable: {exc}") from None
+    return sounddevice
+
+
+def list_input_devices() -> list[InputDevice]:
+    """Every device that can capture, default first marked."""
+    sd = _sd()
+    try:
+        devices = sd.query_devices()
+        hostapis = sd.query_hostapis()
+        default_in = sd.default.device[0]
+    except Exception as exc:  # PortAudio errors are plain Exceptions
+        raise AudioSourceError(f"cannot list audio devices: {exc}") from None
+    out = []
+    for index, dev in enumerate(devices):
+        if dev["max_input_channels"] <= 0:
+            continue
+        out.append(
+            InputDevice(
+                index=index,
+                name=dev["name"],
+                hostapi=hostapis[dev["hostapi"]]["name"],
+                channels=int(dev["max_input_channels"]),
+                default_rate=float(dev["default_samplerate"]),
+                is_default=index == default_in,
+            )
+        )
+    return out
+
+
+def find_input_device(spec: str | int | None) -> InputDevice:
+    """Match a device by index, exact name, or case-insensitive name part.
+    None means the system default input."""
+    devices = list_input_devices()
+    if not devices:
+        raise AudioSourceError("no audio input device was found")
+    if spec is None or spec == "" or spec == "default":
+        for dev in devices:
+            if dev.is_default:
+                return dev
+        return devices[0]
+    if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
+        index = int(spec)
+        for dev in devices:
+            if dev.index == index:
+                return dev
+        raise AudioSourceError(f"no input device with index {index}")
+    for dev in devices:
+        if dev.name == spec:
+            return dev
+    matches = [d for d in devices if str(spec).lower() in d.name.lower()]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        names = ", ".join(repr(d.name) for d in devices)
+        raise AudioSourceError(f"no input device matches {spec!r}; available: {names}")
+    names = ", ".join(repr(d.name) for d in matches)
+    raise AudioSourceError(f"{spec!r} matches several devices ({names}); give more of the name or the index")
+
+
+class MicrophoneSource:
+    """Captures from an input device through a PortAudio callback.
+
+    The callback only copies its block and schedules `AudioFeed.push` on the
+    loop; it never blocks, awaits or does I/O. PortAudio's overflow flags and
+    our own (a full feed) are counted in `stats`.
+    """
+
+    def __init__(
+        self,
+        device: str | int | None = None,
+        sample_rate: int | None = None,
+        channels: int | None = None,
+        block_ms: int = 20,
+        max_buffer_s: float = 10.0,
+    ) -> None:
+        self.device = find_input_device(device)
+        self.sample_rate = int(sample_rate or self.device.default_rate)
+        self.channels = int(channels or min(self.device.channels, 2))
+        self.block_frames = max(1, self.sample_rate * block_ms // 1000)
+        max_blocks = max(4, int(max_buffer_s * 1000 / block_ms))
+        self._feed = AudioFeed(max_blocks)
+        self._stream: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def stats(self) -> FeedStats:
+        return self._feed.stats
+
+    @property
+    def name(self) -> str:
+        return self.device.name
+
+    def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        # Runs on PortAudio's thread: copy, hand over, return.
+        if status.input_overflow:
+            self._feed.stats.device_overflows += 1
+        block = indata.copy()
+        try:
+            self._loop.call_soon_threadsafe(self._feed.push, block)  # type: ignore[union-attr]
+        except RuntimeError:  # the loop is closed: we are shutting down
+            pass
+
+    def _finished(self) -> None:
+        # PortAudio calls this when the stream stops, including when the device vanishes.
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(self._on_finished)
+        except RuntimeError:
+            pass
+
+    def _on_finished(self) -> None:
+        if self._stream is not None:  # not stopped by us: the device went away
+            self._feed.fail(AudioSourceError(f"the input device {self.device.name!r} stopped delivering audio"))
+
+    async def start(self) -> None:
+        sd = _sd()
+        self._loop = asyncio.get_running_loop()
+        try:
+            self._stream = sd.InputStream(
+                device=self.device.index,
+                samplerate=self.sample_rate,
+                channels=self.channels,
+                dtype="float32",
+                blocksize=self.block_frames,
+                callback=self._callback,
+                finished_callback=self._finished,
+            )
+            self._stream.start()
+        except Exception as exc:
+            self._stream = None
+            raise AudioSourceError(f"cannot open {self.device.name!r}: {exc}") from None
+
+    def stop(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.stop()
+                stream.close()
+            except Exception:
+                pass
+        self._feed.close()
+
+    async def __aenter__(self) -> "MicrophoneSource":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __aiter__(self) -> AsyncIterator[np.ndarray]:
+        return self._feed.__aiter__()
+
+
+class WavFileSource:
+    """Reads any PCM WAV (16/24/32-bit int or float, any rate, any channel
+    count) in blocks, paced at `speed` × real time (0: as fast as consumed)."""
+
+    def __init__(self, path: str | Path, speed: float = 1.0, block_ms: int = 100) -> None:
+        import soundfile
+
+        self.path = Path(path)
+        if speed < 0:
+            raise ValueError("speed must be 0 (unpaced) or positive")
+        self.speed = speed
+        try:
+            info = soundfile.info(str(self.path))
+        except FileNotFoundError:
+            raise AudioSourceError(f"{self.path}: no such file") from None
+        except Exception as exc:
+            raise AudioSourceError(f"{self.path}: not a readable audio file ({_first_line(exc)})") from None
+        if info.format not in ("WAV", "WAVEX", "RF64", "W64"):
+            raise AudioSourceError(f"{self.path}: not a WAV file (it is {info.format_info})")
+        self.sample_rate = int(info.samplerate)
+        self.channels = int(info.channels)
+        self.frames = int(info.frames)
+        self.block_frames = max(1, self.sample_rate * block_ms // 1000)
+        self.stats = FeedStats()
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate
+
+    async def __aenter__(self) -> "WavFileSource":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    def __aiter__(self) -> AsyncIterator[np.ndarray]:
+        return self._blocks()
+
+    async def _blocks(self) -> AsyncIterator[np.ndarray]:
+        import soundfile
+
+        chunk = self.block_frames * 10  # read ~1 s per thread hop, yield 100 ms blocks
+        loop = asyncio.get_running_loop()
+        with soundfile.SoundFile(str(self.path)) as f:
+            started = loop.time()
+            done = 0
+            while True:
+                data = await asyncio.to_thread(f.read, chunk, "float32", True)
+                if len(data) == 0:
+                    return
+                for at in range(0, len(data), self.block_frames):
+                    block = data[at : at + self.block_frames]
+                    if self.speed > 0:
+                        due = started + done / self.sample_rate / self.speed
+                        delay = due - loop.time()
+                        if delay > 0:
+                            await asyncio.sleep(delay)
+                    else:
+                        await asyncio.sleep(0)
+                    done += len(block)
+                    self.stats.blocks += 1
+                    self.stats.frames += len(block)
+                    yield block
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+async def pcm_blocks(source: Any, rate: int, on_level: Any = None) -> AsyncIterator[bytes]:
+    """Int16LE mono PCM at `rate` from a source of float32 blocks: downmix,
+    stream-resample and convert, block by block. `on_level(dbfs)` is called
+    per block for meters."""
+    from captioner.audio.dsp import PcmConverter, downmix, level_dbfs
+
+    converter = PcmConverter(source.sample_rate, rate)
+    async for block in source:
+        mono = downmix(block)
+        if on_level is not None:
+            on_level(level_dbfs(mono))
+        yield converter.convert(mono)
+    tail = converter.flush()
+    if tail:
+        yield tail

@@ -1,0 +1,89 @@
+"""Run one captioning session from a source to a transcript; shared by the CLI
+and the GUI so both behave the same way."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from captioner import keys
+from captioner.audio.sources import pcm_blocks
+from captioner.stt.events import CaptionEvent, ProviderError
+from captioner.stt.registry import ProviderInfo, get_provider
+from captioner.stt.session import RetryPolicy, SessionConfig, StreamSession
+from captioner.stt.urls import validate_endpoint
+from captioner.transcript.model import Transcript
+
+
+class MissingKey(LookupError):
+    def __init__(self, provider: ProviderInfo) -> None:
+        super().__init__(
+            f"no API key for {provider.name}: run `captioner keys set {provider.id}` "
+            f"or set {keys.env_var(provider.id)}"
+        )
+
+
+@dataclass
+class CaptionJob:
+    """What the user chose: provider, its options, endpoint."""
+
+    provider_id: str
+    option_values: dict[str, Any] = field(default_factory=dict)
+    endpoint: str | None = None
+
+    @property
+    def provider(self) -> ProviderInfo:
+        return get_provider(self.provider_id)
+
+    def validated(self) -> tuple[ProviderInfo, Any, str]:
+        """(provider, options, endpoint), or an error in words before connecting."""
+        provider = self.provider
+        options = provider.options(self.option_values)
+        endpoint = validate_endpoint(self.endpoint or provider.default_endpoint)
+        return provider, options, endpoint
+
+
+def make_session(
+    job: CaptionJob,
+    key: str,
+    config: SessionConfig | None = None,
+    retry: RetryPolicy | None = None,
+) -> StreamSession:
+    provider, options, endpoint = job.validated()
+    if config is None:
+        config = SessionConfig(endpoint)
+    else:
+        config.endpoint = endpoint
+    return StreamSession(provider.factory(options, key), config, retry, secrets=(key,))
+
+
+async def caption_source(
+    source: Any,
+    session: StreamSession,
+    listeners: list[Callable[[CaptionEvent], None]] = (),  # type: ignore[assignment]
+    live: bool = True,
+    on_level: Callable[[float], None] | None = None,
+    provider: str = "",
+) -> Transcript:
+    """Stream `source` through `session` and return the transcript. On a fatal
+    provider error the transcript so far is attached to the raised exception
+    (`exc.transcript`) so nothing captured is lost."""
+    transcript = Transcript(
+        provider=provider,
+        source=getattr(source, "name", ""),
+        started_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    )
+    session.subscribe(transcript.apply)
+    for listener in listeners:
+        session.subscribe(listener)
+    try:
+        await session.run(pcm_blocks(source, session.sample_rate, on_level), live=live)
+    except BaseException as exc:
+        exc.transcript = transcript  # type: ignore[attr-defined]
+        raise
+    return transcript
+
+
+def describe_error(error: ProviderError) -> str:
+    return f"{error.code}: {error.message}"

@@ -1,0 +1,313 @@
+"""Command line: `captioner` with no arguments opens the app; subcommands
+transcribe a file, caption a device headless, and manage keys and devices.
+
+The output contract is stable (other tools parse it): each final caption's
+text on its own stdout line as it arrives; partials only with --partials, on
+stderr; a one-line `error: …` on stderr and a non-zero exit on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import signal
+import sys
+from typing import Any, Sequence
+
+from captioner import __version__
+
+EXIT_OK = 0
+EXIT_PROVIDER = 1  # the provider refused or failed the session
+EXIT_USAGE = 2
+EXIT_AUDIO = 3
+EXIT_EXPORT = 4
+EXIT_KEYRING = 5
+
+EXPORT_FORMATS = ("srt", "vtt", "txt", "json")
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _add_session_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--provider", required=True, help="uglabs, audiopod, voicerun, smallest or inworld")
+    p.add_argument("--endpoint", help="replace the provider's default URL (ws:// only for loopback)")
+    p.add_argument("--language", help="language code (provider-specific; see `captioner providers`)")
+    p.add_argument(
+        "--option", "-o", action="append", default=[], metavar="KEY=VALUE", help="a provider option (repeatable)"
+    )
+    for fmt in EXPORT_FORMATS:
+        p.add_argument(f"--{fmt}", metavar="FILE", help=f"write a {fmt.upper()} file at the end")
+    p.add_argument("--partials", action="store_true", help="also print interim text to stderr")
+    p.add_argument("-v", "--verbose", action="store_true", help="log connection details to stderr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="captioner", description="Live captions through a cloud speech-to-text provider.")
+    parser.add_argument("--version", action="version", version=f"captioner {__version__}")
+    sub = parser.add_subparsers(dest="command")
+
+    t = sub.add_parser("transcribe", help="caption a WAV file")
+    t.add_argument("wav", help="a PCM WAV file (any rate, any channels, 16/24/32-bit or float)")
+    t.add_argument("--speed", type=float, default=1.0, help="pace at X times real time; 0 = as fast as possible")
+    _add_session_args(t)
+
+    lst = sub.add_parser("listen", help="caption an input device until Ctrl-C or --duration")
+    lst.add_argument("--device", help="device name (or part of it) or index; default input if omitted")
+    lst.add_argument("--duration", type=float, help="stop after S seconds")
+    _add_session_args(lst)
+
+    sub.add_parser("devices", help="list input devices")
+    sub.add_parser("providers", help="list providers and what they can do")
+
+    k = sub.add_parser("keys", help="store API keys in the OS keyring")
+    ksub = k.add_subparsers(dest="keys_command", required=True)
+    ks = ksub.add_parser("set", help="store a key (read from the terminal without echo, or stdin)")
+    ks.add_argument("provider")
+    ks.add_argument("--stdin", action="store_true", help="read the key from standard input")
+    kd = ksub.add_parser("delete", help="remove a stored key")
+    kd.add_argument("provider")
+    ksub.add_parser("list", help="which providers have a key (never the key itself)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0].startswith("--provider") or argv[0] in ("--device", "--endpoint", "--start"):
+        from captioner.app import main as app_main
+
+        return app_main(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "transcribe":
+            return _run_async(_transcribe(args))
+        if args.command == "listen":
+            return _run_async(_listen(args))
+        if args.command == "devices":
+            return _devices()
+        if args.command == "providers":
+            return _providers()
+        if args.command == "keys":
+            return _keys(args)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+    parser.print_help()
+    return EXIT_USAGE
+
+
+def _run_async(coro: Any) -> int:
+    try:
+        return asyncio.run(coro)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parse_options(args: argparse.Namespace) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for item in args.option:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise CliError(f"--option takes KEY=VALUE, got {item!r}", EXIT_USAGE)
+        values[name.strip()] = value
+    if args.language:
+        values["language"] = args.language
+    return values
+
+
+def _prepare(args: argparse.Namespace) -> tuple[Any, str]:
+    """Validate the provider, options and endpoint, and fetch the key — all
+    before any audio is opened or any connection made."""
+    from captioner import keys, logs
+    from captioner.captioning import CaptionJob, MissingKey, make_session
+    from captioner.stt.options import OptionError
+    from captioner.stt.registry import UnknownProvider
+    from captioner.stt.urls import EndpointError
+
+    logs.setup_logging(args.verbose)
+    job = CaptionJob(args.provider, _parse_options(args), args.endpoint)
+    try:
+        provider, _, _ = job.validated()
+        key = keys.get_key(provider.id)
+        if not key:
+            raise MissingKey(provider)
+    except (UnknownProvider, OptionError, EndpointError, MissingKey) as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    except keys.KeyStoreError as exc:
+        raise CliError(str(exc), EXIT_KEYRING) from None
+    logs.add_secret(key)
+    return make_session(job, key), provider.id
+
+
+def _printer(partials: bool) -> Any:
+    from captioner.stt.events import Final, Gap, Partial, ProviderError, StateChanged
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, Final):
+            if event.text:
+                print(event.text, flush=True)
+        elif isinstance(event, Partial) and partials:
+            print(f"… {event.text}", file=sys.stderr, flush=True)
+        elif isinstance(event, Gap):
+            print(f"warning: {event.end - event.start:.1f} s of audio were lost ({event.reason})", file=sys.stderr, flush=True)
+        elif isinstance(event, ProviderError) and event.retryable:
+            print(f"warning: {event}", file=sys.stderr, flush=True)
+        elif isinstance(event, StateChanged) and event.state.value == "reconnecting":
+            print(f"warning: reconnecting ({event.detail})", file=sys.stderr, flush=True)
+
+    return on_event
+
+
+async def _caption(args: argparse.Namespace, source: Any, live: bool) -> int:
+    from captioner.audio.feed import AudioSourceError
+    from captioner.captioning import caption_source
+    from captioner.stt.events import ProviderFailure
+    from captioner.transcript.export import ExportError, export
+    from captioner.transcript.model import Transcript
+
+    session, provider_id = _prepare(args)
+    code, message = EXIT_OK, ""
+    transcript: Transcript | None = None
+    loop = asyncio.get_running_loop()
+    stop_requested = False
+
+    def on_sigint() -> None:
+        nonlocal stop_requested
+        if stop_requested:
+            raise KeyboardInterrupt
+        stop_requested = True
+        print("stopping… (Ctrl-C again to abort)", file=sys.stderr, flush=True)
+        session.stop()
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+    except (NotImplementedError, RuntimeError):
+        pass
+    duration = getattr(args, "duration", None)
+    timer = loop.call_later(duration, session.stop) if duration else None
+    try:
+        async with source:
+            transcript = await caption_source(source, session, [_printer(args.partials)], live=live, provider=provider_id)
+    except ProviderFailure as exc:
+        transcript = getattr(exc, "transcript", None)
+        code, message = EXIT_PROVIDER, f"{provider_id}: {exc.error.code}: {exc.error.message}"
+    except AudioSourceError as exc:
+        transcript = getattr(exc, "transcript", None)
+        code, message = EXIT_AUDIO, str(exc)
+    finally:
+        if timer is not None:
+            timer.cancel()
+        try:
+            loop.remove_signal_handler(signal.SIGINT)
+        except (NotImplementedError, RuntimeError):
+            pass
+    if transcript is not None:
+        for fmt in EXPORT_FORMATS:
+            path = getattr(args, fmt)
+            if path:
+                try:
+                    await asyncio.to_thread(export, transcript, fmt, path)
+                except ExportError as exc:
+                    print(f"error: {exc.strerror}", file=sys.stderr)
+                    code = code or EXIT_EXPORT
+    if message:
+        print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+async def _transcribe(args: argparse.Namespace) -> int:
+    from captioner.audio.feed import AudioSourceError
+    from captioner.audio.sources import WavFileSource
+
+    if args.speed < 0:
+        raise CliError("--speed must be 0 or more", EXIT_USAGE)
+    try:
+        source = WavFileSource(args.wav, speed=args.speed)
+    except AudioSourceError as exc:
+        raise CliError(str(exc), EXIT_AUDIO) from None
+    return await _caption(args, source, live=False)
+
+
+async def _listen(args: argparse.Namespace) -> int:
+    from captioner.audio.feed import AudioSourceError
+    from captioner.audio.sources import MicrophoneSource
+
+    try:
+        source = MicrophoneSource(args.device)
+    except AudioSourceError as exc:
+        raise CliError(str(exc), EXIT_AUDIO) from None
+    print(f"listening on {source.name} ({source.sample_rate} Hz); Ctrl-C to stop", file=sys.stderr, flush=True)
+    return await _caption(args, source, live=True)
+
+
+def _devices() -> int:
+    from captioner.audio.feed import AudioSourceError
+    from captioner.audio.sources import list_input_devices
+
+    try:
+        devices = list_input_devices()
+    except AudioSourceError as exc:
+        raise CliError(str(exc), EXIT_AUDIO) from None
+    for dev in devices:
+        mark = "  (default)" if dev.is_default else ""
+        print(f"{dev.index}\t{dev.name}\t[{dev.hostapi}, {dev.channels} ch, {dev.default_rate:g} Hz]{mark}")
+    return EXIT_OK
+
+
+def _providers() -> int:
+    from captioner.stt.options import describe_options
+    from captioner.stt.registry import PROVIDERS
+
+    def yn(flag: bool) -> str:
+        return "yes" if flag else "no"
+
+    for p in PROVIDERS.values():
+        print(f"{p.id}\t{p.name}")
+        print(f"  partials: {yn(p.partials)}   word times: {yn(p.word_times)}   speakers: {yn(p.diarization)}")
+        print(f"  languages: {p.languages}")
+        print(f"  auth: {p.auth}")
+        print(f"  limits: {p.limits}")
+        print(f"  endpoint: {p.default_endpoint}")
+        opts = ", ".join(f"{name}={default!r}" + (f" {{{'|'.join(map(str, ch))}}}" if ch else "") for name, default, _, ch in describe_options(p.options_class))
+        print(f"  options: {opts}")
+    return EXIT_OK
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from captioner import keys
+    from captioner.stt.registry import PROVIDERS, UnknownProvider, get_provider
+
+    try:
+        if args.keys_command == "list":
+            for pid in PROVIDERS:
+                print(f"{pid}\t{keys.key_source(pid) or 'no key'}")
+            return EXIT_OK
+        provider = get_provider(args.provider)
+        if args.keys_command == "set":
+            if args.stdin or not sys.stdin.isatty():
+                key = sys.stdin.readline().strip()
+            else:
+                key = getpass.getpass(f"{provider.name} API key (input hidden): ").strip()
+            keys.set_key(provider.id, key)
+            print(f"stored the {provider.name} key in the OS keyring")
+            return EXIT_OK
+        if args.keys_command == "delete":
+            if keys.delete_key(provider.id):
+                print(f"deleted the {provider.name} key")
+            else:
+                print(f"no {provider.name} key was stored")
+            return EXIT_OK
+    except UnknownProvider as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    except keys.KeyStoreError as exc:
+        raise CliError(str(exc), EXIT_KEYRING) from None
+    return EXIT_USAGE

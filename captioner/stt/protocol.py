@@ -1,0 +1,169 @@
+"""The interface every provider module implements: its wire protocol, pure.
+
+A `WireProtocol` never touches a socket, a timer or a retry. It says where to
+connect and with which headers, turns audio and control into messages, and
+turns server messages into normalized events (times in seconds relative to the
+first sample sent on *this* connection). `StreamSession` drives it; a new
+instance is made for every connection, so per-connection state lives here.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Union
+
+from captioner.stt.events import CaptionEvent, ErrorKind, ProviderError
+
+Outgoing = Union[str, bytes]
+
+
+@dataclass(slots=True)
+class ConnectRequest:
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class HttpRequest:
+    """A plain HTTPS request a protocol needs before connecting (e.g. a login)."""
+
+    url: str
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Decoded:
+    """What one server frame means: events to publish, replies to send, and
+    whether the connection became ready for audio or finished its work."""
+
+    events: list[CaptionEvent] = field(default_factory=list)
+    send: list[Outgoing] = field(default_factory=list)
+    ready: bool = False
+    done: bool = False
+
+
+class WireProtocol(abc.ABC):
+    """One provider's wire protocol for one connection."""
+
+    #: Sample rate of the Int16LE mono PCM handed to `encode_audio`.
+    sample_rate: int = 16000
+    #: Preferred duration of one audio message.
+    frame_ms: int = 100
+    #: True when audio may flow right after `on_open` without waiting for a reply.
+    ready_on_open: bool = False
+    #: WebSocket keepalive ping interval in seconds (None: no pings).
+    ping_interval: float | None = 20.0
+    #: After `end_stream`, finish once no frame arrived for this long (for
+    #: protocols with no "done" message). None: wait for `Decoded.done`.
+    end_idle_timeout: float | None = None
+    #: The largest server message accepted.
+    max_message_bytes: int = 4 * 1024 * 1024
+    #: Names of query parameters that carry secrets (redacted in displays).
+    secret_params: ClassVar[tuple[str, ...]] = ()
+
+    @abc.abstractmethod
+    def connect_request(self, endpoint: str) -> ConnectRequest:
+        """URL and headers for the WebSocket handshake."""
+
+    def login_request(self, endpoint: str) -> HttpRequest | None:
+        """An HTTP request to make before connecting, if the protocol needs one."""
+        return None
+
+    def accept_login(self, status: int, body: bytes) -> None:
+        """Take the login reply; raise `ProtocolError` when it refuses."""
+
+    def on_open(self) -> list[Outgoing]:
+        """Messages to send as soon as the socket is open."""
+        return []
+
+    @abc.abstractmethod
+    def encode_audio(self, pcm: bytes) -> list[Outgoing]:
+        """Messages that carry one block of Int16LE mono PCM."""
+
+    @abc.abstractmethod
+    def end_stream(self) -> list[Outgoing]:
+        """Messages that ask the server to flush and finish."""
+
+    @abc.abstractmethod
+    def decode(self, frame: Outgoing, audio_sent: float) -> Decoded:
+        """Interpret one server frame. `audio_sent` is the seconds of audio sent
+        on this connection so far (the sample clock, for providers that give no
+        times). Raise `ProtocolError` for a frame that breaks the protocol."""
+
+    def flush_messages(self) -> list[Outgoing]:
+        """Messages that ask for a final of what was sent without ending (e.g.
+        before rolling over). Empty when the protocol has none."""
+        return []
+
+    def classify_http(self, status: int, body: bytes) -> ProviderError:
+        """An HTTP status that refused the WebSocket upgrade, in words."""
+        detail = _http_detail(body)
+        if status in (401, 403):
+            return ProviderError("KEY_REJECTED", f"the provider rejected the API key (HTTP {status}){detail}")
+        if status == 429:
+            return ProviderError("RATE_LIMITED", f"too many requests (HTTP 429){detail}", ErrorKind.RETRYABLE)
+        if 400 <= status < 500:
+            return ProviderError("HTTP_%d" % status, f"the provider refused the request (HTTP {status}){detail}")
+        return ProviderError("HTTP_%d" % status, f"server error (HTTP {status}){detail}", ErrorKind.RETRYABLE)
+
+    def classify_close(self, code: int, reason: str) -> ProviderError:
+        """A close the client did not ask for, in words."""
+        if code in (1000, 1001):
+            return ProviderError("CLOSED", f"the server closed the connection ({code} {reason})".strip(), ErrorKind.RETRYABLE)
+        if code == 1008:
+            return ProviderError("POLICY", f"the server closed the connection for a policy violation: {reason or 'no reason given'}")
+        return ProviderError(f"CLOSE_{code}", f"connection closed ({code} {reason})".strip(), ErrorKind.RETRYABLE)
+
+
+class ProtocolError(Exception):
+    """A server frame (or login reply) that breaks the protocol, or a refusal."""
+
+    def __init__(self, error: ProviderError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def parse_json_object(frame: Outgoing, provider: str) -> dict[str, Any]:
+    """Decode a text frame holding one JSON object, or raise a retryable
+    `ProtocolError` that names what was wrong (never the frame's content)."""
+    if isinstance(frame, (bytes, bytearray, memoryview)):
+        raise ProtocolError(ProviderError("BAD_FRAME", f"{provider} sent a binary frame where JSON text was expected", ErrorKind.RETRYABLE))
+    try:
+        data = json.loads(frame)
+    except ValueError as exc:
+        raise ProtocolError(ProviderError("BAD_FRAME", f"{provider} sent malformed JSON ({exc.msg} at {exc.pos})", ErrorKind.RETRYABLE)) from None
+    if not isinstance(data, dict):
+        raise ProtocolError(ProviderError("BAD_FRAME", f"{provider} sent JSON that is not an object", ErrorKind.RETRYABLE))
+    return data
+
+
+def _http_detail(body: bytes) -> str:
+    if not body:
+        return ""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        text = body[:200].decode("utf-8", "replace").strip()
+        return f": {text}" if text else ""
+    if isinstance(data, dict):
+        for key in ("message", "error", "detail"):
+            if isinstance(data.get(key), str):
+                return f": {data[key]}"
+    return ""
+
+
+def as_float(value: Any) -> float | None:
+    """A JSON number as float, or None when absent or not a number."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None

@@ -1,0 +1,536 @@
+"""StreamSession: one captioning session over one or more provider connections.
+
+Everything that is hard about streaming lives here once, for every provider:
+the socket, concurrent send and receive, the sample clock, retries with
+backoff, replay of the audio after the last final on reconnect, the
+dead-connection watchdog, and the end-of-stream drain.
+
+The clock is samples, not wall time. `stream position` counts the samples that
+were kept for sending; `session time` also counts audio that had to be dropped
+(a bounded backlog overflowed), so caption times always match the source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Callable
+
+import websockets
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from captioner.stt.events import (
+    CaptionEvent,
+    ErrorKind,
+    Final,
+    Gap,
+    Partial,
+    ProviderError,
+    ProviderFailure,
+    SessionState,
+    StateChanged,
+)
+from captioner.stt.http import post_json
+from captioner.stt.protocol import ProtocolError, WireProtocol
+from captioner.stt.urls import redact_text, validate_endpoint
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[CaptionEvent], None]
+
+
+@dataclass(slots=True)
+class RetryPolicy:
+    """Backoff with jitter: the first retry is fast, later ones back off to a cap."""
+
+    first_delay: float = 0.05
+    base_delay: float = 0.5
+    max_delay: float = 10.0
+    max_attempts: int = 8  # per outage
+    healthy_after: float = 20.0  # seconds live that end an outage
+    quick_death: float = 2.0  # a connection that dies this soon after opening...
+    max_quick_deaths: int = 3  # ...this many times in a row is a fatal error
+
+    def delay(self, attempt: int) -> float:
+        if attempt <= 0:
+            return self.first_delay
+        return min(self.max_delay, self.base_delay * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+
+
+@dataclass(slots=True)
+class SessionConfig:
+    endpoint: str
+    replay_seconds: float = 60.0  # audio kept after the last final, for replay
+    backlog_seconds: float = 30.0  # unsent audio kept while the network lags
+    watchdog_seconds: float = 30.0  # no server frame while audio flows → dead
+    open_timeout: float = 10.0
+    drain_timeout: float = 30.0  # after end-of-stream, the longest wait for "done"
+    untimed_margin: float = 1.5  # replay margin kept behind finals that carry no times
+
+
+@dataclass(slots=True)
+class SessionStats:
+    connections: int = 0
+    reconnects: int = 0
+    rollovers: int = 0
+    bytes_sent: int = 0
+    messages_sent: int = 0
+    dropped_seconds: float = 0.0
+    gaps: int = 0
+    bad_frames: int = 0
+
+
+class _Retry(Exception):
+    def __init__(self, error: ProviderError, opened_at: float | None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.opened_at = opened_at
+
+
+class _Done(Exception):
+    """The connection finished its work (end of stream drained)."""
+
+
+@dataclass(slots=True)
+class _Connection:
+    protocol: WireProtocol
+    origin: int  # stream position of this connection's first sample
+    sent: int = 0  # samples sent on this connection
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    ending: bool = False
+    opened_at: float | None = None
+    last_frame_at: float = 0.0
+    sent_at_last_frame: int = 0
+
+
+class StreamSession:
+    """Streams PCM to a provider and publishes normalized events.
+
+    Feed it an async iterator of Int16LE mono PCM at `sample_rate` with `run()`;
+    subscribe listeners for events. `stop()` ends the stream gracefully (the
+    provider flushes its last finals); cancelling `run()` aborts at once.
+    """
+
+    def __init__(
+        self,
+        protocol_factory: Callable[[], WireProtocol],
+        config: SessionConfig,
+        retry: RetryPolicy | None = None,
+        secrets: tuple[str, ...] = (),
+    ) -> None:
+        validate_endpoint(config.endpoint)
+        self._factory = protocol_factory
+        self.config = config
+        self.retry = retry or RetryPolicy()
+        self._secrets = tuple(s for s in secrets if s)
+        probe = protocol_factory()
+        self.sample_rate = probe.sample_rate
+        self._frame_samples = max(1, probe.sample_rate * probe.frame_ms // 1000)
+        self._listeners: list[Listener] = []
+        self.stats = SessionStats()
+        self.state = SessionState.CONNECTING
+        # Audio buffer: PCM from stream position `_buf_start` to `_stream_end`.
+        self._buf = bytearray()
+        self._buf_start = 0
+        self._stream_end = 0
+        self._holes: list[tuple[int, int]] = []  # (stream position, samples dropped there)
+        self._final_end = 0  # stream position up to which finals cover the audio
+        self._sent_high = 0  # the furthest stream position ever sent
+        self._space = asyncio.Event()  # set when sending frees backlog room
+        self._source_done = False
+        self._source_error: BaseException | None = None
+        self._data = asyncio.Event()
+        self._conn: _Connection | None = None
+        self._stopping = False
+        self.provider_time = 0.0  # latest session time a provider reported
+        self.last_error: ProviderError | None = None
+
+    # ----------------------------------------------------------- listeners
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def _emit(self, event: CaptionEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # a broken consumer must not kill the stream
+                log.exception("caption event listener failed")
+
+    def _set_state(self, state: SessionState, detail: str = "") -> None:
+        self.state = state
+        self._emit(StateChanged(state, self._redact(detail)))
+
+    def _redact(self, text: str) -> str:
+        return redact_text(text, self._secrets)
+
+    # --------------------------------------------------------------- clock
+    def session_time(self, position: int) -> float:
+        """Seconds on the session timeline of a stream position."""
+        dropped = 0
+        for at, samples in self._holes:
+            if at <= position:
+                dropped += samples
+        return (position + dropped) / self.sample_rate
+
+    @property
+    def audio_time(self) -> float:
+        """Seconds of source audio taken in so far."""
+        return self.session_time(self._stream_end)
+
+    @property
+    def lag(self) -> float:
+        """How far captions trail the audio sent (seconds, sample clock)."""
+        conn = self._conn
+        if conn is None:
+            return 0.0
+        return max(0.0, self.session_time(conn.origin + conn.sent) - self.provider_time)
+
+    # --------------------------------------------------------------- input
+    def stop(self) -> None:
+        """End the audio here; the provider finishes what it has."""
+        self._stopping = True
+        self._source_done = True
+        self._data.set()
+
+    def _append(self, pcm: bytes) -> None:
+        samples = len(pcm) // 2
+        if samples == 0:
+            return
+        if self._backlog() + samples > self._backlog_cap:
+            # The network is slower than the audio: drop this block, keep time true.
+            start = self.session_time(self._stream_end)
+            self._holes.append((self._stream_end, samples))
+            self.stats.dropped_seconds += samples / self.sample_rate
+            self.stats.gaps += 1
+            self._emit(Gap(start, start + samples / self.sample_rate, "network too slow; audio dropped"))
+            return
+        self._buf += pcm[: samples * 2]
+        self._stream_end += samples
+        conn = self._conn
+        self._trim(conn.origin + conn.sent if conn else self._final_end)
+        self._data.set()
+
+    @property
+    def _backlog_cap(self) -> int:
+        return int(self.config.backlog_seconds * self.sample_rate)
+
+    def _backlog(self) -> int:
+        """Samples taken in but never sent on any connection (replayed audio
+        was sent before, so it does not count)."""
+        return self._stream_end - self._sent_high
+
+    def _trim(self, sent_pos: int) -> None:
+        """Forget audio that is both sent and covered by a final, or older than
+        the replay bound. Compacts lazily so trimming stays O(1) amortized."""
+        keep_from = min(self._final_end, sent_pos)
+        floor = sent_pos - int(self.config.replay_seconds * self.sample_rate)
+        keep_from = max(keep_from, floor, self._buf_start)
+        dead = keep_from - self._buf_start
+        if dead <= 0:
+            return
+        if dead * 2 >= 1 << 20 or dead * 2 >= len(self._buf) // 2:
+            del self._buf[: dead * 2]
+            self._buf_start = keep_from
+
+    def _replay_start(self) -> tuple[int, Gap | None]:
+        """Where a new connection starts: the end of the last final, or the
+        oldest audio still kept (then the audio in between is a gap)."""
+        start = max(self._final_end, 0)
+        floor = self._stream_end - int(self.config.replay_seconds * self.sample_rate)
+        if self._conn is not None:
+            floor = min(floor, self._conn.origin + self._conn.sent)
+        lost_to = max(start, floor, self._buf_start)
+        gap = None
+        if lost_to > start:
+            gap = Gap(self.session_time(start), self.session_time(lost_to), "replay buffer exceeded; audio lost")
+            self._final_end = lost_to
+        return lost_to, gap
+
+    async def _read_source(self, blocks: AsyncIterator[bytes], live: bool) -> None:
+        try:
+            async for pcm in blocks:
+                if self._stopping:
+                    break
+                while not live and self._backlog() + len(pcm) // 2 > self._backlog_cap:
+                    self._space.clear()  # a file waits for the network instead of dropping
+                    await self._space.wait()
+                self._append(pcm)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # device lost etc.: finish what we have, then report
+            self._source_error = exc
+        finally:
+            self._source_done = True
+            self._data.set()
+
+    # ----------------------------------------------------------------- run
+    async def run(self, blocks: AsyncIterator[bytes], live: bool = True) -> None:
+        """Stream `blocks` to completion. Raises `ProviderFailure` on a fatal
+        provider error, or the source's own exception after draining.
+
+        `live` sources (a device) cannot wait: when the network lags past the
+        backlog bound their audio is dropped and reported as a gap. Other
+        sources (a file) are paused instead."""
+        reader = asyncio.ensure_future(self._read_source(blocks, live))
+        try:
+            await self._run_connections()
+        finally:
+            if not reader.done():
+                reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+        if self._source_error is not None:
+            raise self._source_error
+
+    async def _run_connections(self) -> None:
+        attempt = 0
+        quick_deaths = 0
+        origin = 0
+        last_rollover_at = -1
+        self._set_state(SessionState.CONNECTING)
+        while True:
+            try:
+                await self._connection(origin)
+                self._set_state(SessionState.CLOSED)
+                return
+            except _Retry as exc:
+                err = exc.error
+                self.last_error = err
+                lived = (time.monotonic() - exc.opened_at) if exc.opened_at is not None else None
+                if err.kind is ErrorKind.FATAL:
+                    await self._fail(err)
+                progressed = self._final_end > last_rollover_at
+                if err.kind is ErrorKind.ROLLOVER and progressed:
+                    # A session limit: continue in a new provider session at once.
+                    # (A rollover that made no progress is retried like any error,
+                    # so a limit shorter than one utterance cannot loop forever.)
+                    last_rollover_at = self._final_end
+                    self.stats.rollovers += 1
+                    attempt = 0
+                    delay = 0.0
+                else:
+                    if lived is not None and lived >= self.retry.healthy_after:
+                        attempt, quick_deaths = 0, 0
+                    if lived is not None and lived < self.retry.quick_death:
+                        quick_deaths += 1
+                    elif lived is not None:
+                        quick_deaths = 0
+                    if quick_deaths >= self.retry.max_quick_deaths:
+                        await self._fail(
+                            ProviderError(
+                                err.code,
+                                f"{quick_deaths} connections in a row died right after opening; last: {err.message}",
+                            )
+                        )
+                    if attempt >= self.retry.max_attempts:
+                        await self._fail(
+                            ProviderError(err.code, f"gave up after {attempt} reconnect attempts; last: {err.message}")
+                        )
+                    delay = self.retry.delay(attempt)
+                    attempt += 1
+                    self.stats.reconnects += 1
+                origin, gap = self._replay_start()
+                if gap is not None:
+                    self.stats.gaps += 1
+                    self._emit(gap)
+                self._set_state(SessionState.RECONNECTING, f"{err.message}")
+                if delay:
+                    await asyncio.sleep(delay)
+
+    async def _fail(self, error: ProviderError) -> None:
+        error = ProviderError(error.code, self._redact(error.message), ErrorKind.FATAL)
+        self.last_error = error
+        self._emit(error)
+        self._set_state(SessionState.FAILED, str(error))
+        raise ProviderFailure(error)
+
+    # ---------------------------------------------------------- connection
+    async def _connection(self, origin: int) -> None:
+        proto = self._factory()
+        conn = _Connection(proto, origin)
+        self._conn = conn
+        self.stats.connections += 1
+        login = proto.login_request(self.config.endpoint)
+        if login is not None:
+            try:
+                status, body = await post_json(login, timeout=self.config.open_timeout)
+            except OSError as exc:
+                raise _Retry(ProviderError("LOGIN_FAILED", f"login failed: {exc}", ErrorKind.RETRYABLE), None) from None
+            try:
+                proto.accept_login(status, body)
+            except ProtocolError as exc:
+                raise _Retry(exc.error, None) from None
+        request = proto.connect_request(self.config.endpoint)
+        try:
+            ws = await asyncio.wait_for(
+                websockets.connect(
+                    request.url,
+                    additional_headers=request.headers or None,
+                    open_timeout=self.config.open_timeout,
+                    ping_interval=proto.ping_interval,
+                    ping_timeout=proto.ping_interval,
+                    max_size=proto.max_message_bytes,
+                    compression=None,
+                    user_agent_header=None,
+                ),
+                self.config.open_timeout + 1,
+            )
+        except InvalidStatus as exc:
+            raise _Retry(proto.classify_http(exc.response.status_code, exc.response.body or b""), None) from None
+        except InvalidURI as exc:
+            raise _Retry(ProviderError("BAD_ENDPOINT", self._redact(str(exc))), None) from None
+        except (OSError, InvalidHandshake, asyncio.TimeoutError) as exc:
+            reason = self._redact(str(exc) or type(exc).__name__)
+            raise _Retry(ProviderError("CONNECT_FAILED", f"could not connect: {reason}", ErrorKind.RETRYABLE), None) from None
+        conn.opened_at = time.monotonic()
+        conn.last_frame_at = conn.opened_at
+        try:
+            async with ws:
+                for message in proto.on_open():
+                    await self._send(ws, message)
+                if proto.ready_on_open:
+                    self._mark_live(conn)
+                sender = asyncio.ensure_future(self._send_audio(ws, conn))
+                try:
+                    await self._receive(ws, conn, sender)
+                finally:
+                    if not sender.done():
+                        sender.cancel()
+                    await asyncio.gather(sender, return_exceptions=True)
+        except _Done:
+            return
+        except ConnectionClosed as exc:
+            code = exc.rcvd.code if exc.rcvd is not None else 1006
+            reason = exc.rcvd.reason if exc.rcvd is not None else "no close frame"
+            if conn.ending and code == 1000:
+                return  # a clean close after we asked to end is a finish
+            raise _Retry(proto.classify_close(code, reason), conn.opened_at) from None
+        except OSError as exc:
+            raise _Retry(ProviderError("NETWORK", f"network error: {exc}", ErrorKind.RETRYABLE), conn.opened_at) from None
+
+    def _mark_live(self, conn: _Connection) -> None:
+        if not conn.ready.is_set():
+            conn.ready.set()
+            self._set_state(SessionState.LIVE)
+
+    async def _send(self, ws: websockets.ClientConnection, message: str | bytes) -> None:
+        await ws.send(message)
+        self.stats.messages_sent += 1
+        self.stats.bytes_sent += len(message)
+
+    async def _send_audio(self, ws: websockets.ClientConnection, conn: _Connection) -> None:
+        """Send audio from the connection's position as it becomes available,
+        then the end-of-stream messages once the source is done."""
+        await asyncio.wait_for(conn.ready.wait(), self.config.open_timeout)
+        frame = self._frame_samples
+        proto = conn.protocol
+        while True:
+            pos = conn.origin + conn.sent
+            available = self._stream_end - pos
+            if available >= frame or (self._source_done and available > 0):
+                n = min(frame, available)
+                at = (pos - self._buf_start) * 2
+                pcm = bytes(self._buf[at : at + n * 2])
+                for message in proto.encode_audio(pcm):
+                    await self._send(ws, message)
+                conn.sent += n
+                if pos + n > self._sent_high:
+                    self._sent_high = pos + n
+                    self._space.set()
+                continue
+            if self._source_done:
+                break
+            self._data.clear()
+            await self._data.wait()
+        conn.ending = True
+        self._set_state(SessionState.DRAINING)
+        for message in proto.end_stream():
+            await self._send(ws, message)
+
+    async def _receive(self, ws: websockets.ClientConnection, conn: _Connection, sender: asyncio.Future) -> None:
+        proto = conn.protocol
+        while True:
+            if sender.done() and not sender.cancelled() and sender.exception() is not None:
+                exc = sender.exception()
+                # A send that failed because the socket closed: read what the
+                # server sent before closing first; recv() raises after that.
+                if isinstance(exc, ConnectionClosed):
+                    pass
+                elif isinstance(exc, asyncio.TimeoutError):
+                    raise _Retry(ProviderError("NOT_READY", "the provider did not accept the session in time", ErrorKind.RETRYABLE), conn.opened_at)
+                else:
+                    raise exc  # type: ignore[misc]
+            timeout = self._receive_timeout(conn)
+            try:
+                frame = await asyncio.wait_for(ws.recv(), timeout)
+            except asyncio.TimeoutError:
+                self._on_quiet(conn)
+                continue
+            conn.last_frame_at = time.monotonic()
+            conn.sent_at_last_frame = conn.sent
+            try:
+                decoded = proto.decode(frame, conn.sent / self.sample_rate)
+            except ProtocolError as exc:
+                if exc.error.kind is ErrorKind.FATAL:
+                    raise _Retry(exc.error, conn.opened_at) from None
+                self.stats.bad_frames += 1
+                log.warning("ignored a bad frame: %s", exc.error)
+                self._emit(ProviderError(exc.error.code, exc.error.message, ErrorKind.RETRYABLE))
+                continue
+            for message in decoded.send:
+                await self._send(ws, message)
+            if decoded.ready:
+                self._mark_live(conn)
+            for event in decoded.events:
+                self._publish(event, conn)
+            if decoded.done:
+                if conn.ending:
+                    raise _Done()
+                raise _Retry(ProviderError("ENDED", "the provider ended the session early", ErrorKind.RETRYABLE), conn.opened_at)
+
+    def _receive_timeout(self, conn: _Connection) -> float:
+        if conn.ending:
+            idle = conn.protocol.end_idle_timeout
+            return idle if idle is not None else self.config.drain_timeout
+        if not conn.ready.is_set():
+            return self.config.open_timeout
+        return self.config.watchdog_seconds
+
+    def _on_quiet(self, conn: _Connection) -> None:
+        if conn.ending:
+            if conn.protocol.end_idle_timeout is not None:
+                raise _Done()  # no "done" message in this protocol: quiet means finished
+            raise _Retry(ProviderError("DRAIN_TIMEOUT", "the provider did not finish after end of stream", ErrorKind.RETRYABLE), conn.opened_at)
+        if not conn.ready.is_set():
+            raise _Retry(ProviderError("NOT_READY", "the provider did not accept the session in time", ErrorKind.RETRYABLE), conn.opened_at)
+        if conn.sent > conn.sent_at_last_frame:
+            raise _Retry(
+                ProviderError("WATCHDOG", f"no reply for {self.config.watchdog_seconds:g} s while audio was flowing", ErrorKind.RETRYABLE),
+                conn.opened_at,
+            )
+
+    def _publish(self, event: CaptionEvent, conn: _Connection) -> None:
+        rate = self.sample_rate
+        if isinstance(event, ProviderError):
+            raise _Retry(event, conn.opened_at)  # the retry loop acts on its kind
+        if isinstance(event, Final):
+            end_pos = conn.origin + int(round(event.end * rate))
+            if not event.timed:
+                end_pos = min(end_pos, conn.origin + conn.sent - int(self.config.untimed_margin * rate))
+            self._final_end = max(self._final_end, min(end_pos, conn.origin + conn.sent))
+            offset = self.session_time(conn.origin + int(round(event.start * rate))) - event.start
+            event = event.shifted(offset)
+            self.provider_time = max(self.provider_time, event.end)
+        elif isinstance(event, Partial):
+            if event.start is not None:
+                offset = self.session_time(conn.origin + int(round(event.start * rate))) - event.start
+            else:
+                offset = self.session_time(conn.origin)
+            event = event.shifted(offset)
+            if event.end is not None:
+                self.provider_time = max(self.provider_time, event.end)
+        else:
+            event = event.shifted(self.session_time(conn.origin))
+        self._emit(event)

@@ -1,0 +1,70 @@
+"""Parsing of provider word-timestamp lists, whose field names and units vary
+(and for some providers are disputed). One place accepts every variant."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from captioner.stt.events import Word
+from captioner.stt.protocol import as_float
+
+_TEXT_KEYS = ("punctuated_word", "word", "text", "token")
+# (start key, end key, factor to seconds)
+_TIME_KEYS = (
+    ("startTimeMs", "endTimeMs", 0.001),
+    ("start_ms", "end_ms", 0.001),
+    ("startMs", "endMs", 0.001),
+    ("startTimeSeconds", "endTimeSeconds", 1.0),
+    ("start_time", "end_time", None),
+    ("startTime", "endTime", None),
+    ("start", "end", None),
+)
+
+
+def parse_words(items: Any, units: str = "s") -> tuple[Word, ...]:
+    """Words from a provider list. Keys that name their unit (…Ms, …Seconds) are
+    taken at their word; unit-less `start`/`end` are read in `units` ("s" or "ms").
+    Items without a text or time are skipped rather than guessed."""
+    if not isinstance(items, list):
+        return ()
+    default = 0.001 if units == "ms" else 1.0
+    words: list[Word] = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        text = next((item[k] for k in _TEXT_KEYS if isinstance(item.get(k), str)), None)
+        if text is None:
+            continue
+        start = end = None
+        for start_key, end_key, factor in _TIME_KEYS:
+            s, e = as_float(item.get(start_key)), as_float(item.get(end_key))
+            if s is not None:
+                f = default if factor is None else factor
+                start, end = s * f, (e * f if e is not None else s * f)
+                break
+        if start is None or end is None:
+            continue
+        speaker = item.get("speaker", item.get("speaker_id", item.get("speakerId")))
+        words.append(
+            Word(
+                text=text.strip(),
+                start=start,
+                end=max(end, start),
+                confidence=as_float(item.get("confidence")),
+                speaker=None if speaker is None or isinstance(speaker, (dict, list)) else str(speaker),
+            )
+        )
+    return tuple(words)
+
+
+def join_words(words: Iterable[Word]) -> str:
+    return " ".join(w.text for w in words if w.text)
+
+
+def majority_speaker(words: Iterable[Word]) -> str | None:
+    """The speaker of most words, for labelling a whole segment."""
+    counts: dict[str, int] = {}
+    for w in words:
+        if w.speaker is not None:
+            counts[w.speaker] = counts.get(w.speaker, 0) + 1
+    return max(counts, key=counts.__getitem__) if counts else None

@@ -1,0 +1,63 @@
+"""Test set-up shared by every test.
+
+- Qt runs offscreen (set before any QApplication exists).
+- The OS keyring is replaced by an in-memory backend: tests never touch a
+  developer's real keyring, and no real key is ever used.
+- Provider keys in the environment are cleared so tests control them.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from pathlib import Path
+
+import keyring
+import pytest
+from keyring.backend import KeyringBackend
+from keyring.errors import PasswordDeleteError
+
+from tests.fakes.tones import synthesize, write_wav
+
+
+class MemoryKeyring(KeyringBackend):
+    priority = 1  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.store: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.store.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.store[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        if (service, username) not in self.store:
+            raise PasswordDeleteError("no such password")
+        del self.store[(service, username)]
+
+
+@pytest.fixture(autouse=True)
+def memory_keyring(monkeypatch: pytest.MonkeyPatch) -> MemoryKeyring:
+    for name in list(os.environ):
+        if name.startswith("CAPTIONER_") and name.endswith("_KEY"):
+            monkeypatch.delenv(name)
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)
+
+
+SCRIPT = [["alpha", "bravo", "charlie"], ["delta", "echo"], ["foxtrot", "golf", "hotel", "india"]]
+
+
+@pytest.fixture
+def tone_wav(tmp_path: Path):
+    """A 44.1 kHz stereo WAV in the tone language, and where its words are."""
+    audio, spoken = synthesize(SCRIPT, rate=44100, channels=2)
+    return write_wav(tmp_path / "speech.wav", audio, 44100), spoken

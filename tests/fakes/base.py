@@ -1,0 +1,127 @@
+"""Shared plumbing for protocol-faithful fake provider servers on 127.0.0.1.
+
+A fake records every connection (the request, each message received, the
+audio bytes decoded) so tests can assert exactly what the client sent, and
+offers faults on demand: drop the TCP connection, close with a code, go
+silent, send a scripted error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.http11 import Request, Response
+
+
+@dataclass
+class ConnRecord:
+    path: str
+    headers: dict[str, str]
+    messages: list[Any] = field(default_factory=list)  # decoded JSON or bytes, in order
+    audio: bytearray = field(default_factory=bytearray)
+    close_code: int | None = None
+    violations: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Fault:
+    """One scripted fault, applied once to the connection number `on_connection`
+    (0-based) when that connection has received `after_bytes` of audio."""
+
+    action: str  # "drop" | "close" | "silence" | "error"
+    after_bytes: int = 0
+    on_connection: int = 0
+    code: int = 1011
+    payload: Any = None
+
+
+class FakeServer:
+    """Base: subclasses implement `session(ws, record)`."""
+
+    path = "/"
+
+    def __init__(self) -> None:
+        self.records: list[ConnRecord] = []
+        self.faults: list[Fault] = []
+        self._server: Any = None
+        self.port = 0
+
+    # -- lifecycle
+    async def __aenter__(self) -> "FakeServer":
+        self._server = await serve(self._handler, "127.0.0.1", 0, process_request=self._process_request, max_size=2**22)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._server.close()
+        await self._server.wait_closed()
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}{self.path}"
+
+    # -- handshake
+    def check_request(self, request: Request) -> tuple[int, str] | None:
+        """Return (status, body) to refuse the upgrade, or None to accept."""
+        return None
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path != self.path:
+            return connection.respond(404, f"no such path {path}\n")
+        refusal = self.check_request(request)
+        if refusal is not None:
+            status, body = refusal
+            return connection.respond(status, body)
+        return None
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        record = ConnRecord(ws.request.path, dict(ws.request.headers.raw_items()))
+        self.records.append(record)
+        try:
+            await self.session(ws, record)
+        finally:
+            record.close_code = ws.close_code
+
+    async def session(self, ws: ServerConnection, record: ConnRecord) -> None:
+        raise NotImplementedError
+
+    # -- faults
+    async def maybe_fault(self, ws: ServerConnection, record: ConnRecord) -> str | None:
+        """Apply a due fault; returns its action ("drop", "close", "silence",
+        "error") so the session loop can stop, or None."""
+        index = len(self.records) - 1
+        for fault in list(self.faults):
+            if fault.on_connection == index and len(record.audio) >= fault.after_bytes:
+                self.faults.remove(fault)
+                if fault.action == "drop":
+                    ws.transport.abort()
+                elif fault.action == "close":
+                    await ws.close(fault.code, "fault injected")
+                elif fault.action == "error":
+                    await ws.send(json.dumps(fault.payload))
+                return fault.action
+        return None
+
+    def violation(self, record: ConnRecord, what: str) -> None:
+        record.violations.append(what)
+
+    @property
+    def violations(self) -> list[str]:
+        return [v for r in self.records for v in r.violations]
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not predicate():
+        if loop.time() > end:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+Handler = Callable[[ServerConnection, ConnRecord], Awaitable[None]]

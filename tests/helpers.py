@@ -1,0 +1,45 @@
+"""Helpers for driving sessions against fakes in tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from captioner.stt.events import CaptionEvent, Final, Partial, ProviderError, StateChanged
+
+
+@dataclass
+class EventLog:
+    events: list[CaptionEvent] = field(default_factory=list)
+
+    def __call__(self, event: CaptionEvent) -> None:
+        self.events.append(event)
+
+    @property
+    def finals(self) -> list[Final]:
+        return [e for e in self.events if isinstance(e, Final)]
+
+    @property
+    def partials(self) -> list[Partial]:
+        return [e for e in self.events if isinstance(e, Partial)]
+
+    @property
+    def errors(self) -> list[ProviderError]:
+        return [e for e in self.events if isinstance(e, ProviderError)]
+
+    @property
+    def states(self) -> list[str]:
+        return [e.state.value for e in self.events if isinstance(e, StateChanged)]
+
+    @property
+    def words(self) -> list[str]:
+        return [w.text for f in self.finals for w in f.words] if all(f.words for f in self.finals) else " ".join(f.text for f in self.finals).split()
+
+
+def assert_times_match(finals: list[Final], spoken: Any, tolerance: float = 0.08) -> None:
+    """Each final word starts and ends where the source spoke it."""
+    got = [w for f in finals for w in f.words]
+    assert [w.text for w in got] == [w for w, _, _ in spoken.words]
+    for word, (_, start, end) in zip(got, spoken.words):
+        assert abs(word.start - start) <= tolerance, (word, start)
+        assert abs(word.end - end) <= tolerance, (word, end)
