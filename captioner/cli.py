@@ -43,6 +43,7 @@ def _add_session_args(p: argparse.ArgumentParser) -> None:
     for fmt in EXPORT_FORMATS:
         p.add_argument(f"--{fmt}", metavar="FILE", help=f"write a {fmt.upper()} file at the end")
     p.add_argument("--partials", action="store_true", help="also print interim text to stderr")
+    p.add_argument("--no-save", action="store_true", help="do not keep a session journal")
     p.add_argument("-v", "--verbose", action="store_true", help="log connection details to stderr")
 
 
@@ -62,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_session_args(lst)
 
     sub.add_parser("devices", help="list input devices")
+    sub.add_parser("sessions", help="list saved sessions (newest first)")
+    e = sub.add_parser("export", help="export a saved session")
+    e.add_argument("session", help="session id (or a unique prefix) from `captioner sessions`, or a journal path")
+    for fmt in EXPORT_FORMATS:
+        e.add_argument(f"--{fmt}", metavar="FILE", help=f"write a {fmt.upper()} file")
     sub.add_parser("providers", help="list providers and what they can do")
 
     k = sub.add_parser("keys", help="store API keys in the OS keyring")
@@ -92,6 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _devices()
         if args.command == "providers":
             return _providers()
+        if args.command == "sessions":
+            return _sessions()
+        if args.command == "export":
+            return _export_session(args)
         if args.command == "keys":
             return _keys(args)
     except CliError as exc:
@@ -143,7 +153,7 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, str]:
     except (UnknownProvider, OptionError, EndpointError, MissingKey) as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     except keys.KeyStoreError as exc:
-        raise CliError(str(exc), EXIT_KEYRING) from None
+        raise CliError(f"no API key for {job.provider.name}: {exc}", EXIT_KEYRING) from None
     logs.add_secret(key)
     return make_session(job, key), provider.id
 
@@ -194,9 +204,19 @@ async def _caption(args: argparse.Namespace, source: Any, live: bool) -> int:
         pass
     duration = getattr(args, "duration", None)
     timer = loop.call_later(duration, session.stop) if duration else None
+    listeners = [_printer(args.partials)]
+    journal = None
+    if not args.no_save:
+        from captioner.transcript.journal import SessionJournal
+
+        try:
+            journal = await asyncio.to_thread(SessionJournal.create, provider_id, source.name)
+            listeners.append(journal)
+        except OSError as exc:
+            print(f"warning: the session will not be autosaved: {exc}", file=sys.stderr)
     try:
         async with source:
-            transcript = await caption_source(source, session, [_printer(args.partials)], live=live, provider=provider_id)
+            transcript = await caption_source(source, session, listeners, live=live, provider=provider_id)
     except ProviderFailure as exc:
         transcript = getattr(exc, "transcript", None)
         code, message = EXIT_PROVIDER, f"{provider_id}: {exc.error.code}: {exc.error.message}"
@@ -204,6 +224,10 @@ async def _caption(args: argparse.Namespace, source: Any, live: bool) -> int:
         transcript = getattr(exc, "transcript", None)
         code, message = EXIT_AUDIO, str(exc)
     finally:
+        if journal is not None:
+            await asyncio.to_thread(journal.close, code == EXIT_OK)
+            if journal.error is not None:
+                print(f"warning: the session journal is incomplete: {journal.error}", file=sys.stderr)
         if timer is not None:
             timer.cancel()
         try:
@@ -260,6 +284,35 @@ def _devices() -> int:
     for dev in devices:
         mark = "  (default)" if dev.is_default else ""
         print(f"{dev.index}\t{dev.name}\t[{dev.hostapi}, {dev.channels} ch, {dev.default_rate:g} Hz]{mark}")
+    return EXIT_OK
+
+
+def _sessions() -> int:
+    from captioner.transcript.journal import list_sessions
+
+    for info in list_sessions():
+        state = "" if info.finished else "  (unfinished)"
+        title = f"  {info.title}" if info.title else ""
+        print(f"{info.id}\t{info.provider}\t{info.segments} captions, {info.duration:.0f} s\t{info.source}{title}{state}")
+    return EXIT_OK
+
+
+def _export_session(args: argparse.Namespace) -> int:
+    from captioner.transcript.export import ExportError, export
+    from captioner.transcript.journal import find_session, load_journal
+
+    try:
+        transcript, _ = load_journal(find_session(args.session))
+    except OSError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    targets = [(fmt, getattr(args, fmt)) for fmt in EXPORT_FORMATS if getattr(args, fmt)]
+    if not targets:
+        raise CliError("name at least one of --srt, --vtt, --txt, --json", EXIT_USAGE)
+    for fmt, path in targets:
+        try:
+            export(transcript, fmt, path)
+        except ExportError as exc:
+            raise CliError(exc.strerror, EXIT_EXPORT) from None
     return EXIT_OK
 
 

@@ -42,10 +42,12 @@ class MemoryKeyring(KeyringBackend):
 
 
 @pytest.fixture(autouse=True)
-def memory_keyring(monkeypatch: pytest.MonkeyPatch) -> MemoryKeyring:
+def memory_keyring(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> MemoryKeyring:
     for name in list(os.environ):
         if name.startswith("CAPTIONER_") and name.endswith("_KEY"):
             monkeypatch.delenv(name)
+    # Session journals go to a fresh folder per test, never the user's data dir.
+    monkeypatch.setenv("CAPTIONER_DATA_DIR", str(tmp_path_factory.mktemp("data")))
     previous = keyring.get_keyring()
     backend = MemoryKeyring()
     keyring.set_keyring(backend)

@@ -199,10 +199,10 @@ class WavFileSource:
         if speed < 0:
             raise ValueError("speed must be 0 (unpaced) or positive")
         self.speed = speed
+        if not self.path.is_file():
+            raise AudioSourceError(f"{self.path}: no such file")
         try:
             info = soundfile.info(str(self.path))
-        except FileNotFoundError:
-            raise AudioSourceError(f"{self.path}: no such file") from None
         except Exception as exc:
             raise AudioSourceError(f"{self.path}: not a readable audio file ({_first_line(exc)})") from None
         if info.format not in ("WAV", "WAVEX", "RF64", "W64"):

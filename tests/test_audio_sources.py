@@ -1,0 +1,163 @@
+"""WAV source formats and pacing, the bounded feed, and the PortAudio callback
+driven directly (the real-device path is in test_portaudio_capture.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import types
+
+import numpy as np
+import pytest
+
+from captioner.audio.feed import AudioFeed, AudioSourceError
+from captioner.audio.sources import MicrophoneSource, WavFileSource, pcm_blocks
+from tests.fakes.tones import ToneRecognizer, synthesize, write_wav
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "PCM_32", "FLOAT"])
+@pytest.mark.parametrize("rate,channels", [(8000, 1), (44100, 2), (48000, 6)])
+async def test_any_pcm_wav_becomes_16k_mono_that_recognizes(tmp_path, subtype, rate, channels):
+    audio, spoken = synthesize([["alpha", "kilo", "papa"]], rate=rate, channels=channels)
+    wav = write_wav(tmp_path / "x.wav", audio, rate, subtype)
+    source = WavFileSource(wav, speed=0)
+    assert (source.sample_rate, source.channels) == (rate, channels)
+    pcm = b"".join([b async for b in pcm_blocks(source, 16000)])
+    assert abs(len(pcm) / 32000 - len(audio) / rate) < 0.01
+    rec = ToneRecognizer()
+    events = rec.feed(pcm) + rec.flush()
+    finals = [e for e in events if e[0] == "final"]
+    assert [w.text for w in finals[0][1]] == ["alpha", "kilo", "papa"]
+
+
+async def test_speed_paces_in_real_time(tmp_path):
+    audio, _ = synthesize([["alpha"]], rate=16000, lead_s=0.2, tail_s=0.3)
+    wav = write_wav(tmp_path / "x.wav", audio, 16000)
+    loop = asyncio.get_running_loop()
+    for speed, expected in [(2.0, len(audio) / 16000 / 2), (0, 0.0)]:
+        t0 = loop.time()
+        async for _ in WavFileSource(wav, speed=speed):
+            pass
+        elapsed = loop.time() - t0
+        assert elapsed >= expected * 0.9 and elapsed < expected + 0.25
+
+
+def test_not_a_wav_and_missing_file_are_clear_errors(tmp_path):
+    (tmp_path / "a.wav").write_bytes(b"RIFF....garbage")
+    with pytest.raises(AudioSourceError, match="not a readable audio file"):
+        WavFileSource(tmp_path / "a.wav")
+    with pytest.raises(AudioSourceError, match="no such file"):
+        WavFileSource(tmp_path / "missing.wav")
+    import soundfile
+
+    soundfile.write(str(tmp_path / "a.flac"), np.zeros(100), 8000, format="FLAC")
+    with pytest.raises(AudioSourceError, match="not a WAV file"):
+        WavFileSource(tmp_path / "a.flac")
+
+
+async def test_feed_is_bounded_and_keeps_time_true():
+    feed = AudioFeed(max_blocks=3)
+    for i in range(5):
+        feed.push(np.full((10, 1), i, np.float32))
+    feed.close()
+    blocks = [b async for b in feed]
+    assert [len(b) for b in blocks] == [10, 10, 10, 20]
+    assert np.all(blocks[3] == 0)  # the refused audio stands as silence of the same length
+    assert (feed.stats.dropped_blocks, feed.stats.dropped_frames) == (2, 20)
+
+
+async def test_feed_raises_device_errors_after_delivering_audio():
+    feed = AudioFeed()
+    feed.push(np.ones((4, 1), np.float32))
+    feed.fail(AudioSourceError("unplugged"))
+    it = feed.__aiter__()
+    assert len(await it.__anext__()) == 4
+    with pytest.raises(AudioSourceError, match="unplugged"):
+        await it.__anext__()
+
+
+class FakeStream:
+    """Stands in for sounddevice.InputStream so the real callback can be driven."""
+
+    instances: list["FakeStream"] = []
+
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+        FakeStream.instances.append(self)
+
+    def start(self):
+        pass
+
+    def stop(self):
+        pass
+
+    def close(self):
+        pass
+
+
+async def test_callback_copies_and_hands_over_without_blocking(monkeypatch):
+    import captioner.audio.sources as sources
+
+    fake_sd = types.SimpleNamespace(
+        InputStream=FakeStream,
+        query_devices=lambda: [{"name": "Mic A", "max_input_channels": 2, "hostapi": 0, "default_samplerate": 48000.0}],
+        query_hostapis=lambda: [{"name": "ALSA"}],
+        default=types.SimpleNamespace(device=(0, 0)),
+    )
+    monkeypatch.setattr(sources, "_sd", lambda: fake_sd)
+    mic = MicrophoneSource("mic a")
+    await mic.start()
+    stream = FakeStream.instances[-1]
+    callback = stream.kwargs["callback"]
+    assert stream.kwargs["dtype"] == "float32" and stream.kwargs["samplerate"] == 48000
+    indata = np.full((960, 2), 0.25, np.float32)
+    ok = types.SimpleNamespace(input_overflow=False)
+    over = types.SimpleNamespace(input_overflow=True)
+    callback(indata, 960, None, ok)
+    indata[:] = 0.5  # PortAudio reuses its buffer: the callback must have copied
+    callback(indata, 960, None, over)
+    await asyncio.sleep(0)
+    mic.stop()
+    blocks = [b async for b in mic]
+    assert [float(b[0, 0]) for b in blocks] == [0.25, 0.5]
+    assert mic.stats.device_overflows == 1
+
+
+async def test_device_vanishing_is_reported(monkeypatch):
+    import captioner.audio.sources as sources
+
+    fake_sd = types.SimpleNamespace(
+        InputStream=FakeStream,
+        query_devices=lambda: [{"name": "USB Mic", "max_input_channels": 1, "hostapi": 0, "default_samplerate": 16000.0}],
+        query_hostapis=lambda: [{"name": "ALSA"}],
+        default=types.SimpleNamespace(device=(0, 0)),
+    )
+    monkeypatch.setattr(sources, "_sd", lambda: fake_sd)
+    mic = MicrophoneSource()
+    await mic.start()
+    FakeStream.instances[-1].kwargs["finished_callback"]()
+    with pytest.raises(AudioSourceError, match="stopped delivering audio"):
+        async for _ in mic:
+            pass
+
+
+def test_device_matching(monkeypatch):
+    import captioner.audio.sources as sources
+
+    devs = [
+        {"name": "HDA Intel PCH: ALC (hw:0,0)", "max_input_channels": 2, "hostapi": 0, "default_samplerate": 44100.0},
+        {"name": "Speakers", "max_input_channels": 0, "hostapi": 0, "default_samplerate": 48000.0},
+        {"name": "pulse", "max_input_channels": 32, "hostapi": 0, "default_samplerate": 44100.0},
+        {"name": "default", "max_input_channels": 32, "hostapi": 0, "default_samplerate": 44100.0},
+    ]
+    fake_sd = types.SimpleNamespace(
+        query_devices=lambda: devs, query_hostapis=lambda: [{"name": "ALSA"}], default=types.SimpleNamespace(device=(3, 1))
+    )
+    monkeypatch.setattr(sources, "_sd", lambda: fake_sd)
+    assert sources.find_input_device(None).name == "default"
+    assert sources.find_input_device("pulse").index == 2
+    assert sources.find_input_device("2").name == "pulse"
+    assert sources.find_input_device("alc").index == 0
+    with pytest.raises(AudioSourceError, match="no input device matches"):
+        sources.find_input_device("Speakers")
+    with pytest.raises(AudioSourceError, match="no input device with index 1"):
+        sources.find_input_device(1)
