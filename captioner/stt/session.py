@@ -101,6 +101,7 @@ class _Connection:
     sent: int = 0  # samples sent on this connection
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     ending: bool = False
+    ending_at: float = 0.0  # monotonic time the end-of-stream messages went out
     opened_at: float | None = None
     last_frame_at: float = 0.0
     sent_at_last_frame: int = 0
@@ -373,6 +374,7 @@ class StreamSession:
                     ping_timeout=proto.ping_interval,
                     max_size=proto.max_message_bytes,
                     compression=None,
+                    close_timeout=2.0,
                     user_agent_header=None,
                 ),
                 self.config.open_timeout + 1,
@@ -395,6 +397,8 @@ class StreamSession:
                 sender = asyncio.ensure_future(self._send_audio(ws, conn))
                 try:
                     await self._receive(ws, conn, sender)
+                except _Done:
+                    pass  # leave the block normally: a finished session closes 1000, not 1011
                 finally:
                     if not sender.done():
                         sender.cancel()
@@ -429,6 +433,10 @@ class StreamSession:
         while True:
             pos = conn.origin + conn.sent
             available = self._stream_end - pos
+            if available > 0 and not proto.accepts_audio():
+                self._data.clear()  # flow control: a decoded frame wakes us
+                await self._data.wait()
+                continue
             if available >= frame or (self._source_done and available > 0):
                 n = min(frame, available)
                 at = (pos - self._buf_start) * 2
@@ -445,6 +453,7 @@ class StreamSession:
             self._data.clear()
             await self._data.wait()
         conn.ending = True
+        conn.ending_at = time.monotonic()
         self._set_state(SessionState.DRAINING)
         for message in proto.end_stream():
             await self._send(ws, message)
@@ -483,6 +492,7 @@ class StreamSession:
                 await self._send(ws, message)
             if decoded.ready:
                 self._mark_live(conn)
+            self._data.set()  # a reply may let a flow-controlled protocol take audio again
             for event in decoded.events:
                 self._publish(event, conn)
             if decoded.done:
@@ -492,8 +502,10 @@ class StreamSession:
 
     def _receive_timeout(self, conn: _Connection) -> float:
         if conn.ending:
+            # The whole drain is bounded, even if the server keeps talking.
+            left = max(0.0, self.config.drain_timeout - (time.monotonic() - conn.ending_at))
             idle = conn.protocol.end_idle_timeout
-            return idle if idle is not None else self.config.drain_timeout
+            return left if idle is None else min(idle, left)
         if not conn.ready.is_set():
             return self.config.open_timeout
         return self.config.watchdog_seconds
@@ -505,7 +517,7 @@ class StreamSession:
             raise _Retry(ProviderError("DRAIN_TIMEOUT", "the provider did not finish after end of stream", ErrorKind.RETRYABLE), conn.opened_at)
         if not conn.ready.is_set():
             raise _Retry(ProviderError("NOT_READY", "the provider did not accept the session in time", ErrorKind.RETRYABLE), conn.opened_at)
-        if conn.sent > conn.sent_at_last_frame:
+        if conn.sent > conn.sent_at_last_frame or not conn.protocol.accepts_audio():
             raise _Retry(
                 ProviderError("WATCHDOG", f"no reply for {self.config.watchdog_seconds:g} s while audio was flowing", ErrorKind.RETRYABLE),
                 conn.opened_at,
@@ -518,7 +530,9 @@ class StreamSession:
         if isinstance(event, Final):
             end_pos = conn.origin + int(round(event.end * rate))
             if not event.timed:
-                end_pos = min(end_pos, conn.origin + conn.sent - int(self.config.untimed_margin * rate))
+                margin = conn.protocol.untimed_margin
+                margin = self.config.untimed_margin if margin is None else margin
+                end_pos = min(end_pos, conn.origin + conn.sent - int(margin * rate))
             self._final_end = max(self._final_end, min(end_pos, conn.origin + conn.sent))
             offset = self.session_time(conn.origin + int(round(event.start * rate))) - event.start
             event = event.shifted(offset)

@@ -208,12 +208,22 @@ def find_session(spec: str, directory: Path | None = None) -> Path:
     raise FileNotFoundError(f"{spec!r} matches several sessions: {', '.join(sorted(p.stem for p in matches))}")
 
 
-def rename_session(path: Path, title: str) -> None:
-    """Give a session a title (appended, so the journal stays append-only)."""
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps({"type": "title", "title": title}, ensure_ascii=False) + "\n")
+def _append_line(path: Path, item: dict[str, Any]) -> None:
+    """Append one JSON line, first ending a line a crash may have cut short."""
+    with open(path, "rb+") as f:
+        f.seek(0, os.SEEK_END)
+        torn = False
+        if f.tell() > 0:
+            f.seek(-1, os.SEEK_END)
+            torn = f.read(1) != b"\n"
+        f.write((b"\n" if torn else b"") + (json.dumps(item, ensure_ascii=False) + "\n").encode("utf-8"))
         f.flush()
         os.fsync(f.fileno())
+
+
+def rename_session(path: Path, title: str) -> None:
+    """Give a session a title (appended, so the journal stays append-only)."""
+    _append_line(path, {"type": "title", "title": title})
 
 
 def delete_session(path: Path) -> None:
@@ -222,5 +232,4 @@ def delete_session(path: Path) -> None:
 
 def mark_recovered(path: Path) -> None:
     """Close an unfinished journal after its session was offered for export."""
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps({"type": "end", "ended_at": _now(), "recovered": True}) + "\n")
+    _append_line(path, {"type": "end", "ended_at": _now(), "recovered": True})

@@ -52,7 +52,7 @@ class FakeServer:
 
     # -- lifecycle
     async def __aenter__(self) -> "FakeServer":
-        self._server = await serve(self._handler, "127.0.0.1", 0, process_request=self._process_request, max_size=2**22)
+        self._server = await serve(self._handler, "127.0.0.1", 0, process_request=self._process_request, max_size=2**22, max_queue=None)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 

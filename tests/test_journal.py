@@ -1,0 +1,100 @@
+"""Session journals: appended as finals arrive, user-only permissions,
+recovery of an unfinished session, history operations."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+from captioner.stt.events import Final, Gap, Partial, Word
+from captioner.transcript.journal import (
+    SessionJournal,
+    delete_session,
+    find_session,
+    list_sessions,
+    load_journal,
+    mark_recovered,
+    rename_session,
+    sessions_dir,
+)
+
+
+def test_each_final_is_on_disk_before_the_next_event(tmp_path):
+    j = SessionJournal.create("audiopod", "mic", tmp_path)
+    j(Final("one two", 0.5, 1.0, (Word("one", 0.5, 0.7), Word("two", 0.8, 1.0))))
+    j(Partial("thr"))
+    # the writer thread flushes each line; wait for it without closing
+    import time
+
+    for _ in range(200):
+        lines = j.path.read_text().splitlines()
+        if len(lines) == 2:
+            break
+        time.sleep(0.01)
+    assert [json.loads(line)["type"] for line in lines] == ["session", "final"]
+    j(Gap(1.0, 2.0, "network"))
+    j.close(finished=False)  # as after a crash: no end line
+    transcript, info = load_journal(j.path)
+    assert not info.finished
+    assert [s.text for s in transcript.segments] == ["one two", "[…]"]
+    assert transcript.segments[0].words[1] == Word("two", 0.8, 1.0)
+
+
+def test_files_are_private(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAPTIONER_DATA_DIR", str(tmp_path / "data"))
+    d = sessions_dir()
+    assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
+    j = SessionJournal.create("x", "y")
+    j.close()
+    assert stat.S_IMODE(os.stat(j.path).st_mode) == 0o600
+
+
+def test_truncated_last_line_is_tolerated(tmp_path):
+    j = SessionJournal.create("smallest", "a.wav", tmp_path)
+    j(Final("kept", 0.0, 1.0))
+    j.close(finished=False)
+    with open(j.path, "a") as f:
+        f.write('{"type": "final", "text": "half-writ')
+    transcript, info = load_journal(j.path)
+    assert [s.text for s in transcript.segments] == ["kept"]
+    mark_recovered(j.path)
+    assert load_journal(j.path)[1].finished
+
+
+def test_history_list_find_rename_delete(tmp_path):
+    a = SessionJournal.create("audiopod", "a.wav", tmp_path)
+    a(Final("hello", 0.0, 1.0))
+    a.close()
+    b = SessionJournal.create("inworld", "b.wav", tmp_path)
+    b.close()
+    infos = list_sessions(tmp_path)
+    assert {i.provider for i in infos} == {"audiopod", "inworld"}
+    assert find_session(a.path.stem, tmp_path) == a.path
+    rename_session(a.path, "Weekly sync")
+    assert load_journal(a.path)[1].title == "Weekly sync"
+    delete_session(b.path)
+    assert [i.path for i in list_sessions(tmp_path)] == [a.path]
+
+
+def test_full_disk_is_reported_not_raised(tmp_path):
+    j = SessionJournal.create("audiopod", "mic", tmp_path)
+    real = j._file
+
+    class Full:
+        def write(self, text):
+            raise OSError(28, "No space left on device")
+
+        def flush(self):
+            pass
+
+        def fileno(self):
+            return real.fileno()
+
+        def close(self):
+            real.close()
+
+    j._file = Full()
+    j(Final("lost to disk", 0.0, 1.0))
+    j.close()
+    assert j.error is not None and j.error.errno == 28

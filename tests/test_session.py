@@ -1,0 +1,100 @@
+"""StreamSession behaviour that every provider shares: backlog bounds and gaps,
+retry limits, quick-death detection, replay-buffer overflow, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from captioner.audio.sources import WavFileSource
+from captioner.captioning import CaptionJob, caption_source, make_session
+from captioner.stt.events import Gap, ProviderFailure
+from captioner.stt.session import RetryPolicy, SessionConfig
+from tests.fakes.audiopod import FakeAudioPod
+from tests.fakes.base import Fault
+from tests.helpers import EventLog
+
+FAST = RetryPolicy(first_delay=0.01, base_delay=0.02, max_delay=0.05, max_attempts=3)
+
+
+def session_for(url: str, key: str, **config):
+    return make_session(CaptionJob("audiopod", {}, url), key, SessionConfig(url, **config), FAST)
+
+
+async def test_live_backlog_overflow_drops_audio_but_keeps_time_true():
+    s = session_for("ws://127.0.0.1:9/x", "k", backlog_seconds=1.0)
+    log = EventLog()
+    s.subscribe(log)
+    second = np.zeros(16000, "<i2").tobytes()
+    for _ in range(3):
+        s._append(second)  # nothing is being sent: the backlog fills
+    gaps = [e for e in log.events if isinstance(e, Gap)]
+    assert [(g.start, g.end) for g in gaps] == [(1.0, 2.0), (2.0, 3.0)]
+    assert s.audio_time == 3.0  # session time counts the dropped audio
+    assert s.stats.dropped_seconds == 2.0
+    # positions after the hole map past it
+    # the first sample kept after the hole plays at 3.0 s on the session timeline
+    assert s.session_time(15999) == pytest.approx(15999 / 16000) and s.session_time(16000) == 3.0
+
+
+async def test_connections_that_die_at_once_are_fatal_not_a_storm(tone_wav):
+    wav, _ = tone_wav
+    async with FakeAudioPod() as fake:
+        fake.faults += [Fault("close", after_bytes=0, on_connection=i, code=1011) for i in range(5)]
+        s = session_for(fake.url, fake.key)
+        with pytest.raises(ProviderFailure) as info:
+            await caption_source(WavFileSource(wav, speed=0), s, live=False)
+    assert "died right after opening" in info.value.error.message
+    assert len(fake.records) == 3
+
+
+async def test_unreachable_server_gives_up_after_the_retry_limit(tone_wav):
+    wav, _ = tone_wav
+    s = session_for("ws://127.0.0.1:9/api/v1/transcription/stream", "k")
+    log = EventLog()
+    with pytest.raises(ProviderFailure) as info:
+        await caption_source(WavFileSource(wav, speed=0), s, [log], live=False)
+    assert info.value.error.code == "CONNECT_FAILED"
+    assert "gave up after 3 reconnect attempts" in info.value.error.message
+    assert log.states.count("reconnecting") == 3 and log.states[-1] == "failed"
+
+
+async def test_replay_overflow_is_a_visible_gap(tone_wav):
+    wav, spoken = tone_wav
+    async with FakeAudioPod() as fake:
+        fake.faults.append(Fault("drop", after_bytes=110000))  # ~3.4 s in, inside utterance 3's lead-in
+        s = session_for(fake.url, fake.key, replay_seconds=0.5)
+        log = EventLog()
+        transcript = await caption_source(WavFileSource(wav, speed=4), s, [log], live=False)
+    gaps = [e for e in log.events if isinstance(e, Gap)]
+    assert len(gaps) == 1 and gaps[0].start == pytest.approx(2.86, abs=0.05)
+    assert any(seg.gap and seg.text == "[…]" for seg in transcript.segments)
+    words = [w.text for f in log.finals for w in f.words]
+    assert words[:5] == ["alpha", "bravo", "charlie", "delta", "echo"]
+    assert len(words) == len(set(words))  # nothing doubled
+
+
+async def test_stop_ends_gracefully_with_the_last_final(tone_wav):
+    wav, _ = tone_wav
+    async with FakeAudioPod() as fake:
+        s = session_for(fake.url, fake.key)
+        log = EventLog()
+        asyncio.get_running_loop().call_later(1.9, s.stop)  # during the second utterance
+        await caption_source(WavFileSource(wav, speed=1), s, [log], live=True)
+    assert [f.text for f in log.finals][0] == "alpha bravo charlie"
+    assert log.states[-2:] == ["draining", "closed"]
+    assert fake.records[0].messages[-1] == {"type": "end"}
+    assert len(fake.records[0].audio) / 32000 < 2.2
+
+
+async def test_lag_is_measured_on_the_sample_clock(tone_wav):
+    wav, _ = tone_wav
+    async with FakeAudioPod() as fake:
+        s = session_for(fake.url, fake.key)
+        lags = []
+        s.subscribe(lambda e: lags.append(s.lag))
+        await caption_source(WavFileSource(wav, speed=0), s, live=False)
+    assert s.provider_time == pytest.approx(4.96, abs=0.05)
+    assert max(lags) < 6 and min(lags) >= 0
