@@ -1,0 +1,209 @@
+"""Typed settings over QSettings. No secrets here, ever: API keys live in the
+OS keyring (captioner.keys). A guard refuses any setting whose name looks
+like a secret, so a future mistake fails loudly instead of writing a key to
+a plain-text file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QRect, QSettings
+
+from captioner.ui.theme import OverlayStyle
+
+ORGANIZATION = "Captioner"
+APPLICATION = "Captioner"
+SETTINGS_ENV = "CAPTIONER_SETTINGS_FILE"  # an INI file instead of the platform store (tests, screenshots)
+
+_FORBIDDEN = re.compile(r"(^|[_\-.])(api_?key|key|secret|password|passwd|token|credentials?)($|[_\-.])", re.I)
+
+DEFAULT_HOTKEYS = {
+    "toggle_pin": "Ctrl+Shift+L",
+    "toggle_overlay": "Ctrl+Shift+O",
+    "start_stop": "Ctrl+Shift+R",
+}
+HOTKEY_LABELS = {
+    "toggle_pin": "Pin / unpin the overlay",
+    "toggle_overlay": "Show / hide the overlay",
+    "start_stop": "Start / stop captioning",
+}
+
+
+class SecretInSettings(ValueError):
+    """A caller tried to store something that looks like a secret in QSettings."""
+
+
+def open_qsettings(path: str | None = None) -> QSettings:
+    """The app's QSettings: `path` (or $CAPTIONER_SETTINGS_FILE) as INI, else the platform store."""
+    path = path or os.environ.get(SETTINGS_ENV)
+    if path:
+        return QSettings(path, QSettings.Format.IniFormat)
+    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANIZATION, APPLICATION)
+
+
+@dataclass(frozen=True)
+class StartOptions:
+    start_on_launch: bool = False
+    show_overlay: bool = True
+
+
+class Settings:
+    """Everything the app remembers between runs, with types and defaults."""
+
+    def __init__(self, qsettings: QSettings | None = None) -> None:
+        self.qs = qsettings if qsettings is not None else open_qsettings()
+
+    # -------------------------------------------------------- primitives
+    def _check(self, name: str) -> None:
+        if _FORBIDDEN.search(name.rsplit("/", 1)[-1]):
+            raise SecretInSettings(f"refusing to store {name!r} in settings: secrets belong in the keyring")
+
+    def _set(self, name: str, value: Any) -> None:
+        self._check(name)
+        self.qs.setValue(name, value)
+
+    def _str(self, name: str, default: str = "") -> str:
+        value = self.qs.value(name, default)
+        return default if value is None else str(value)
+
+    def _bool(self, name: str, default: bool) -> bool:
+        value = self.qs.value(name, default)
+        if isinstance(value, bool):
+            return value
+        return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+    def _float(self, name: str, default: float) -> float:
+        try:
+            return float(self.qs.value(name, default))
+        except (TypeError, ValueError):
+            return default
+
+    def sync(self) -> None:
+        self.qs.sync()
+
+    @property
+    def file_name(self) -> str:
+        return self.qs.fileName()
+
+    # ---------------------------------------------------------- captioning
+    @property
+    def provider(self) -> str:
+        return self._str("session/provider", "audiopod")
+
+    @provider.setter
+    def provider(self, value: str) -> None:
+        self._set("session/provider", value)
+
+    @property
+    def device(self) -> str:
+        """Input device name; empty means the system default."""
+        return self._str("session/device", "")
+
+    @device.setter
+    def device(self, value: str | None) -> None:
+        self._set("session/device", value or "")
+
+    def endpoint(self, provider: str) -> str:
+        return self._str(f"providers/{provider}/endpoint", "")
+
+    def set_endpoint(self, provider: str, value: str | None) -> None:
+        self._set(f"providers/{provider}/endpoint", value or "")
+
+    def options(self, provider: str) -> dict[str, str]:
+        """Provider options as strings (validated by the provider's options class on use)."""
+        self.qs.beginGroup(f"providers/{provider}/options")
+        try:
+            return {k: str(self.qs.value(k, "")) for k in self.qs.childKeys()}
+        finally:
+            self.qs.endGroup()
+
+    def set_options(self, provider: str, values: dict[str, Any]) -> None:
+        group = f"providers/{provider}/options"
+        self.qs.remove(group)
+        for name, value in values.items():
+            self._set(f"{group}/{name}", "" if value is None else str(value))
+
+    # ------------------------------------------------------------- overlay
+    def style(self) -> OverlayStyle:
+        self.qs.beginGroup("overlay/style")
+        try:
+            values = {k: self.qs.value(k) for k in self.qs.childKeys()}
+        finally:
+            self.qs.endGroup()
+        return OverlayStyle.from_dict(values)
+
+    def set_style(self, style: OverlayStyle) -> None:
+        for name, value in style.normalized().to_dict().items():
+            self._set(f"overlay/style/{name}", value)
+
+    def overlay_geometry(self, screen_key: str) -> QRect | None:
+        """The overlay's rectangle on that screen, relative to the screen's origin."""
+        raw = self._str(f"overlay/geometry/{_safe(screen_key)}", "")
+        parts = raw.split(",")
+        if len(parts) != 4:
+            return None
+        try:
+            x, y, w, h = (int(p) for p in parts)
+        except ValueError:
+            return None
+        if w <= 0 or h <= 0:
+            return None
+        return QRect(x, y, w, h)
+
+    def set_overlay_geometry(self, screen_key: str, rect: QRect) -> None:
+        self._set(f"overlay/geometry/{_safe(screen_key)}", f"{rect.x()},{rect.y()},{rect.width()},{rect.height()}")
+        self._set("overlay/last_screen", screen_key)
+
+    @property
+    def last_screen(self) -> str:
+        return self._str("overlay/last_screen", "")
+
+    @property
+    def pinned(self) -> bool:
+        return self._bool("overlay/pinned", False)
+
+    @pinned.setter
+    def pinned(self, value: bool) -> None:
+        self._set("overlay/pinned", bool(value))
+
+    @property
+    def overlay_visible(self) -> bool:
+        return self._bool("overlay/visible", True)
+
+    @overlay_visible.setter
+    def overlay_visible(self, value: bool) -> None:
+        self._set("overlay/visible", bool(value))
+
+    # ------------------------------------------------------------- hotkeys
+    def hotkeys(self) -> dict[str, str]:
+        out = dict(DEFAULT_HOTKEYS)
+        for action in DEFAULT_HOTKEYS:
+            value = self.qs.value(f"shortcuts/{action}")
+            if value is not None:
+                out[action] = str(value)
+        return out
+
+    def set_hotkeys(self, values: dict[str, str]) -> None:
+        for action, seq in values.items():
+            if action in DEFAULT_HOTKEYS:
+                self._set(f"shortcuts/{action}", seq)
+
+    # --------------------------------------------------------------- start
+    def start_options(self) -> StartOptions:
+        return StartOptions(
+            start_on_launch=self._bool("start/start_on_launch", False),
+            show_overlay=self._bool("start/show_overlay", True),
+        )
+
+    def set_start_options(self, opts: StartOptions) -> None:
+        self._set("start/start_on_launch", opts.start_on_launch)
+        self._set("start/show_overlay", opts.show_overlay)
+
+
+def _safe(key: str) -> str:
+    """A screen key usable as one QSettings path segment."""
+    return "".join(c if c.isalnum() or c in "-_.x@" else "_" for c in key) or "screen"

@@ -1,0 +1,1 @@
+"""Qt user interface: overlay, control window, settings, tray."""

@@ -1,0 +1,666 @@
+"""The caption overlay: a frameless, translucent, always-on-top window.
+
+Unpinned it can be dragged and resized; pinned it is click-through
+(`Qt.WindowTransparentForInput`): the mouse reaches the window below.
+
+Rendering is O(1) per event: the renderer keeps only the last N caption
+lines plus the live partial, each line is wrapped once (its rows are cached
+until the width or the font changes), and a paint touches at most N lines.
+Captions are anchored to the bottom and the window never resizes itself
+while captioning, so nothing jumps.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import QPoint, QPointF, QRect, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QAction,
+    QColor,
+    QFont,
+    QFontMetrics,
+    QGuiApplication,
+    QMouseEvent,
+    QPainter,
+    QPainterPath,
+    QPaintEvent,
+    QPen,
+    QScreen,
+    QTextLayout,
+    QTextOption,
+)
+from PySide6.QtWidgets import QMenu, QWidget
+
+from captioner.stt.events import Final, Gap, Partial, ProviderError, SessionState, StateChanged
+from captioner.transcript.export import speaker_label
+from captioner.ui.theme import OverlayStyle
+
+MARGIN = 14  # px around the text
+EDGE = 10  # px from the border that resize instead of move
+
+
+@dataclass(eq=False)
+class CaptionLine:
+    """One caption (a final, the partial, or a gap marker) and its wrapped rows."""
+
+    text: str
+    kind: str = "final"  # final | partial | gap
+    label: str = ""  # "Speaker 2: " when the speaker changed
+    rows: list[str] = field(default_factory=list)
+    cache_key: tuple[Any, ...] | None = None
+
+    @property
+    def full(self) -> str:
+        return self.label + self.text
+
+
+class CaptionRenderer:
+    """Holds the visible captions and paints them; shared by the overlay and
+    the style preview in the settings dialog."""
+
+    def __init__(self, style: OverlayStyle | None = None) -> None:
+        self.lines: collections.deque[CaptionLine] = collections.deque(maxlen=3)
+        self.partial: CaptionLine | None = None
+        self._last_speaker: str | None = None
+        self.layouts_made = 0  # how many lines were wrapped (tests check O(1))
+        self.set_style(style or OverlayStyle())
+
+    # -------------------------------------------------------------- style
+    def set_style(self, style: OverlayStyle) -> None:
+        self.style = style.normalized()
+        font = QFont(self.style.font_family) if self.style.font_family else QFont()
+        if not self.style.font_family:
+            font.setStyleHint(QFont.StyleHint.SansSerif)
+        font.setPointSize(self.style.font_size)
+        font.setBold(self.style.bold)
+        self.font = font
+        self.metrics = QFontMetrics(font)
+        self._font_key = (font.toString(), self.style.font_size, self.style.bold)
+        if self.lines.maxlen != self.style.lines:
+            self.lines = collections.deque(self.lines, maxlen=self.style.lines)
+
+    @property
+    def line_height(self) -> int:
+        return self.metrics.lineSpacing()
+
+    def text_height(self, lines: int | None = None) -> int:
+        return (lines or self.style.lines) * self.line_height
+
+    # ------------------------------------------------------------- content
+    def _label_for(self, speaker: str | None) -> str:
+        if not self.style.speaker_labels or speaker is None or speaker == self._last_speaker:
+            return ""
+        return f"{speaker_label(speaker)}: "
+
+    def add_final(self, text: str, speaker: str | None = None) -> None:
+        self.partial = None
+        text = " ".join(text.split())
+        if not text:
+            return
+        self.lines.append(CaptionLine(text, "final", self._label_for(speaker)))
+        if speaker is not None:
+            self._last_speaker = speaker
+
+    def set_partial(self, text: str, speaker: str | None = None) -> None:
+        text = " ".join(text.split())
+        if not text:
+            self.partial = None
+            return
+        label = self._label_for(speaker)
+        old = self.partial
+        if old is not None and old.text == text and old.label == label:
+            return
+        self.partial = CaptionLine(text, "partial", label)
+
+    def add_gap(self) -> None:
+        self.lines.append(CaptionLine("[…]", "gap"))
+
+    def clear(self) -> None:
+        self.lines.clear()
+        self.partial = None
+        self._last_speaker = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.lines and self.partial is None
+
+    # -------------------------------------------------------------- layout
+    def _wrap(self, line: CaptionLine, width: int) -> list[str]:
+        key = (width, self._font_key)
+        if line.cache_key == key:
+            return line.rows
+        self.layouts_made += 1
+        full = line.full
+        layout = QTextLayout(full, self.font)
+        option = QTextOption()
+        option.setWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
+        layout.setTextOption(option)
+        utf16 = full.encode("utf-16-le")
+        rows: list[str] = []
+        layout.beginLayout()
+        while True:
+            row = layout.createLine()
+            if not row.isValid():
+                break
+            row.setLineWidth(max(1, width))
+            start, length = row.textStart(), row.textLength()
+            rows.append(utf16[2 * start : 2 * (start + length)].decode("utf-16-le", errors="ignore").rstrip())
+        layout.endLayout()
+        line.rows, line.cache_key = rows or [""], key
+        return line.rows
+
+    def visible_rows(self, width: int, max_rows: int) -> list[tuple[CaptionLine, int, str]]:
+        """The last `max_rows` wrapped rows, oldest first: (line, row index, text).
+        Touches at most `style.lines` captions whatever the session length."""
+        out: list[tuple[CaptionLine, int, str]] = []
+        sources = ([self.partial] if self.partial is not None else []) + list(reversed(self.lines))
+        for line in sources:
+            rows = self._wrap(line, width)
+            for i in range(len(rows) - 1, -1, -1):
+                out.append((line, i, rows[i]))
+                if len(out) >= max_rows:
+                    return out[::-1]
+        return out[::-1]
+
+    # --------------------------------------------------------------- paint
+    def paint_background(self, p: QPainter, rect: QRectF, radius: float = 10.0) -> None:
+        if self.style.background_opacity <= 0:
+            return
+        color = QColor(self.style.background_color)
+        color.setAlphaF(self.style.background_opacity)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(color)
+        p.drawRoundedRect(rect, radius, radius)
+
+    def paint_text(self, p: QPainter, rect: QRect) -> None:
+        """Bottom-anchored rows inside `rect`."""
+        lh = self.line_height
+        max_rows = max(1, min(self.style.lines, rect.height() // lh if lh else 1))
+        rows = self.visible_rows(rect.width(), max_rows)
+        p.setFont(self.font)
+        y = rect.bottom() + 1 - len(rows) * lh
+        st = self.style
+        for line, index, text in rows:
+            color = st.text_color if line.kind == "final" else st.partial_color
+            x = rect.left()
+            if st.align == "center":
+                x += max(0, (rect.width() - self.metrics.horizontalAdvance(text)) // 2)
+            baseline = y + self.metrics.ascent() + (lh - self.metrics.height()) // 2
+            if index == 0 and line.label and text.startswith(line.label.rstrip()):
+                label = line.label
+                self._draw_run(p, x, baseline, label, st.speaker_color)
+                x += self.metrics.horizontalAdvance(label)
+                text = text[len(label):]
+            self._draw_run(p, x, baseline, text, color)
+            y += lh
+
+    def _draw_run(self, p: QPainter, x: float, baseline: float, text: str, color: str) -> None:
+        if not text:
+            return
+        st = self.style
+        if st.effect == "outline":
+            path = QPainterPath()
+            path.addText(QPointF(x, baseline), self.font, text)
+            width = max(2.0, st.font_size / 9)
+            pen = QPen(QColor(st.effect_color), width)
+            pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
+            p.strokePath(path, pen)
+            p.fillPath(path, QColor(color))
+            return
+        if st.effect == "shadow":
+            off = max(1.0, st.font_size / 14)
+            shadow = QColor(st.effect_color)
+            shadow.setAlphaF(0.85)
+            p.setPen(shadow)
+            p.drawText(QPointF(x + off, baseline + off), text)
+        p.setPen(QColor(color))
+        p.drawText(QPointF(x, baseline), text)
+
+
+def screen_key(screen: QScreen) -> str:
+    """Names a screen the way position memory keys it: connector and size."""
+    g = screen.geometry()
+    return f"{screen.name() or 'screen'}@{g.width()}x{g.height()}"
+
+
+def fit_into(rect: QRect, area: QRect) -> QRect:
+    """`rect` shrunk to fit `area` and moved inside it."""
+    w, h = min(rect.width(), area.width()), min(rect.height(), area.height())
+    x = max(area.left(), min(rect.left(), area.right() + 1 - w))
+    y = max(area.top(), min(rect.top(), area.bottom() + 1 - h))
+    return QRect(x, y, w, h)
+
+
+STATUS_COLORS = {
+    "live": "#3ddc84",
+    "connecting": "#ffb020",
+    "reconnecting": "#ffb020",
+    "draining": "#7cc4ff",
+    "behind": "#ffb020",
+    "error": "#ff5a4f",
+    "idle": "#9aa4b2",
+}
+
+
+class CaptionOverlay(QWidget):
+    """The always-on-top caption window."""
+
+    pinned_changed = Signal(bool)
+    shown_changed = Signal(bool)
+    control_window_requested = Signal()
+    settings_requested = Signal()
+
+    LAG_WARN_S = 2.0
+
+    def __init__(self, settings: Any = None, style: OverlayStyle | None = None) -> None:
+        super().__init__(None)
+        self.settings = settings
+        self._pinned = False
+        self._adjusting = False  # flag changes / restores must not count as user moves
+        self.setWindowTitle("Captioner overlay")
+        self.setAccessibleName("Captions overlay")
+        self.setWindowFlags(
+            Qt.WindowType.Tool
+            | Qt.WindowType.FramelessWindowHint
+            | Qt.WindowType.WindowStaysOnTopHint
+            | Qt.WindowType.WindowDoesNotAcceptFocus
+        )
+        self.setAttribute(Qt.WidgetAttribute.WA_TranslucentBackground)
+        self.setAttribute(Qt.WidgetAttribute.WA_ShowWithoutActivating)
+        self.setAttribute(Qt.WidgetAttribute.WA_MacAlwaysShowToolWindow)
+        self.setMouseTracking(True)
+        self.renderer = CaptionRenderer(style or (settings.style() if settings is not None else OverlayStyle()))
+        self.status_state = "idle"
+        self.status_detail = ""
+        self.lag = 0.0
+        self._status_font = QFont()
+        self._status_font.setPointSize(10)
+        self._status_font.setBold(True)
+        self._status_metrics = QFontMetrics(self._status_font)
+        self._drag: tuple[str, QPoint, QRect] | None = None  # (edges or "move", press pos, start geometry)
+        self._clear_timer = QTimer(self)
+        self._clear_timer.setSingleShot(True)
+        self._clear_timer.timeout.connect(self.clear_captions)
+        self._save_timer = QTimer(self)
+        self._save_timer.setSingleShot(True)
+        self._save_timer.setInterval(400)
+        self._save_timer.timeout.connect(self.save_geometry)
+        self.setMinimumSize(220, self._min_height())
+        app = QGuiApplication.instance()
+        if app is not None:
+            app.screenRemoved.connect(self._on_screens_changed)  # type: ignore[attr-defined]
+            app.screenAdded.connect(self._watch_screen)  # type: ignore[attr-defined]
+            for screen in QGuiApplication.screens():
+                self._watch_screen(screen)
+        self.restore_geometry()
+        if settings is not None and settings.pinned:
+            self.set_pinned(True)
+
+    # ---------------------------------------------------------- geometry
+    def _status_height(self) -> int:
+        return self._status_metrics.height() + 8
+
+    def _min_height(self) -> int:
+        return self._status_height() + self.renderer.line_height + 2 * MARGIN
+
+    def height_for_lines(self) -> int:
+        return self._status_height() + self.renderer.text_height() + 2 * MARGIN
+
+    def default_rect(self, screen: QScreen) -> QRect:
+        area = screen.availableGeometry()
+        w = max(360, min(area.width() - 40, int(area.width() * 0.62)))
+        h = min(area.height(), self.height_for_lines())
+        return QRect(area.left() + (area.width() - w) // 2, area.bottom() + 1 - h - int(area.height() * 0.06), w, h)
+
+    def restore_geometry(self) -> None:
+        """Place the overlay where it was on the screen it was last on (or the
+        primary screen), falling back to bottom-centre."""
+        screens = {screen_key(s): s for s in QGuiApplication.screens()}
+        primary = QGuiApplication.primaryScreen()
+        if primary is None:
+            return
+        order = []
+        if self.settings is not None and self.settings.last_screen in screens:
+            order.append(screens[self.settings.last_screen])
+        order.append(primary)
+        rect, target = None, primary
+        for screen in order:
+            rel = self.settings.overlay_geometry(screen_key(screen)) if self.settings is not None else None
+            if rel is not None:
+                rect, target = rel.translated(screen.geometry().topLeft()), screen
+                break
+        if rect is None:
+            rect = self.default_rect(primary)
+        self._adjusting = True
+        try:
+            self.setGeometry(fit_into(rect, target.availableGeometry()))
+        finally:
+            self._adjusting = False
+
+    def save_geometry(self) -> None:
+        self._save_timer.stop()
+        if self.settings is None:
+            return
+        screen = self._current_screen()
+        if screen is None:
+            return
+        rel = self.geometry().translated(-screen.geometry().topLeft())
+        self.settings.set_overlay_geometry(screen_key(screen), rel)
+
+    def _current_screen(self) -> QScreen | None:
+        screen = QGuiApplication.screenAt(self.geometry().center())
+        return screen or self.screen() or QGuiApplication.primaryScreen()
+
+    def ensure_on_screen(self) -> None:
+        """Bring the overlay back when its screen disappeared or shrank."""
+        center = self.geometry().center()
+        for screen in QGuiApplication.screens():
+            if screen.availableGeometry().contains(center):
+                return
+        self.restore_geometry()
+        screens = QGuiApplication.screens()
+        if screens and not any(s.availableGeometry().contains(self.geometry().center()) for s in screens):
+            primary = QGuiApplication.primaryScreen()
+            self._adjusting = True
+            try:
+                self.setGeometry(self.default_rect(primary))
+            finally:
+                self._adjusting = False
+
+    def _watch_screen(self, screen: QScreen) -> None:
+        screen.availableGeometryChanged.connect(self._on_screens_changed)
+
+    def _on_screens_changed(self, *_: object) -> None:
+        QTimer.singleShot(0, self.ensure_on_screen)
+
+    def moveEvent(self, event: Any) -> None:  # noqa: N802
+        super().moveEvent(event)
+        if not self._adjusting:
+            self._save_timer.start()
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        if not self._adjusting:
+            self._save_timer.start()
+
+    # ------------------------------------------------------------- pin
+    @property
+    def pinned(self) -> bool:
+        return self._pinned
+
+    def set_pinned(self, pinned: bool) -> None:
+        """Pinned: click-through and still on top. Changing a window flag
+        re-creates the native window, so geometry and visibility are kept."""
+        pinned = bool(pinned)
+        if pinned == self._pinned:
+            return
+        self._pinned = pinned
+        geometry, visible = self.geometry(), self.isVisible()
+        self._adjusting = True
+        try:
+            self.setWindowFlag(Qt.WindowType.WindowTransparentForInput, pinned)
+            self.setGeometry(geometry)
+            if visible:
+                self.show()
+        finally:
+            self._adjusting = False
+        if pinned:
+            self._drag = None
+            self.unsetCursor()
+        if self.settings is not None:
+            self.settings.pinned = pinned
+        self.pinned_changed.emit(pinned)
+        self.update()
+
+    def toggle_pinned(self) -> None:
+        self.set_pinned(not self._pinned)
+
+    def set_shown(self, shown: bool) -> None:
+        self.setVisible(bool(shown))
+
+    def toggle_shown(self) -> None:
+        self.set_shown(not self.isVisible())
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802
+        super().showEvent(event)
+        if not self._adjusting:
+            if self.settings is not None:
+                self.settings.overlay_visible = True
+            self.shown_changed.emit(True)
+
+    def hideEvent(self, event: Any) -> None:  # noqa: N802
+        super().hideEvent(event)
+        if not self._adjusting:
+            if self._save_timer.isActive():
+                self.save_geometry()
+            if self.settings is not None:
+                self.settings.overlay_visible = False
+            self.shown_changed.emit(False)
+
+    # ----------------------------------------------------------- content
+    def set_style(self, style: OverlayStyle, fit_height: bool = True) -> None:
+        """Apply a style at once (the settings dialog previews live through this)."""
+        old_lines = self.renderer.style.lines
+        old_height = self.renderer.line_height
+        self.renderer.set_style(style)
+        self.setMinimumSize(220, self._min_height())
+        if fit_height and (old_lines != self.renderer.style.lines or old_height != self.renderer.line_height):
+            screen = self._current_screen()
+            rect = QRect(self.geometry())
+            bottom = rect.bottom()
+            rect.setHeight(self.height_for_lines())
+            rect.moveBottom(bottom)
+            if screen is not None:
+                rect = fit_into(rect, screen.availableGeometry())
+            self.setGeometry(rect)
+        if not self.renderer.style.clear_after:
+            self._clear_timer.stop()
+        self.update()
+
+    def on_event(self, event: Any) -> None:
+        """Take one caption event: O(1) work, one repaint scheduled."""
+        if isinstance(event, Partial):
+            self.renderer.set_partial(event.text, event.speaker)
+            self._touch()
+        elif isinstance(event, Final):
+            self.renderer.add_final(event.text, event.speaker)
+            self._touch()
+        elif isinstance(event, Gap):
+            self.renderer.add_gap()
+            self._touch()
+        elif isinstance(event, StateChanged):
+            self.set_status(event.state.value, event.detail)
+        elif isinstance(event, ProviderError) and not event.retryable:
+            self.set_status("failed", str(event))
+
+    def _touch(self) -> None:
+        clear_after = self.renderer.style.clear_after
+        if clear_after > 0:
+            self._clear_timer.start(int(clear_after * 1000))
+        self.update()
+
+    def clear_captions(self) -> None:
+        self.renderer.clear()
+        self.update()
+
+    def set_status(self, state: str, detail: str = "") -> None:
+        """States: idle, connecting, live, reconnecting, draining, closed, failed/error."""
+        if state == SessionState.CLOSED.value:
+            state = "idle"
+        if state == SessionState.FAILED.value:
+            state = "error"
+        if state == "error" and not detail and self.status_state == "error":
+            detail = self.status_detail
+        self.status_state, self.status_detail = state, detail
+        if state != "live":
+            self.lag = 0.0
+        self.update()
+
+    def set_lag(self, seconds: float) -> None:
+        if abs(seconds - self.lag) >= 0.5 or (seconds < self.LAG_WARN_S) != (self.lag < self.LAG_WARN_S):
+            self.lag = seconds
+            self.update()
+
+    def status_text(self) -> tuple[str, str]:
+        """(text, colour key) of the status line."""
+        s, d = self.status_state, self.status_detail
+        if s == "live":
+            if self.lag >= self.LAG_WARN_S:
+                return f"Live · behind by {self.lag:.0f} s", "behind"
+            return "Live", "live"
+        if s == "connecting":
+            return "Connecting…", "connecting"
+        if s == "reconnecting":
+            return ("Reconnecting… " + d).strip(), "reconnecting"
+        if s == "draining":
+            return "Finishing…", "draining"
+        if s == "error":
+            return f"Error: {d}" if d else "Error", "error"
+        return ("" if self._pinned else "Not captioning"), "idle"
+
+    # ------------------------------------------------------------- paint
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        p.setRenderHint(QPainter.RenderHint.TextAntialiasing)
+        rect = QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5)
+        status, color_key = self.status_text()
+        if not self.renderer.empty or not self._pinned or (status and color_key != "live"):
+            self.renderer.paint_background(p, rect)
+        if not self._pinned:
+            pen = QPen(QColor(255, 255, 255, 150), 1, Qt.PenStyle.DashLine)
+            p.setPen(pen)
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            p.drawRoundedRect(rect, 10, 10)
+            self._paint_grip(p)
+        sh = self._status_height()
+        if status:
+            self._paint_status(p, status, color_key, QRect(MARGIN, 4, self.width() - 2 * MARGIN, sh - 4))
+        text_rect = QRect(MARGIN, sh + MARGIN // 2, self.width() - 2 * MARGIN, self.height() - sh - MARGIN - MARGIN // 2)
+        self.renderer.paint_text(p, text_rect)
+        p.end()
+
+    def _paint_status(self, p: QPainter, text: str, key: str, rect: QRect) -> None:
+        fm = self._status_metrics
+        hint = "" if self._pinned else "drag to move · edges resize · right-click for menu"
+        avail = rect.width() - (fm.horizontalAdvance(hint) + 24 if hint and rect.width() > 520 else 0)
+        text = fm.elidedText(text, Qt.TextElideMode.ElideRight, max(40, avail - 30))
+        pill_w = fm.horizontalAdvance(text) + 26
+        pill = QRectF(rect.left(), rect.top(), pill_w, fm.height() + 4)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(QColor(0, 0, 0, 170))
+        p.drawRoundedRect(pill, pill.height() / 2, pill.height() / 2)
+        p.setBrush(QColor(STATUS_COLORS.get(key, "#9aa4b2")))
+        d = fm.height() * 0.5
+        p.drawEllipse(QRectF(pill.left() + 8, pill.center().y() - d / 2, d, d))
+        p.setFont(self._status_font)
+        p.setPen(QColor("#ffffff"))
+        p.drawText(QPointF(pill.left() + 14 + d / 2 + 2, pill.top() + 2 + fm.ascent()), text)
+        if hint and rect.width() > 520:
+            p.setPen(QColor(255, 255, 255, 200))
+            p.drawText(QPointF(rect.right() - fm.horizontalAdvance(hint), pill.top() + 2 + fm.ascent()), hint)
+
+    def _paint_grip(self, p: QPainter) -> None:
+        p.setPen(QPen(QColor(255, 255, 255, 170), 1.5))
+        r = self.rect()
+        for i in (4, 8, 12):
+            p.drawLine(r.right() - i, r.bottom() - 3, r.right() - 3, r.bottom() - i)
+
+    # ------------------------------------------------------------- mouse
+    def _edges_at(self, pos: QPoint) -> Qt.Edge:
+        edges = Qt.Edge(0)
+        r = self.rect()
+        if pos.x() <= EDGE:
+            edges |= Qt.Edge.LeftEdge
+        elif pos.x() >= r.width() - EDGE:
+            edges |= Qt.Edge.RightEdge
+        if pos.y() <= EDGE:
+            edges |= Qt.Edge.TopEdge
+        elif pos.y() >= r.height() - EDGE:
+            edges |= Qt.Edge.BottomEdge
+        return edges
+
+    _CURSORS = {
+        (Qt.Edge.LeftEdge).value: Qt.CursorShape.SizeHorCursor,
+        (Qt.Edge.RightEdge).value: Qt.CursorShape.SizeHorCursor,
+        (Qt.Edge.TopEdge).value: Qt.CursorShape.SizeVerCursor,
+        (Qt.Edge.BottomEdge).value: Qt.CursorShape.SizeVerCursor,
+        (Qt.Edge.LeftEdge | Qt.Edge.TopEdge).value: Qt.CursorShape.SizeFDiagCursor,
+        (Qt.Edge.RightEdge | Qt.Edge.BottomEdge).value: Qt.CursorShape.SizeFDiagCursor,
+        (Qt.Edge.RightEdge | Qt.Edge.TopEdge).value: Qt.CursorShape.SizeBDiagCursor,
+        (Qt.Edge.LeftEdge | Qt.Edge.BottomEdge).value: Qt.CursorShape.SizeBDiagCursor,
+    }
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self._pinned or event.button() != Qt.MouseButton.LeftButton:
+            return super().mousePressEvent(event)
+        pos = event.position().toPoint()
+        edges = self._edges_at(pos)
+        handle = self.windowHandle()
+        # Let the window manager move/resize when it can (required on Wayland).
+        if handle is not None and QGuiApplication.platformName() not in ("offscreen", "minimal"):
+            started = handle.startSystemResize(edges) if edges.value else handle.startSystemMove()
+            if started:
+                event.accept()
+                return
+        self._drag = (str(edges.value) if edges.value else "move", event.globalPosition().toPoint(), QRect(self.geometry()))
+        event.accept()
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self._pinned:
+            return
+        if self._drag is None:
+            edges = self._edges_at(event.position().toPoint()).value
+            shape = self._CURSORS.get(edges, Qt.CursorShape.SizeAllCursor)
+            self.setCursor(shape)
+            return
+        mode, start, geo = self._drag
+        delta = event.globalPosition().toPoint() - start
+        if mode == "move":
+            self.move(geo.topLeft() + delta)
+        else:
+            self.setGeometry(self.resized_geometry(geo, Qt.Edge(int(mode)), delta))
+        event.accept()
+
+    def resized_geometry(self, geo: QRect, edges: Qt.Edge, delta: QPoint) -> QRect:
+        r = QRect(geo)
+        minw, minh = self.minimumWidth(), self.minimumHeight()
+        if edges & Qt.Edge.LeftEdge:
+            r.setLeft(min(r.left() + delta.x(), r.right() - minw))
+        if edges & Qt.Edge.RightEdge:
+            r.setRight(max(r.right() + delta.x(), r.left() + minw))
+        if edges & Qt.Edge.TopEdge:
+            r.setTop(min(r.top() + delta.y(), r.bottom() - minh))
+        if edges & Qt.Edge.BottomEdge:
+            r.setBottom(max(r.bottom() + delta.y(), r.top() + minh))
+        return r
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self._drag is not None:
+            self._drag = None
+            self.save_geometry()
+        super().mouseReleaseEvent(event)
+
+    def contextMenuEvent(self, event: Any) -> None:  # noqa: N802
+        if self._pinned:
+            return
+        menu = QMenu(self)
+        pin = QAction("Pin (click-through)", menu)
+        pin.triggered.connect(lambda: self.set_pinned(True))
+        menu.addAction(pin)
+        clear = QAction("Clear captions", menu)
+        clear.triggered.connect(self.clear_captions)
+        menu.addAction(clear)
+        style = QAction("Style…", menu)
+        style.triggered.connect(self.settings_requested.emit)
+        menu.addAction(style)
+        control = QAction("Control window", menu)
+        control.triggered.connect(self.control_window_requested.emit)
+        menu.addAction(control)
+        hide = QAction("Hide overlay", menu)
+        hide.triggered.connect(self.hide)
+        menu.addAction(hide)
+        menu.exec(event.globalPos())

@@ -1,0 +1,41 @@
+"""UI test set-up: async tests run on a qasync loop over pytest-qt's
+QApplication; settings go to a temp INI file; journals to a temp folder."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from pathlib import Path
+
+import pytest
+import qasync
+from PySide6.QtWidgets import QApplication
+
+from captioner.settings import Settings, open_qsettings
+
+
+def _app() -> QApplication:
+    return QApplication.instance() or QApplication([])
+
+
+def pytest_asyncio_loop_factories(config, item):  # noqa: ANN001
+    return {"qasync": lambda: qasync.QEventLoop(_app())}
+
+
+@pytest.fixture
+def settings_path(tmp_path: Path) -> Path:
+    return tmp_path / "captioner.ini"
+
+
+@pytest.fixture
+def settings(qapp, settings_path: Path) -> Settings:  # noqa: ANN001
+    return Settings(open_qsettings(str(settings_path)))
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "data"
+    monkeypatch.setenv("CAPTIONER_DATA_DIR", str(path))
+    return path
