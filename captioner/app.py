@@ -1,0 +1,201 @@
+"""The desktop app: QApplication + qasync loop, the overlay, the control
+window, the tray and the settings dialog, wired together.
+
+Start-up is kept fast: keyring, sounddevice (PortAudio) and numpy are not
+imported before the first paint; device listing and the key check run in
+worker threads after it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from typing import Any, Awaitable, Callable, Sequence
+
+from PySide6.QtCore import QObject, QTimer
+from PySide6.QtWidgets import QApplication, QSystemTrayIcon
+
+from captioner.settings import Settings
+from captioner.ui.control_window import ControlWindow, list_devices
+from captioner.ui.controller import CaptionController
+from captioner.ui.overlay import CaptionOverlay
+from captioner.ui.theme import CONTROL_STYLE, app_icon
+
+log = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="captioner", description="Open the Captioner app.")
+    p.add_argument("--provider", help="provider id (uglabs, audiopod, voicerun, smallest, inworld)")
+    p.add_argument("--device", help="input device name (or part of it); default input if omitted")
+    p.add_argument("--endpoint", help="replace the provider's default URL")
+    p.add_argument("--start", action="store_true", help="start captioning at once")
+    return p
+
+
+class CaptionerApp(QObject):
+    """Owns the windows and the controller; the tray and hotkeys call into it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        args: argparse.Namespace | None = None,
+        controller: CaptionController | None = None,
+        tray_available: bool | None = None,
+        device_lister: Callable[[], list[Any]] = list_devices,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.args = args or build_parser().parse_args([])
+        self.controller = controller or CaptionController()
+        self.overlay = CaptionOverlay(settings)
+        if tray_available is None:
+            tray_available = QSystemTrayIcon.isSystemTrayAvailable()
+        self.window = ControlWindow(settings, self.controller, self.overlay, tray_available, device_lister)
+        self.window.setStyleSheet(CONTROL_STYLE)
+        self.window.setWindowIcon(app_icon())
+        self.window.settings_requested.connect(self.open_settings)
+        self.window.quit_requested.connect(self.quit)
+        self.overlay.settings_requested.connect(self.open_settings)
+        self.overlay.control_window_requested.connect(self.show_window)
+        self.closed = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+        self.dialog: Any = None
+        self.tray: Any = None
+        if tray_available:
+            from captioner.ui.tray import Tray
+
+            self.tray = Tray(
+                app_icon(), self.window.toggle_start, self.overlay.toggle_pinned, self.overlay.toggle_shown,
+                self.show_window, self.quit,
+            )
+            self.controller.running_changed.connect(self.tray.set_running)
+            self.overlay.pinned_changed.connect(self.tray.set_pinned)
+            self.overlay.shown_changed.connect(self.tray.set_overlay_shown)
+            self.controller.state_changed.connect(lambda s, d: self.tray.set_status(s if not d else f"{s}: {d}"))
+            self.tray.set_pinned(self.overlay.pinned)
+
+    # ------------------------------------------------------------- tasks
+    def spawn(self, coro: Awaitable[Any]) -> asyncio.Task | None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no loop any more (the app is gone): nothing can run
+            getattr(coro, "close", lambda: None)()
+            return None
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def settle(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.window.settle()
+
+    # --------------------------------------------------------------- show
+    def show(self) -> None:
+        self.window.show()
+        if self.settings.start_options().show_overlay and self.settings.overlay_visible:
+            self.overlay.show()
+        if self.tray is not None:
+            self.tray.set_overlay_shown(self.overlay.isVisible())
+            self.tray.show()
+
+    def show_window(self) -> None:
+        self.window.showNormal()
+        self.window.raise_()
+        self.window.activateWindow()
+
+    async def after_first_paint(self) -> None:
+        """Apply the command line, list devices, check keys; start if asked."""
+        a = self.args
+        w = self.window
+        if a.provider:
+            w.provider_combo.setCurrentIndex(max(0, w.provider_combo.findData(a.provider)))
+        if a.endpoint:
+            w.endpoint_edit.setText(a.endpoint)
+        if a.device:
+            w.device_combo.addItem(a.device, a.device)
+            w.device_combo.setCurrentIndex(w.device_combo.count() - 1)
+        await w.load_devices()
+        if a.device:
+            w.device_combo.setCurrentIndex(max(0, w.device_combo.findData(a.device)))
+        await w.refresh_key_status()
+        if a.start or self.settings.start_options().start_on_launch:
+            await w.start()
+
+    # ----------------------------------------------------------- settings
+    def open_settings(self) -> None:
+        from captioner.ui.settings_dialog import SettingsDialog
+
+        if self.dialog is not None and self.dialog.isVisible():
+            self.dialog.raise_()
+            self.dialog.activateWindow()
+            return
+        dialog = SettingsDialog(self.settings, self.window, self.window.provider_id)
+        dialog.setStyleSheet(CONTROL_STYLE)
+        dialog.style_previewed.connect(self.overlay.set_style)
+        dialog.applied.connect(self._settings_applied)
+        dialog.finished.connect(lambda _r: self.spawn(self.window.refresh_key_status()))
+        self.dialog = dialog
+        dialog.show()
+        self.spawn(dialog.load_key_states())
+
+    def _settings_applied(self) -> None:
+        self.window.apply_hotkeys(self.settings.hotkeys())
+        self.overlay.set_style(self.settings.style())
+
+    # --------------------------------------------------------------- quit
+    def quit(self) -> None:
+        self.spawn(self.shutdown())
+
+    async def shutdown(self) -> None:
+        """Stop captioning gracefully (the journal is closed), remember where
+        the overlay was, and let the loop end."""
+        await self.controller.stop_and_wait()
+        self.overlay.save_geometry()
+        self.settings.sync()
+        if self.tray is not None:
+            self.tray.hide()
+        self.overlay.hide()
+        self.window.hide()
+        self.closed.set()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    from captioner.stt.registry import PROVIDERS
+
+    if args.provider and args.provider not in PROVIDERS:
+        print(f"error: unknown provider {args.provider!r}; choose one of: {', '.join(PROVIDERS)}", file=sys.stderr)
+        return 2
+    import qasync
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("Captioner")
+    app.setOrganizationName("Captioner")
+    app.setDesktopFileName("captioner")
+    app.setQuitOnLastWindowClosed(False)
+    app.setWindowIcon(app_icon())
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    from captioner import logs
+
+    logs.setup_logging(False)
+    capp = CaptionerApp(Settings(), args)
+    capp.show()
+    # after the first paint: nothing that can block or is slow to import before it
+    QTimer.singleShot(0, lambda: capp.spawn(capp.after_first_paint()))
+    with loop:
+        try:
+            loop.run_until_complete(capp.closed.wait())
+        except KeyboardInterrupt:
+            pass
+        loop.run_until_complete(capp.settle())
+    return 0

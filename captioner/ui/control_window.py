@@ -1,0 +1,599 @@
+"""The control window: choose provider, input and options, start and stop,
+watch the live transcript, export it, and reach every overlay action (so the
+app is fully usable without a system tray and by keyboard / screen reader).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Awaitable, Callable
+
+from PySide6.QtCore import Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QCloseEvent, QDesktopServices, QGuiApplication, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from captioner.settings import HOTKEY_LABELS, Settings
+from captioner.stt.events import Final, Gap, Partial
+from captioner.transcript.export import speaker_label
+from captioner.ui.controller import CaptionController
+from captioner.ui.overlay import CaptionOverlay
+
+log = logging.getLogger(__name__)
+
+EXPORT_FILTERS = {
+    "srt": "SubRip subtitles (*.srt)",
+    "vtt": "WebVTT subtitles (*.vtt)",
+    "txt": "Plain text (*.txt)",
+    "json": "Captioner JSON (*.json)",
+}
+
+STATE_TEXT = {
+    "idle": ("Not captioning", "#4b5563"),
+    "connecting": ("Connecting…", "#a15c00"),
+    "live": ("Live", "#1f7a3f"),
+    "reconnecting": ("Reconnecting…", "#a15c00"),
+    "draining": ("Finishing the last words…", "#2457a6"),
+    "error": ("Error", "#b42318"),
+}
+
+WAYLAND_NOTE = (
+    "This is a Wayland session: Wayland does not let applications keep a window on top of others "
+    "or make it click-through reliably. For a pinned overlay, start Captioner under XWayland: "
+    "QT_QPA_PLATFORM=xcb captioner"
+)
+NO_TRAY_NOTE = (
+    "No system tray was found: use this window (or the hotkeys) to start/stop, pin/unpin and "
+    "show/hide the overlay. Closing this window quits Captioner."
+)
+
+
+def is_wayland() -> bool:
+    return QGuiApplication.platformName().lower().startswith("wayland")
+
+
+def list_devices() -> list[Any]:
+    from captioner.audio.sources import list_input_devices
+
+    return list_input_devices()
+
+
+class ControlWindow(QMainWindow):
+    settings_requested = Signal()
+    quit_requested = Signal()
+
+    def __init__(
+        self,
+        settings: Settings,
+        controller: CaptionController,
+        overlay: CaptionOverlay,
+        tray_available: bool = False,
+        device_lister: Callable[[], list[Any]] = list_devices,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.controller = controller
+        self.overlay = overlay
+        self.tray_available = tray_available
+        self.device_lister = device_lister
+        self.ask_save_path: Callable[[str], str | None] = self._ask_save_path
+        self.open_url: Callable[[QUrl], Any] = QDesktopServices.openUrl
+        self._tasks: set[asyncio.Task] = set()
+        self._option_widgets: dict[str, QWidget] = {}
+        self._last_speaker: str | None = None
+        self._shortcuts: list[QShortcut] = []
+        self.setWindowTitle("Captioner")
+        self.setAccessibleName("Captioner control window")
+        self._build()
+        self._wire()
+        self.apply_hotkeys(settings.hotkeys())
+        self._timer = QTimer(self)
+        self._timer.setInterval(1000)
+        self._timer.timeout.connect(self._tick)
+        self._refresh_notes()
+
+    # ------------------------------------------------------------ layout
+    def _build(self) -> None:
+        from captioner.stt.registry import PROVIDERS
+
+        central = QWidget(self)
+        outer = QVBoxLayout(central)
+        self.banner = QLabel()
+        self.banner.setObjectName("banner")
+        self.banner.setWordWrap(True)
+        self.banner.setAccessibleName("Notices")
+        self.banner.hide()
+        outer.addWidget(self.banner)
+        columns = QHBoxLayout()
+        outer.addLayout(columns, 1)
+
+        left = QVBoxLayout()
+        columns.addLayout(left, 0)
+        source = QGroupBox("Captioning")
+        form = QFormLayout(source)
+        self.provider_combo = QComboBox()
+        self.provider_combo.setAccessibleName("Speech-to-text provider")
+        for p in PROVIDERS.values():
+            self.provider_combo.addItem(p.name, p.id)
+        index = self.provider_combo.findData(self.settings.provider)
+        self.provider_combo.setCurrentIndex(max(0, index))
+        form.addRow("&Provider:", self.provider_combo)
+        self.provider_info = QLabel()
+        self.provider_info.setAccessibleName("Provider capabilities")
+        form.addRow("", self.provider_info)
+        self.key_status = QLabel("Key: checking…")
+        self.key_status.setAccessibleName("API key status")
+        form.addRow("", self.key_status)
+
+        device_row = QHBoxLayout()
+        self.device_combo = QComboBox()
+        self.device_combo.setAccessibleName("Input device")
+        self.device_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.device_combo.setMinimumContentsLength(18)
+        self.device_combo.addItem("System default input", "")
+        if self.settings.device:
+            self.device_combo.addItem(self.settings.device, self.settings.device)
+            self.device_combo.setCurrentIndex(1)
+        device_row.addWidget(self.device_combo, 1)
+        self.refresh_devices_button = QPushButton("Refresh")
+        self.refresh_devices_button.setAccessibleName("Refresh the list of input devices")
+        device_row.addWidget(self.refresh_devices_button)
+        device_label = QLabel("&Input:")
+        device_label.setBuddy(self.device_combo)
+        form.addRow(device_label, device_row)
+        self.level_meter = QProgressBar()
+        self.level_meter.setRange(0, 60)
+        self.level_meter.setValue(0)
+        self.level_meter.setTextVisible(False)
+        self.level_meter.setAccessibleName("Input level meter")
+        form.addRow("Level:", self.level_meter)
+        self.endpoint_edit = QLineEdit()
+        self.endpoint_edit.setAccessibleName("Endpoint URL (leave empty for the provider's default)")
+        self.endpoint_edit.setClearButtonEnabled(True)
+        form.addRow("&Endpoint:", self.endpoint_edit)
+        left.addWidget(source)
+
+        self.options_box = QGroupBox("Language and provider options")
+        self.options_form = QFormLayout(self.options_box)
+        left.addWidget(self.options_box)
+
+        run_row = QHBoxLayout()
+        self.start_button = QPushButton("Start captioning")
+        self.start_button.setObjectName("startButton")
+        self.start_button.setAccessibleName("Start or stop captioning")
+        run_row.addWidget(self.start_button)
+        self.timer_label = QLabel("00:00:00")
+        self.timer_label.setAccessibleName("Session time")
+        run_row.addWidget(self.timer_label)
+        run_row.addStretch(1)
+        left.addLayout(run_row)
+        self.status_label = QLabel()
+        self.status_label.setObjectName("status")
+        self.status_label.setWordWrap(True)
+        self.status_label.setAccessibleName("Captioning status")
+        left.addWidget(self.status_label)
+
+        overlay_box = QGroupBox("Overlay")
+        ov = QVBoxLayout(overlay_box)
+        self.show_overlay_check = QCheckBox("Show the caption overlay")
+        self.show_overlay_check.setAccessibleName("Show the caption overlay")
+        self.pin_check = QCheckBox("Pin the overlay (click-through, stays on top)")
+        self.pin_check.setAccessibleName("Pin the overlay: clicks pass through it")
+        ov.addWidget(self.show_overlay_check)
+        ov.addWidget(self.pin_check)
+        buttons = QHBoxLayout()
+        self.settings_button = QPushButton("Settings…")
+        self.settings_button.setAccessibleName("Open settings: API keys, overlay style, hotkeys")
+        self.quit_button = QPushButton("Quit")
+        self.quit_button.setAccessibleName("Quit Captioner")
+        buttons.addWidget(self.settings_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.quit_button)
+        ov.addLayout(buttons)
+        self.hotkey_hint = QLabel()
+        self.hotkey_hint.setWordWrap(True)
+        self.hotkey_hint.setStyleSheet("color: #4b5563;")
+        ov.addWidget(self.hotkey_hint)
+        left.addWidget(overlay_box)
+        left.addStretch(1)
+
+        right = QVBoxLayout()
+        columns.addLayout(right, 1)
+        tbox = QGroupBox("Transcript of this session")
+        tl = QVBoxLayout(tbox)
+        self.transcript_view = QPlainTextEdit()
+        self.transcript_view.setReadOnly(True)
+        self.transcript_view.setAccessibleName("Transcript of this session")
+        self.transcript_view.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.transcript_view.setMinimumWidth(360)
+        tl.addWidget(self.transcript_view, 1)
+        self.partial_label = QLabel()
+        self.partial_label.setObjectName("partial")
+        self.partial_label.setWordWrap(True)
+        self.partial_label.setAccessibleName("Words being recognized now")
+        tl.addWidget(self.partial_label)
+        export_row = QHBoxLayout()
+        export_row.addWidget(QLabel("Export:"))
+        self.export_buttons: dict[str, QPushButton] = {}
+        for fmt in EXPORT_FILTERS:
+            b = QPushButton(fmt.upper())
+            b.setAccessibleName(f"Export the transcript as {fmt.upper()}")
+            b.setEnabled(False)
+            b.clicked.connect(lambda _=False, f=fmt: self.spawn(self.export_dialog(f)))
+            self.export_buttons[fmt] = b
+            export_row.addWidget(b)
+        export_row.addStretch(1)
+        self.open_folder_button = QPushButton("Open saved sessions")
+        self.open_folder_button.setAccessibleName("Open the folder of saved sessions")
+        export_row.addWidget(self.open_folder_button)
+        tl.addLayout(export_row)
+        right.addWidget(tbox, 1)
+        self.setCentralWidget(central)
+        self.resize(980, 620)
+        self._provider_changed(check_key=False)  # the key is checked after the first paint
+
+    def _wire(self) -> None:
+        c = self.controller
+        c.caption_event.connect(self._on_caption_event)
+        c.state_changed.connect(self._on_state)
+        c.level.connect(self._on_level)
+        c.lag_changed.connect(self._on_lag)
+        c.running_changed.connect(self._on_running)
+        c.notice.connect(self.show_notice)
+        self.provider_combo.currentIndexChanged.connect(lambda _i: self._provider_changed())
+        self.refresh_devices_button.clicked.connect(lambda: self.spawn(self.load_devices()))
+        self.start_button.clicked.connect(self.toggle_start)
+        self.show_overlay_check.toggled.connect(self.overlay.set_shown)
+        self.pin_check.toggled.connect(self.overlay.set_pinned)
+        self.overlay.pinned_changed.connect(self._sync_overlay_checks)
+        self.overlay.shown_changed.connect(self._sync_overlay_checks)
+        self.settings_button.clicked.connect(self.settings_requested.emit)
+        self.quit_button.clicked.connect(self.quit_requested.emit)
+        self.open_folder_button.clicked.connect(lambda: self.spawn(self.open_sessions_folder()))
+        self._sync_overlay_checks()
+        self._on_state("idle", "")
+
+    # ------------------------------------------------------------- tasks
+    def spawn(self, coro: Awaitable[Any]) -> asyncio.Task | None:
+        """Run a coroutine on the loop; failures are shown, never lost."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no loop any more (the app is gone): nothing can run
+            getattr(coro, "close", lambda: None)()
+            return None
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.error("background task failed: %s", exc)
+            self.show_notice(f"Something went wrong: {exc}")
+
+    async def settle(self) -> None:
+        """Await every task this window started (tests and shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # ---------------------------------------------------------- provider
+    @property
+    def provider_id(self) -> str:
+        return str(self.provider_combo.currentData())
+
+    def _provider_changed(self, *_: object, check_key: bool = True) -> None:
+        from captioner.stt.registry import PROVIDERS
+
+        p = PROVIDERS[self.provider_id]
+        caps = [
+            "live partials" if p.partials else "finals only (pages)",
+            "word times" if p.word_times else "no word times",
+            "speaker labels" if p.diarization else "no speaker labels",
+        ]
+        self.provider_info.setText(" · ".join(caps) + f"\nLanguages: {p.languages}")
+        self.endpoint_edit.setPlaceholderText(p.default_endpoint)
+        self.endpoint_edit.setText(self.settings.endpoint(p.id))
+        self._build_options(p)
+        if check_key:
+            self.spawn(self.refresh_key_status())
+
+    def _build_options(self, provider: Any) -> None:
+        from captioner.stt.options import describe_options
+
+        while self.options_form.rowCount():
+            self.options_form.removeRow(0)
+        self._option_widgets = {}
+        try:
+            described = describe_options(provider.options_class)
+        except ImportError as exc:
+            note = QLabel(f"{provider.name} is not available in this build ({exc.name}).")
+            note.setWordWrap(True)
+            self.options_form.addRow(note)
+            return
+        saved = self.settings.options(provider.id)
+        described.sort(key=lambda d: d[0] != "language")
+        for name, default, help_text, choices in described:
+            value = saved.get(name)
+            label = name.replace("_", " ").capitalize() + ":"
+            if isinstance(default, bool):
+                w: QWidget = QCheckBox()
+                checked = default if value is None else value.strip().lower() in ("1", "true", "yes", "on")
+                w.setChecked(checked)  # type: ignore[attr-defined]
+            elif choices:
+                w = QComboBox()
+                for ch in choices:
+                    w.addItem(str(ch), str(ch))  # type: ignore[attr-defined]
+                current = str(default) if value is None else value
+                w.setCurrentIndex(max(0, w.findData(current)))  # type: ignore[attr-defined]
+            else:
+                w = QLineEdit()
+                w.setText(("" if default is None else str(default)) if value is None else value)  # type: ignore[attr-defined]
+                w.setPlaceholderText("auto" if default is None else str(default))  # type: ignore[attr-defined]
+            w.setToolTip(help_text)
+            w.setAccessibleName(f"{label.rstrip(':')}: {help_text}")
+            self._option_widgets[name] = w
+            self.options_form.addRow(label, w)
+
+    def option_values(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for name, w in self._option_widgets.items():
+            if isinstance(w, QCheckBox):
+                out[name] = "true" if w.isChecked() else "false"
+            elif isinstance(w, QComboBox):
+                out[name] = str(w.currentData())
+            elif isinstance(w, QLineEdit):
+                out[name] = w.text().strip()
+        return out
+
+    async def refresh_key_status(self) -> None:
+        from captioner import keys
+
+        pid = self.provider_id
+        try:
+            where = await asyncio.to_thread(_key_where, pid)
+        except keys.KeyStoreError as exc:
+            self.key_status.setText("Key: the OS keyring is not available")
+            self.key_status.setToolTip(str(exc))
+            self.show_notice(f"Keyring: {exc}")
+            return
+        if pid != self.provider_id:
+            return
+        if where == "environment":
+            self.key_status.setText(f"Key: from the environment ({keys.env_var(pid)})")
+        elif where == "keyring":
+            self.key_status.setText("Key: stored in the OS keyring")
+        else:
+            self.key_status.setText("Key: none yet — add one in Settings → API keys")
+
+    # ----------------------------------------------------------- devices
+    async def load_devices(self) -> None:
+        """Fill the device list off the loop (PortAudio can take a while)."""
+        from captioner.audio.feed import AudioSourceError
+
+        self.refresh_devices_button.setEnabled(False)
+        try:
+            devices = await asyncio.to_thread(self.device_lister)
+        except AudioSourceError as exc:
+            self.show_notice(f"Audio input: {exc}")
+            devices = []
+        finally:
+            self.refresh_devices_button.setEnabled(True)
+        wanted = self.device_combo.currentData() or self.settings.device
+        self.device_combo.blockSignals(True)
+        self.device_combo.clear()
+        self.device_combo.addItem("System default input", "")
+        for dev in devices:
+            suffix = " (default)" if dev.is_default else ""
+            self.device_combo.addItem(f"{dev.name}{suffix}", dev.name)
+        if wanted and self.device_combo.findData(wanted) < 0:
+            self.device_combo.addItem(f"{wanted} (not connected)", wanted)
+        self.device_combo.setCurrentIndex(max(0, self.device_combo.findData(wanted or "")))
+        self.device_combo.blockSignals(False)
+
+    # --------------------------------------------------------- start/stop
+    def toggle_start(self) -> None:
+        if self.controller.running:
+            self.controller.stop()
+            self.start_button.setEnabled(False)  # until the provider finished
+            self.start_button.setText("Stopping…")
+        else:
+            self.spawn(self.start())
+
+    async def start(self) -> bool:
+        pid = self.provider_id
+        options = self.option_values()
+        endpoint = self.endpoint_edit.text().strip()
+        device = self.device_combo.currentData() or ""
+        self.settings.provider = pid
+        self.settings.set_options(pid, options)
+        self.settings.set_endpoint(pid, endpoint)
+        self.settings.device = device
+        self.transcript_view.clear()
+        self.partial_label.clear()
+        self._last_speaker = None
+        self.overlay.clear_captions()
+        return await self.controller.start(pid, options, endpoint or None, device or None)
+
+    def _on_running(self, running: bool) -> None:
+        self.start_button.setEnabled(True)
+        self.start_button.setText("Stop captioning" if running else "Start captioning")
+        self.start_button.setProperty("running", "true" if running else "false")
+        self.start_button.style().unpolish(self.start_button)
+        self.start_button.style().polish(self.start_button)
+        for w in (self.provider_combo, self.device_combo, self.endpoint_edit, self.options_box, self.refresh_devices_button):
+            w.setEnabled(not running)
+        if running:
+            self._timer.start()
+            self._tick()
+        else:
+            self._timer.stop()
+            self._tick()
+            self.level_meter.setValue(0)
+        has_text = self.controller.live_transcript() is not None
+        for b in self.export_buttons.values():
+            b.setEnabled(has_text)
+
+    def _tick(self) -> None:
+        s = int(self.controller.elapsed)
+        self.timer_label.setText(f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}")
+
+    # ------------------------------------------------------------ events
+    def _on_caption_event(self, event: Any) -> None:
+        if isinstance(event, Partial):
+            self.partial_label.setText(event.text)
+        elif isinstance(event, Final):
+            self.partial_label.clear()
+            text = " ".join(event.text.split())
+            if text:
+                if event.speaker is not None and event.speaker != self._last_speaker:
+                    text = f"{speaker_label(event.speaker)}: {text}"
+                    self._last_speaker = event.speaker
+                self.transcript_view.appendPlainText(text)
+                for b in self.export_buttons.values():
+                    b.setEnabled(True)
+        elif isinstance(event, Gap):
+            self.transcript_view.appendPlainText(f"[…] ({event.end - event.start:.1f} s of audio were lost: {event.reason})")
+        self.overlay.on_event(event)
+
+    def _on_state(self, state: str, detail: str) -> None:
+        text, color = STATE_TEXT.get(state, (state.capitalize(), "#4b5563"))
+        if state == "error" and detail:
+            text = f"Error: {detail}"
+        elif state == "reconnecting" and detail:
+            text = f"Reconnecting… ({detail})"
+        self.status_label.setText(text)
+        self.status_label.setStyleSheet(f"color: {color};")
+        self.status_label.setAccessibleDescription(text)
+        if state in ("idle", "error", "connecting", "reconnecting", "draining", "live"):
+            self.overlay.set_status(state, detail)
+        self._lag = 0.0
+
+    def _on_lag(self, lag: float) -> None:
+        self.overlay.set_lag(lag)
+        if self.controller.state == "live":
+            text = "Live" if lag < CaptionOverlay.LAG_WARN_S else f"Live — captions are behind by {lag:.0f} s"
+            if self.status_label.text() != text:
+                self.status_label.setText(text)
+
+    def _on_level(self, dbfs: float) -> None:
+        self.level_meter.setValue(int(max(0.0, min(60.0, dbfs + 60.0))))
+
+    # ------------------------------------------------------------ overlay
+    def _sync_overlay_checks(self, *_: object) -> None:
+        for check, value in ((self.pin_check, self.overlay.pinned), (self.show_overlay_check, self.overlay.isVisible())):
+            check.blockSignals(True)
+            check.setChecked(value)
+            check.blockSignals(False)
+
+    def apply_hotkeys(self, hotkeys: dict[str, str]) -> None:
+        """QShortcuts work while a Captioner window is active; Qt has no global hotkeys."""
+        for sc in self._shortcuts:
+            sc.setEnabled(False)
+            sc.deleteLater()
+        self._shortcuts = []
+        actions = {
+            "toggle_pin": self.overlay.toggle_pinned,
+            "toggle_overlay": self.overlay.toggle_shown,
+            "start_stop": self.toggle_start,
+        }
+        hints = []
+        for action, seq in hotkeys.items():
+            if not seq or action not in actions:
+                continue
+            sc = QShortcut(QKeySequence(seq), self)
+            sc.setContext(Qt.ShortcutContext.ApplicationShortcut)
+            sc.activated.connect(actions[action])
+            self._shortcuts.append(sc)
+            hints.append(f"{QKeySequence(seq).toString(QKeySequence.SequenceFormat.NativeText)}: {HOTKEY_LABELS[action].lower()}")
+        self.hotkey_hint.setText(
+            "Hotkeys (while a Captioner window is active): " + "; ".join(hints)
+            + ". Qt has no system-wide hotkeys: to unpin from anywhere, use the tray icon."
+        )
+
+    # ------------------------------------------------------------- notes
+    def _refresh_notes(self) -> None:
+        notes = []
+        if is_wayland():
+            notes.append(WAYLAND_NOTE)
+        if not self.tray_available:
+            notes.append(NO_TRAY_NOTE)
+        self._base_notes = notes
+        self._show_notes()
+
+    def _show_notes(self, extra: list[str] | None = None) -> None:
+        notes = list(self._base_notes) + (extra or [])
+        self.banner.setText("\n\n".join(notes))
+        self.banner.setVisible(bool(notes))
+
+    def show_notice(self, text: str) -> None:
+        self._show_notes([text])
+
+    # ------------------------------------------------------------- export
+    def _ask_save_path(self, fmt: str) -> str | None:
+        name = f"captions.{fmt}"
+        path, _ = QFileDialog.getSaveFileName(self, f"Export {fmt.upper()}", name, EXPORT_FILTERS[fmt])
+        return path or None
+
+    async def export_dialog(self, fmt: str) -> str | None:
+        from captioner.transcript.export import ExportError
+
+        path = self.ask_save_path(fmt)
+        if not path:
+            return None
+        try:
+            await self.controller.export(fmt, path)
+        except (ExportError, LookupError) as exc:
+            self.show_notice(f"Export failed: {getattr(exc, 'strerror', None) or exc}")
+            return None
+        self.statusBar().showMessage(f"Saved {path}", 8000)
+        return path
+
+    async def open_sessions_folder(self) -> None:
+        try:
+            from captioner.transcript.journal import sessions_dir
+        except ImportError:  # hook: the journal module ships separately
+            self.show_notice("Saved sessions are not available in this build.")
+            return
+        try:
+            path = await asyncio.to_thread(sessions_dir)
+        except OSError as exc:
+            self.show_notice(f"Cannot open the sessions folder: {exc}")
+            return
+        if not self.open_url(QUrl.fromLocalFile(str(path))):
+            self.show_notice(f"Saved sessions are in {path}")
+
+    # -------------------------------------------------------------- close
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        if self.tray_available:
+            event.ignore()
+            self.hide()
+        else:
+            event.ignore()
+            self.quit_requested.emit()
+
+
+def _key_where(provider: str) -> str | None:
+    """Where the key comes from, raising KeyStoreError when the keyring is down."""
+    from captioner import keys
+
+    if keys.get_key(provider) is None:
+        return None
+    return keys.key_source(provider) or "keyring"

@@ -1,0 +1,372 @@
+"""The GUI's captioning controller: one session at a time, run on the qasync
+loop, reported to the windows through Qt signals.
+
+Everything that can block (keyring, opening a device, creating or closing the
+journal, exports) runs in a worker thread. The audio source is made by an
+injectable factory so tests can feed WAV files instead of a microphone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import logging
+import time
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from captioner.stt.events import CaptionEvent, ProviderFailure, SessionState, StateChanged
+from captioner.stt.urls import redact_text
+
+log = logging.getLogger(__name__)
+
+SourceFactory = Callable[[str | None], Any]
+KeyGetter = Callable[[str], Awaitable[str | None]]
+
+NETWORK_CODES = {"CONNECT_FAILED", "NETWORK", "NOT_READY", "WATCHDOG", "LOGIN_FAILED", "DRAIN_TIMEOUT", "ENDED"}
+
+
+def microphone_factory(device: str | None) -> Any:
+    """The real app's source: a capture device (blocking: queries PortAudio)."""
+    from captioner.audio.sources import MicrophoneSource
+
+    return MicrophoneSource(device or None)
+
+
+async def _get_key(provider: str) -> str | None:
+    from captioner import keys  # imports keyring: only when first needed
+
+    return await keys.get_key_async(provider)
+
+
+def _journal_factory(provider: str, source: str) -> Any:
+    from captioner.transcript.journal import SessionJournal
+
+    return SessionJournal.create(provider, source)
+
+
+class CaptionController(QObject):
+    """Starts and stops captioning sessions and publishes what happens."""
+
+    caption_event = Signal(object)  # every CaptionEvent, in order
+    state_changed = Signal(str, str)  # idle | connecting | live | reconnecting | draining | error, detail
+    level = Signal(float)  # input level in dBFS, at most ~20 per second
+    lag_changed = Signal(float)  # seconds captions trail the audio
+    running_changed = Signal(bool)
+    notice = Signal(str)  # something to tell the user in words
+
+    LEVEL_INTERVAL = 0.05
+
+    def __init__(
+        self,
+        source_factory: SourceFactory | None = None,
+        key_getter: KeyGetter | None = None,
+        journal_factory: Callable[[str, str], Any] | None = _journal_factory,
+        session_config: Callable[[str], Any] | None = None,
+        retry: Any = None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.source_factory = source_factory or microphone_factory
+        self.key_getter = key_getter or _get_key
+        self.journal_factory = journal_factory
+        self.session_config = session_config
+        self.retry = retry
+        self.session: Any = None
+        self.transcript: Any = None
+        self.journal: Any = None
+        self.provider_id = ""
+        self.source_name = ""
+        self.state = "idle"
+        self.detail = ""
+        self._task: asyncio.Task | None = None
+        self._starting = False
+        self._started_at: float | None = None
+        self._stopped_at: float | None = None
+        self._last_level_at = 0.0
+        self._secret = ""
+        self._lag_timer = QTimer(self)
+        self._lag_timer.setInterval(500)
+        self._lag_timer.timeout.connect(self._poll_lag)
+
+    # --------------------------------------------------------------- state
+    @property
+    def running(self) -> bool:
+        return self._starting or (self._task is not None and not self._task.done())
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the session started (frozen once it ended)."""
+        if self._started_at is None:
+            return 0.0
+        end = self._stopped_at if self._stopped_at is not None else time.monotonic()
+        return max(0.0, end - self._started_at)
+
+    def _set_state(self, state: str, detail: str = "") -> None:
+        self.state, self.detail = state, detail
+        self.state_changed.emit(state, detail)
+
+    def _fail(self, message: str) -> None:
+        self._set_state("error", redact_text(message, (self._secret,) if self._secret else ()))
+
+    # --------------------------------------------------------------- start
+    async def start(
+        self,
+        provider_id: str,
+        options: dict[str, Any] | None = None,
+        endpoint: str | None = None,
+        device: str | None = None,
+    ) -> bool:
+        """Validate, fetch the key, open the source, and start streaming.
+        Returns False (with the reason in `state_changed`) when it cannot."""
+        if self.running:
+            return False
+        self._starting = True
+        self.running_changed.emit(True)
+        try:
+            ok = await self._start(provider_id, options or {}, endpoint or None, device)
+        except Exception as exc:  # anything unexpected is shown, never swallowed
+            log.exception("could not start captioning")
+            self._fail(f"could not start: {exc}")
+            ok = False
+        finally:
+            self._starting = False
+        if not ok:
+            self.running_changed.emit(False)
+        return ok
+
+    async def _start(self, provider_id: str, options: dict[str, Any], endpoint: str | None, device: str | None) -> bool:
+        from captioner.audio.feed import AudioSourceError
+        from captioner.captioning import CaptionJob, MissingKey, make_session
+        from captioner.stt.options import OptionError
+        from captioner.stt.registry import UnknownProvider
+        from captioner.stt.session import SessionConfig
+        from captioner.stt.urls import EndpointError
+
+        self._set_state("connecting", "checking settings")
+        job = CaptionJob(provider_id, {k: v for k, v in options.items() if v not in (None, "")}, endpoint)
+        try:
+            provider, _, valid_endpoint = job.validated()
+        except (UnknownProvider, OptionError, EndpointError) as exc:
+            self._fail(str(exc))
+            return False
+        except ImportError as exc:
+            self._fail(f"the {provider_id} provider is not available in this build ({exc.name})")
+            return False
+        from captioner import keys
+
+        try:
+            key = await self.key_getter(provider.id)
+        except keys.KeyStoreError as exc:
+            self._fail(str(exc))
+            return False
+        if not key:
+            self._fail(f"no API key for {provider.name}: add one in Settings → API keys")
+            return False
+        self._secret = key
+        from captioner import logs
+
+        logs.add_secret(key)
+        try:
+            source = await asyncio.to_thread(self.source_factory, device)
+        except AudioSourceError as exc:
+            self._fail(str(exc))
+            return False
+        config = self.session_config(valid_endpoint) if self.session_config else SessionConfig(valid_endpoint)
+        try:
+            session = make_session(job, key, config, self.retry)
+        except (OptionError, EndpointError) as exc:
+            self._fail(str(exc))
+            return False
+        del key
+        self.session = session
+        self.provider_id = provider.id
+        self.source_name = getattr(source, "name", "")
+        self.journal = None
+        if self.journal_factory is not None:
+            try:
+                self.journal = await asyncio.to_thread(self.journal_factory, provider.id, self.source_name)
+            except OSError as exc:
+                self.notice.emit(f"captions will not be saved to disk: {exc}")
+        from captioner.transcript.model import Transcript
+
+        # Our own copy, fed by the same events, so exports work mid-session.
+        self.transcript = Transcript(
+            provider=provider.id,
+            source=self.source_name,
+            started_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        )
+        session.subscribe(self.transcript.apply)
+        session.subscribe(self._on_event)
+        self._started_at, self._stopped_at = time.monotonic(), None
+        self._task = asyncio.ensure_future(self._run(source, session))
+        self._lag_timer.start()
+        return True
+
+    async def _run(self, source: Any, session: Any) -> None:
+        from captioner.audio.feed import AudioSourceError
+        from captioner.audio.sources import WavFileSource
+        from captioner.captioning import caption_source
+
+        listeners = [self.journal] if self.journal is not None else []
+        live = not isinstance(source, WavFileSource)
+        finished = False
+        try:
+            async with source:
+                await caption_source(source, session, listeners, live=live, on_level=self._on_level, provider=self.provider_id)
+            finished = True
+        except ProviderFailure as exc:
+            name = _provider_name(self.provider_id)
+            self._fail(f"{name}: {exc.error.message} ({exc.error.code})")
+        except AudioSourceError as exc:
+            self._fail(str(exc))
+        except Exception as exc:
+            log.exception("captioning failed")
+            self._fail(f"captioning stopped: {exc}")
+        finally:
+            self._lag_timer.stop()
+            self._stopped_at = time.monotonic()
+            journal, self.journal = self.journal, None
+            if journal is not None:
+                await asyncio.shield(asyncio.to_thread(journal.close, finished))
+                error = getattr(journal, "error", None)
+                if error is not None:
+                    self.notice.emit(f"the session journal could not be written: {error}")
+            if self.state != "error":
+                self._set_state("idle", "")
+            self.level.emit(-120.0)
+            self.running_changed.emit(False)
+
+    def _on_event(self, event: CaptionEvent) -> None:
+        if isinstance(event, StateChanged):
+            if event.state is SessionState.FAILED:
+                pass  # the failure is reported with its reason by _run
+            elif event.state is SessionState.CLOSED:
+                self._set_state("idle", "")
+            else:
+                self._set_state(event.state.value, event.detail)
+        self.caption_event.emit(event)
+
+    def _on_level(self, dbfs: float) -> None:
+        now = time.monotonic()
+        if now - self._last_level_at >= self.LEVEL_INTERVAL:
+            self._last_level_at = now
+            self.level.emit(float(dbfs))
+
+    def _poll_lag(self) -> None:
+        if self.session is not None:
+            self.lag_changed.emit(float(self.session.lag))
+
+    # ---------------------------------------------------------------- stop
+    def stop(self) -> None:
+        """Graceful: the provider finishes the words it has."""
+        if self.session is not None and self.running:
+            self.session.stop()
+
+    async def wait(self) -> None:
+        """Until the current session (if any) has fully ended."""
+        task = self._task
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def stop_and_wait(self, timeout: float = 10.0) -> None:
+        self.stop()
+        task = self._task
+        if task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout)
+        except asyncio.TimeoutError:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        except Exception:
+            pass
+
+    # --------------------------------------------------------------- export
+    def live_transcript(self) -> Any:
+        """The transcript of the current or last session (None before any)."""
+        return self.transcript
+
+    async def export(self, fmt: str, path: str) -> None:
+        """Write the transcript so far; raises ExportError (in words) or LookupError."""
+        from captioner.transcript.export import export
+
+        transcript = self.live_transcript()
+        if transcript is None:
+            raise LookupError("nothing to export yet: start captioning first")
+        await asyncio.to_thread(export, transcript, fmt, path)
+
+
+def _provider_name(provider_id: str) -> str:
+    from captioner.stt.registry import PROVIDERS
+
+    p = PROVIDERS.get(provider_id)
+    return p.name if p else provider_id
+
+
+# ------------------------------------------------------------------ key test
+
+async def _silence(rate: int, seconds: float = 1.0, block_ms: int = 100) -> AsyncIterator[bytes]:
+    block = bytes(2 * rate * block_ms // 1000)
+    for _ in range(int(seconds * 1000 / block_ms)):
+        yield block
+        await asyncio.sleep(0)
+
+
+async def test_key(
+    provider_id: str,
+    key: str,
+    endpoint: str | None = None,
+    options: dict[str, Any] | None = None,
+    timeout: float = 12.0,
+) -> tuple[bool | None, str]:
+    """Open a session with `key` and stream one second of silence.
+
+    Returns (True, "accepted…"), (False, "refused: reason") or (None, reason)
+    when the provider could not be reached, so the answer is not a guess."""
+    from captioner.captioning import CaptionJob, make_session
+    from captioner.stt.session import RetryPolicy, SessionConfig
+
+    key = key.strip()
+    if not key:
+        return False, "enter a key first"
+    job = CaptionJob(provider_id, {k: v for k, v in (options or {}).items() if v not in (None, "")}, endpoint or None)
+    try:
+        provider, _, valid_endpoint = job.validated()
+        config = SessionConfig(valid_endpoint, open_timeout=min(8.0, timeout), drain_timeout=3.0, watchdog_seconds=5.0)
+        session = make_session(job, key, config, RetryPolicy(max_attempts=0, max_quick_deaths=1))
+    except ImportError as exc:
+        return None, f"the {provider_id} provider is not available in this build ({exc.name})"
+    except Exception as exc:
+        return False, redact_text(str(exc), (key,))
+    live = False
+
+    def watch(event: CaptionEvent) -> None:
+        nonlocal live
+        if isinstance(event, StateChanged) and event.state is SessionState.LIVE:
+            live = True
+
+    session.subscribe(watch)
+    try:
+        await asyncio.wait_for(session.run(_silence(session.sample_rate), live=False), timeout)
+    except ProviderFailure as exc:
+        err = exc.error
+        message = redact_text(err.message, (key,))
+        if live and err.code in NETWORK_CODES:
+            return True, f"accepted by {provider.name} (the connection then ended: {message})"
+        if err.code in NETWORK_CODES:
+            return None, f"could not reach {provider.name}: {message}"
+        return False, f"refused by {provider.name}: {message} ({err.code})"
+    except asyncio.TimeoutError:
+        if live:
+            return True, f"accepted by {provider.name}"
+        return None, f"{provider.name} did not answer within {timeout:g} s"
+    except Exception as exc:
+        return None, f"could not test the key: {redact_text(str(exc), (key,))}"
+    if live:
+        return True, f"accepted by {provider.name}"
+    return None, f"{provider.name} closed the session without accepting or refusing it"
+
+
+test_key.__test__ = False  # type: ignore[attr-defined]  # not a pytest test

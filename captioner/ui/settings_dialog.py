@@ -1,0 +1,498 @@
+"""Settings: API keys (OS keyring only, masked, with a live test), overlay
+style with a live preview, hotkeys, and start options.
+
+Keyring calls run in worker threads; a missing keyring is explained in words.
+Style changes preview at once on a sample and on the real overlay; Cancel
+puts the previous style back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+from typing import Any, Awaitable, Callable
+
+from PySide6.QtCore import QRect, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QKeySequence, QPainter, QPaintEvent
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QColorDialog,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFontComboBox,
+    QFormLayout,
+    QGridLayout,
+    QHBoxLayout,
+    QKeySequenceEdit,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from captioner import keys
+from captioner.settings import HOTKEY_LABELS, Settings, StartOptions
+from captioner.ui.overlay import CaptionRenderer
+from captioner.ui.theme import MAX_FONT_PT, MAX_LINES, MIN_FONT_PT, MIN_LINES, PRESETS, OverlayStyle, apply_preset
+
+log = logging.getLogger(__name__)
+
+SAMPLE_FINALS = [
+    ("Welcome everyone, thanks for joining the weekly planning call.", "0"),
+    ("Let's start with the release dates for the captioning feature.", "1"),
+]
+SAMPLE_PARTIAL = ("The overlay now shows live words in a different colour", "1")
+GLOBAL_HOTKEY_NOTE = (
+    "These shortcuts work while a Captioner window is active. Qt has no system-wide (global) hotkeys, "
+    "and a pinned overlay never takes the keyboard: to unpin it from another application use the tray icon "
+    "or bring up the control window."
+)
+
+
+class StylePreview(QWidget):
+    """A sample of captions drawn exactly as the overlay draws them."""
+
+    def __init__(self, style: OverlayStyle, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.renderer = CaptionRenderer(style)
+        self.setAccessibleName("Preview of the caption style")
+        self.setMinimumHeight(150)
+        self._fill()
+
+    def _fill(self) -> None:
+        self.renderer.clear()
+        for text, speaker in SAMPLE_FINALS:
+            self.renderer.add_final(text, speaker)
+        self.renderer.set_partial(*SAMPLE_PARTIAL)
+
+    def set_style(self, style: OverlayStyle) -> None:
+        self.renderer.set_style(style)
+        self._fill()
+        self.update()
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        # a busy "desktop" behind, so opacity and outline can be judged
+        w, h = self.width(), self.height()
+        for i in range(0, w, 40):
+            p.fillRect(QRect(i, 0, 20, h), QColor("#6d8fb3"))
+            p.fillRect(QRect(i + 20, 0, 20, h), QColor("#d9e3ee"))
+        self.renderer.paint_background(p, QRectF(6, 6, w - 12, h - 12))
+        self.renderer.paint_text(p, QRect(18, 14, w - 36, h - 28))
+        p.end()
+
+
+class ColorButton(QPushButton):
+    color_changed = Signal(str)
+
+    def __init__(self, label: str, color: str) -> None:
+        super().__init__()
+        self._label = label
+        self.setAccessibleName(f"{label} colour")
+        self.clicked.connect(self._choose)
+        self.set_color(color)
+
+    def set_color(self, color: str) -> None:
+        self.color = QColor(color).name()
+        light = QColor(self.color).lightness() > 140
+        self.setText(self.color)
+        self.setStyleSheet(
+            f"QPushButton {{ background: {self.color}; color: {'#000000' if light else '#ffffff'}; "
+            "border: 1px solid #777; min-width: 90px; }}"
+        )
+        self.setAccessibleDescription(f"{self._label} colour is {self.color}")
+
+    def _choose(self) -> None:
+        chosen = QColorDialog.getColor(QColor(self.color), self, f"{self._label} colour")
+        if chosen.isValid():
+            self.set_color(chosen.name())
+            self.color_changed.emit(self.color)
+
+
+class SettingsDialog(QDialog):
+    style_previewed = Signal(object)  # OverlayStyle, while editing
+    applied = Signal()  # settings were saved
+
+    def __init__(self, settings: Settings, parent: QWidget | None = None, provider_id: str = "") -> None:
+        super().__init__(parent)
+        from captioner.stt.registry import PROVIDERS
+
+        self.settings = settings
+        self.providers = PROVIDERS
+        self.setWindowTitle("Captioner settings")
+        self.setAccessibleName("Captioner settings")
+        self._tasks: set[asyncio.Task] = set()
+        self._original_style = settings.style()
+        self.style_value = self._original_style
+        self.key_edits: dict[str, QLineEdit] = {}
+        self.key_status: dict[str, QLabel] = {}
+        self.key_buttons: dict[str, list[QPushButton]] = {}
+        self.endpoint_for: Callable[[str], str] = settings.endpoint
+        self.options_for: Callable[[str], dict[str, str]] = settings.options
+        layout = QVBoxLayout(self)
+        self.tabs = QTabWidget()
+        layout.addWidget(self.tabs)
+        self.tabs.addTab(self._keys_tab(), "API keys")
+        self.tabs.addTab(self._style_tab(), "Overlay style")
+        self.tabs.addTab(self._hotkeys_tab(), "Hotkeys")
+        self.tabs.addTab(self._start_tab(), "Start")
+        box = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        box.accepted.connect(self.save)
+        box.rejected.connect(self.reject)
+        layout.addWidget(box)
+        self.resize(760, 620)
+        if provider_id in PROVIDERS:
+            self.key_edits[provider_id].setFocus()
+
+    # ------------------------------------------------------------- tasks
+    def spawn(self, coro: Awaitable[Any]) -> asyncio.Task | None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no loop any more (the app is gone): nothing can run
+            getattr(coro, "close", lambda: None)()
+            return None
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def settle(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # -------------------------------------------------------------- keys
+    def _keys_tab(self) -> QWidget:
+        w = QWidget()
+        v = QVBoxLayout(w)
+        intro = QLabel(
+            "Keys are stored in your operating system's keyring (never in the settings file). "
+            "“Test” opens a session with the provider and sends one second of silence."
+        )
+        intro.setWordWrap(True)
+        v.addWidget(intro)
+        grid = QGridLayout()
+        for row, p in enumerate(self.providers.values()):
+            name = QLabel(p.name)
+            edit = QLineEdit()
+            edit.setEchoMode(QLineEdit.EchoMode.Password)
+            edit.setPlaceholderText("checking the keyring…")
+            edit.setAccessibleName(f"{p.name} API key (hidden)")
+            name.setBuddy(edit)
+            save = QPushButton("Save")
+            save.setAccessibleName(f"Save the {p.name} key in the keyring")
+            delete = QPushButton("Delete")
+            delete.setAccessibleName(f"Delete the stored {p.name} key")
+            test = QPushButton("Test")
+            test.setAccessibleName(f"Test the {p.name} key with the provider")
+            status = QLabel("")
+            status.setWordWrap(True)
+            status.setAccessibleName(f"{p.name} key status")
+            save.clicked.connect(lambda _=False, pid=p.id: self.spawn(self.save_key(pid)))
+            delete.clicked.connect(lambda _=False, pid=p.id: self.spawn(self.delete_key(pid)))
+            test.clicked.connect(lambda _=False, pid=p.id: self.spawn(self.test_key(pid)))
+            grid.addWidget(name, 2 * row, 0)
+            grid.addWidget(edit, 2 * row, 1)
+            grid.addWidget(save, 2 * row, 2)
+            grid.addWidget(delete, 2 * row, 3)
+            grid.addWidget(test, 2 * row, 4)
+            grid.addWidget(status, 2 * row + 1, 1, 1, 4)
+            self.key_edits[p.id] = edit
+            self.key_status[p.id] = status
+            self.key_buttons[p.id] = [save, delete, test]
+        v.addLayout(grid)
+        v.addStretch(1)
+        return w
+
+    async def load_key_states(self) -> None:
+        """Which providers have a key: asked off the loop, shown in words."""
+        for pid in self.providers:
+            try:
+                stored = await keys.get_key_async(pid)
+                source = await asyncio.to_thread(keys.key_source, pid) if stored else None
+            except keys.KeyStoreError as exc:
+                self._key_state(pid, f"The keyring is not available: {exc}")
+                self.key_edits[pid].setPlaceholderText("keyring unavailable")
+                continue
+            if source == "environment":
+                self.key_edits[pid].setPlaceholderText(f"set by {keys.env_var(pid)}")
+            else:
+                self.key_edits[pid].setPlaceholderText("stored — type a new key to replace it" if stored else "no key stored")
+            self._key_state(pid, "")
+
+    def _key_state(self, pid: str, text: str) -> None:
+        self.key_status[pid].setText(text)
+        self.key_status[pid].setAccessibleDescription(text)
+
+    async def save_key(self, pid: str) -> bool:
+        edit = self.key_edits[pid]
+        key = edit.text().strip()
+        if not key:
+            self._key_state(pid, "Type the key first.")
+            return False
+        try:
+            await keys.set_key_async(pid, key)
+        except keys.KeyStoreError as exc:
+            self._key_state(pid, f"Not saved: {exc}")
+            return False
+        edit.clear()
+        edit.setPlaceholderText("stored — type a new key to replace it")
+        self._key_state(pid, "Saved in the OS keyring.")
+        return True
+
+    async def delete_key(self, pid: str) -> None:
+        try:
+            existed = await keys.delete_key_async(pid)
+        except keys.KeyStoreError as exc:
+            self._key_state(pid, f"Not deleted: {exc}")
+            return
+        self.key_edits[pid].setPlaceholderText("no key stored")
+        self._key_state(pid, "Deleted." if existed else "There was no stored key.")
+
+    async def test_key(self, pid: str) -> tuple[bool | None, str]:
+        from captioner.ui.controller import test_key
+
+        key = self.key_edits[pid].text().strip()
+        if not key:
+            try:
+                key = await keys.get_key_async(pid) or ""
+            except keys.KeyStoreError as exc:
+                self._key_state(pid, f"Cannot read the key: {exc}")
+                return None, str(exc)
+        if not key:
+            self._key_state(pid, "Type a key (or save one) to test it.")
+            return False, "no key"
+        for b in self.key_buttons[pid]:
+            b.setEnabled(False)
+        self._key_state(pid, "Testing…")
+        try:
+            ok, message = await test_key(pid, key, self.endpoint_for(pid) or None, self.options_for(pid))
+        finally:
+            for b in self.key_buttons[pid]:
+                b.setEnabled(True)
+        mark = {True: "✔ ", False: "✖ ", None: "? "}[ok]
+        self._key_state(pid, mark + message[0].upper() + message[1:])
+        return ok, message
+
+    # ------------------------------------------------------------- style
+    def _style_tab(self) -> QWidget:
+        s = self.style_value
+        w = QWidget()
+        v = QVBoxLayout(w)
+        self.preview = StylePreview(s)
+        v.addWidget(self.preview, 1)
+        form = QFormLayout()
+        self.preset_combo = QComboBox()
+        self.preset_combo.setAccessibleName("Style preset")
+        self.preset_combo.addItem("Choose a preset…", "")
+        for name in PRESETS:
+            self.preset_combo.addItem(name, name)
+        self.preset_combo.activated.connect(lambda _i: self._preset_chosen())
+        form.addRow("Pre&set:", self.preset_combo)
+        font_row = QHBoxLayout()
+        self.font_combo = QFontComboBox()
+        self.font_combo.setAccessibleName("Caption font")
+        if s.font_family:
+            self.font_combo.setCurrentFont(QFont(s.font_family))
+        self.size_spin = QSpinBox()
+        self.size_spin.setRange(MIN_FONT_PT, MAX_FONT_PT)
+        self.size_spin.setSuffix(" pt")
+        self.size_spin.setAccessibleName("Caption font size in points")
+        self.bold_check = QCheckBox("Bold")
+        self.bold_check.setAccessibleName("Bold captions")
+        font_row.addWidget(self.font_combo, 1)
+        font_row.addWidget(self.size_spin)
+        font_row.addWidget(self.bold_check)
+        form.addRow("&Font:", font_row)
+        colors = QHBoxLayout()
+        self.color_buttons = {
+            "text_color": ColorButton("Text", s.text_color),
+            "partial_color": ColorButton("Live (partial) text", s.partial_color),
+            "speaker_color": ColorButton("Speaker label", s.speaker_color),
+        }
+        for label, key in (("Text", "text_color"), ("Live words", "partial_color"), ("Speakers", "speaker_color")):
+            colors.addWidget(QLabel(label))
+            colors.addWidget(self.color_buttons[key])
+        form.addRow("Colours:", colors)
+        bg = QHBoxLayout()
+        self.color_buttons["background_color"] = ColorButton("Background", s.background_color)
+        bg.addWidget(self.color_buttons["background_color"])
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.setAccessibleName("Background opacity in percent")
+        self.opacity_label = QLabel()
+        bg.addWidget(QLabel("opacity"))
+        bg.addWidget(self.opacity_slider, 1)
+        bg.addWidget(self.opacity_label)
+        form.addRow("&Background:", bg)
+        eff = QHBoxLayout()
+        self.effect_combo = QComboBox()
+        self.effect_combo.setAccessibleName("Text outline or shadow")
+        for value, label in (("none", "None"), ("outline", "Outline"), ("shadow", "Drop shadow")):
+            self.effect_combo.addItem(label, value)
+        self.color_buttons["effect_color"] = ColorButton("Outline / shadow", s.effect_color)
+        eff.addWidget(self.effect_combo)
+        eff.addWidget(self.color_buttons["effect_color"])
+        eff.addStretch(1)
+        form.addRow("&Outline:", eff)
+        lay = QHBoxLayout()
+        self.lines_spin = QSpinBox()
+        self.lines_spin.setRange(MIN_LINES, MAX_LINES)
+        self.lines_spin.setAccessibleName("Number of caption lines shown")
+        self.clear_spin = QDoubleSpinBox()
+        self.clear_spin.setRange(0, 600)
+        self.clear_spin.setDecimals(0)
+        self.clear_spin.setSuffix(" s")
+        self.clear_spin.setSpecialValueText("never")
+        self.clear_spin.setAccessibleName("Clear the overlay after this many seconds of silence; 0 means never")
+        self.align_combo = QComboBox()
+        self.align_combo.setAccessibleName("Text alignment")
+        self.align_combo.addItem("Left", "left")
+        self.align_combo.addItem("Centre", "center")
+        self.speakers_check = QCheckBox("Speaker labels")
+        self.speakers_check.setAccessibleName("Show speaker labels when the provider gives them")
+        lay.addWidget(QLabel("Lines"))
+        lay.addWidget(self.lines_spin)
+        lay.addWidget(QLabel("Clear after silence"))
+        lay.addWidget(self.clear_spin)
+        lay.addWidget(self.align_combo)
+        lay.addWidget(self.speakers_check)
+        lay.addStretch(1)
+        form.addRow("&Layout:", lay)
+        v.addLayout(form)
+        self._load_style_widgets(s)
+        self.font_combo.currentFontChanged.connect(lambda _f: self._style_edited())
+        self.size_spin.valueChanged.connect(lambda _v: self._style_edited())
+        self.bold_check.toggled.connect(lambda _v: self._style_edited())
+        self.opacity_slider.valueChanged.connect(lambda _v: self._style_edited())
+        self.effect_combo.currentIndexChanged.connect(lambda _v: self._style_edited())
+        self.lines_spin.valueChanged.connect(lambda _v: self._style_edited())
+        self.clear_spin.valueChanged.connect(lambda _v: self._style_edited())
+        self.align_combo.currentIndexChanged.connect(lambda _v: self._style_edited())
+        self.speakers_check.toggled.connect(lambda _v: self._style_edited())
+        for b in self.color_buttons.values():
+            b.color_changed.connect(lambda _c: self._style_edited())
+        return w
+
+    def _load_style_widgets(self, s: OverlayStyle) -> None:
+        self._loading = True
+        try:
+            if s.font_family:
+                self.font_combo.setCurrentFont(QFont(s.font_family))
+            self.size_spin.setValue(s.font_size)
+            self.bold_check.setChecked(s.bold)
+            for key, b in self.color_buttons.items():
+                b.set_color(getattr(s, key))
+            self.opacity_slider.setValue(round(s.background_opacity * 100))
+            self.opacity_label.setText(f"{round(s.background_opacity * 100)} %")
+            self.effect_combo.setCurrentIndex(max(0, self.effect_combo.findData(s.effect)))
+            self.lines_spin.setValue(s.lines)
+            self.clear_spin.setValue(s.clear_after)
+            self.align_combo.setCurrentIndex(max(0, self.align_combo.findData(s.align)))
+            self.speakers_check.setChecked(s.speaker_labels)
+        finally:
+            self._loading = False
+
+    def _style_from_widgets(self) -> OverlayStyle:
+        family = self.font_combo.currentFont().family()
+        return replace(
+            self.style_value,
+            font_family=family if (self.style_value.font_family or family != QFont().family()) else "",
+            font_size=self.size_spin.value(),
+            bold=self.bold_check.isChecked(),
+            text_color=self.color_buttons["text_color"].color,
+            partial_color=self.color_buttons["partial_color"].color,
+            speaker_color=self.color_buttons["speaker_color"].color,
+            background_color=self.color_buttons["background_color"].color,
+            effect_color=self.color_buttons["effect_color"].color,
+            background_opacity=self.opacity_slider.value() / 100,
+            effect=str(self.effect_combo.currentData()),
+            lines=self.lines_spin.value(),
+            clear_after=float(self.clear_spin.value()),
+            align=str(self.align_combo.currentData()),
+            speaker_labels=self.speakers_check.isChecked(),
+        ).normalized()
+
+    def _style_edited(self) -> None:
+        if self._loading:
+            return
+        self.opacity_label.setText(f"{self.opacity_slider.value()} %")
+        self.set_style(self._style_from_widgets(), load_widgets=False)
+
+    def _preset_chosen(self) -> None:
+        name = self.preset_combo.currentData()
+        if name:
+            self.set_style(apply_preset(self.style_value, name))
+
+    def set_style(self, style: OverlayStyle, load_widgets: bool = True) -> None:
+        """Preview `style` on the sample and the overlay (saved only on Save)."""
+        self.style_value = style.normalized()
+        if load_widgets:
+            self._load_style_widgets(self.style_value)
+        self.preview.set_style(self.style_value)
+        self.style_previewed.emit(self.style_value)
+
+    # ----------------------------------------------------------- hotkeys
+    def _hotkeys_tab(self) -> QWidget:
+        w = QWidget()
+        form = QFormLayout(w)
+        self.hotkey_edits: dict[str, QKeySequenceEdit] = {}
+        for action, seq in self.settings.hotkeys().items():
+            edit = QKeySequenceEdit(QKeySequence(seq))
+            edit.setAccessibleName(HOTKEY_LABELS[action])
+            edit.setMaximumSequenceLength(1)
+            edit.setClearButtonEnabled(True)
+            self.hotkey_edits[action] = edit
+            form.addRow(HOTKEY_LABELS[action] + ":", edit)
+        note = QLabel(GLOBAL_HOTKEY_NOTE)
+        note.setWordWrap(True)
+        form.addRow(note)
+        return w
+
+    def hotkeys(self) -> dict[str, str]:
+        return {a: e.keySequence().toString(QKeySequence.SequenceFormat.PortableText) for a, e in self.hotkey_edits.items()}
+
+    # ------------------------------------------------------------- start
+    def _start_tab(self) -> QWidget:
+        w = QWidget()
+        v = QVBoxLayout(w)
+        opts = self.settings.start_options()
+        self.start_check = QCheckBox("Start captioning as soon as Captioner opens")
+        self.start_check.setChecked(opts.start_on_launch)
+        self.show_overlay_check = QCheckBox("Show the overlay when Captioner opens")
+        self.show_overlay_check.setChecked(opts.show_overlay)
+        v.addWidget(self.start_check)
+        v.addWidget(self.show_overlay_check)
+        hint = QLabel(
+            "Captioner starts with the provider, input and options last used in the control window. "
+            "From a terminal: captioner --provider ID [--device NAME] [--endpoint URL] [--start]"
+        )
+        hint.setWordWrap(True)
+        v.addWidget(hint)
+        v.addStretch(1)
+        return w
+
+    # -------------------------------------------------------------- save
+    def save(self) -> None:
+        self.settings.set_style(self.style_value)
+        self.settings.set_hotkeys(self.hotkeys())
+        self.settings.set_start_options(
+            StartOptions(start_on_launch=self.start_check.isChecked(), show_overlay=self.show_overlay_check.isChecked())
+        )
+        self.settings.sync()
+        self._original_style = self.style_value
+        self.applied.emit()
+        self.accept()
+
+    def reject(self) -> None:
+        if self.style_value != self._original_style:
+            self.style_value = self._original_style
+            self.style_previewed.emit(self._original_style)
+        super().reject()

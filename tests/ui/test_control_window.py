@@ -1,0 +1,242 @@
+"""The control window driven end to end against the strict fake AudioPod,
+fed from tone WAVs through the controller's injectable source factory."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import keyring
+from keyring.backends.fail import Keyring as FailKeyring
+from PySide6.QtCore import Qt
+
+from captioner import keys
+from captioner.app import CaptionerApp, build_parser
+from captioner.audio.sources import WavFileSource
+from captioner.stt.session import RetryPolicy
+from captioner.ui import control_window
+from captioner.ui.controller import CaptionController
+from tests.conftest import SCRIPT
+from tests.fakes.audiopod import FakeAudioPod
+
+FAST_RETRY = RetryPolicy(first_delay=0.01, base_delay=0.02, max_delay=0.05, max_attempts=2)
+FINALS = [" ".join(u) for u in SCRIPT]
+
+
+def make_app(settings, wav: Path, args: list[str] | None = None, speed: float = 0.0) -> CaptionerApp:  # noqa: ANN001
+    sources: list[str | None] = []
+
+    def source_factory(device: str | None) -> WavFileSource:
+        sources.append(device)
+        return WavFileSource(wav, speed=speed)
+
+    controller = CaptionController(source_factory=source_factory, retry=FAST_RETRY)
+    capp = CaptionerApp(settings, build_parser().parse_args(args or []), controller, tray_available=False, device_lister=lambda: [])
+    capp.sources = sources  # type: ignore[attr-defined]
+    return capp
+
+
+async def finish(capp: CaptionerApp) -> None:
+    await capp.settle()
+    await capp.controller.wait()
+    await capp.settle()
+
+
+def transcript_lines(capp: CaptionerApp) -> list[str]:
+    return [line for line in capp.window.transcript_view.toPlainText().splitlines() if line]
+
+
+async def test_start_button_captions_a_session_end_to_end(qtbot, settings, tone_wav, tmp_path, data_dir):
+    wav, _ = tone_wav
+    async with FakeAudioPod() as fake:
+        keys.set_key("audiopod", fake.key)
+        capp = make_app(settings, wav)
+        qtbot.addWidget(capp.window)
+        qtbot.addWidget(capp.overlay)
+        capp.show()
+        w = capp.window
+        w.provider_combo.setCurrentIndex(w.provider_combo.findData("audiopod"))
+        await w.refresh_key_status()
+        assert w.key_status.text() == "Key: stored in the OS keyring"
+        w.endpoint_edit.setText(fake.url)
+        states: list[str] = []
+        capp.controller.state_changed.connect(lambda s, d: states.append(s))
+        levels: list[float] = []
+        capp.controller.level.connect(levels.append)
+        w.start_button.click()
+        await finish(capp)
+    assert fake.violations == []
+    assert transcript_lines(capp) == FINALS
+    assert [line.text for line in capp.overlay.renderer.lines] == FINALS  # 3 lines fit the default 3
+    assert capp.overlay.renderer.partial is None
+    assert "connecting" in states and "live" in states and states[-1] == "idle"
+    assert w.status_label.text() == "Not captioning"
+    assert w.start_button.text() == "Start captioning" and w.start_button.isEnabled()
+    assert levels and max(levels) > -20  # the tones moved the meter
+    assert all(b.isEnabled() for b in w.export_buttons.values())
+    # choices are remembered, the key is not
+    settings.sync()
+    assert settings.provider == "audiopod" and settings.endpoint("audiopod") == fake.url
+    # the session was journaled to disk as it ran
+    journals = list((data_dir / "sessions").glob("*.jsonl"))
+    assert len(journals) == 1
+    items = [json.loads(line) for line in journals[0].read_text().splitlines()]
+    assert [i["text"] for i in items if i["type"] == "final"] == FINALS
+    assert items[-1]["type"] == "end"
+    # exports through the same buttons' code path
+    for fmt in ("srt", "vtt", "txt", "json"):
+        target = tmp_path / f"out.{fmt}"
+        w.ask_save_path = lambda _fmt, t=target: str(t)
+        assert await w.export_dialog(fmt) == str(target)
+    assert (tmp_path / "out.txt").read_text() == "\n".join(FINALS) + "\n"
+    assert (tmp_path / "out.srt").read_text().startswith("1\n00:00:00,")
+    assert (tmp_path / "out.vtt").read_text().startswith("WEBVTT")
+    assert json.loads((tmp_path / "out.json").read_text())["provider"] == "audiopod"
+    await capp.shutdown()
+
+
+async def test_command_line_start_begins_at_once(qtbot, settings, tone_wav):
+    wav, _ = tone_wav
+    async with FakeAudioPod() as fake:
+        keys.set_key("audiopod", fake.key)
+        capp = make_app(settings, wav, ["--provider", "audiopod", "--device", "Fake Mic", "--endpoint", fake.url, "--start"])
+        qtbot.addWidget(capp.window)
+        qtbot.addWidget(capp.overlay)
+        capp.show()
+        await capp.after_first_paint()
+        await finish(capp)
+    assert capp.window.provider_id == "audiopod"
+    assert capp.sources == ["Fake Mic"]  # the device reached the source factory
+    assert transcript_lines(capp) == FINALS
+    await capp.shutdown()
+
+
+async def test_stop_ends_gracefully_mid_session(qtbot, settings, tone_wav):
+    wav, _ = tone_wav
+    async with FakeAudioPod() as fake:
+        keys.set_key("audiopod", fake.key)
+        capp = make_app(settings, wav, ["--provider", "audiopod", "--endpoint", fake.url], speed=4.0)
+        qtbot.addWidget(capp.window)
+        capp.show()
+        first = asyncio.get_running_loop().create_future()
+
+        def on_event(event) -> None:  # noqa: ANN001
+            if type(event).__name__ == "Final" and not first.done():
+                first.set_result(event)
+
+        capp.controller.caption_event.connect(on_event)
+        await capp.after_first_paint()
+        assert await capp.window.start()
+        await asyncio.wait_for(first, 10)
+        assert capp.controller.running
+        capp.window.toggle_start()  # the Stop button
+        assert capp.window.start_button.text() == "Stopping…"
+        await finish(capp)
+    assert not capp.controller.running
+    lines = transcript_lines(capp)
+    assert lines[0] == FINALS[0] and len(lines) < len(FINALS)
+    assert fake.records[0].messages[-1] == {"type": "end"}  # asked the provider to finish
+    await capp.shutdown()
+
+
+async def test_refused_key_is_shown_in_words_without_the_key(qtbot, settings, tone_wav):
+    wav, _ = tone_wav
+    async with FakeAudioPod() as fake:
+        keys.set_key("audiopod", "ap_wrong_key_zzzz")
+        capp = make_app(settings, wav, ["--provider", "audiopod", "--endpoint", fake.url])
+        qtbot.addWidget(capp.window)
+        capp.show()
+        await capp.after_first_paint()
+        await capp.window.start()
+        await finish(capp)
+    text = capp.window.status_label.text()
+    assert text.startswith("Error: AudioPod: the provider rejected the API key") and text.endswith("(KEY_REJECTED)")
+    assert "ap_wrong_key_zzzz" not in text
+    assert capp.overlay.status_text()[1] == "error"
+    assert "rejected the API key" in capp.overlay.status_text()[0]
+    await capp.shutdown()
+
+
+async def test_missing_key_and_missing_keyring_are_explained(qtbot, settings, tone_wav):
+    wav, _ = tone_wav
+    capp = make_app(settings, wav, ["--provider", "audiopod"])
+    qtbot.addWidget(capp.window)
+    capp.show()
+    await capp.after_first_paint()
+    assert capp.window.key_status.text().startswith("Key: none yet")
+    assert not await capp.window.start()
+    assert capp.window.status_label.text() == "Error: no API key for AudioPod: add one in Settings → API keys"
+    keyring.set_keyring(FailKeyring())
+    await capp.window.refresh_key_status()
+    assert capp.window.key_status.text() == "Key: the OS keyring is not available"
+    assert not await capp.window.start()
+    assert "the OS keyring is not available" in capp.window.status_label.text()
+    assert capp.sources == []  # nothing was opened
+    await capp.shutdown()
+
+
+async def test_open_saved_sessions_folder(qtbot, settings, tone_wav, data_dir):
+    capp = make_app(settings, tone_wav[0])
+    qtbot.addWidget(capp.window)
+    opened = []
+    capp.window.open_url = lambda url: opened.append(url.toLocalFile()) or True
+    capp.window.open_folder_button.click()
+    await capp.settle()
+    assert opened == [str(data_dir / "sessions")]
+    assert (data_dir / "sessions").is_dir()
+
+
+async def test_overlay_actions_hotkeys_and_no_tray_fallback(qtbot, settings, tone_wav):
+    capp = make_app(settings, tone_wav[0])
+    qtbot.addWidget(capp.window)
+    qtbot.addWidget(capp.overlay)
+    capp.show()
+    w, ov = capp.window, capp.overlay
+    assert "No system tray" in w.banner.text() and w.banner.isVisibleTo(w)
+    w.pin_check.setChecked(True)
+    assert ov.pinned
+    ov.set_pinned(False)
+    assert not w.pin_check.isChecked()  # kept in sync both ways
+    w.show_overlay_check.setChecked(False)
+    assert not ov.isVisible()
+    shortcuts = {sc.key().toString(): sc for sc in w._shortcuts}
+    assert set(shortcuts) == {"Ctrl+Shift+L", "Ctrl+Shift+O", "Ctrl+Shift+R"}
+    assert all(sc.context() == Qt.ShortcutContext.ApplicationShortcut for sc in shortcuts.values())
+    shortcuts["Ctrl+Shift+L"].activated.emit()
+    assert ov.pinned and w.pin_check.isChecked()
+    shortcuts["Ctrl+Shift+O"].activated.emit()
+    assert ov.isVisible()
+    quits = []
+    w.quit_requested.connect(lambda: quits.append(1))
+    w.close()  # without a tray, closing the window quits
+    assert quits == [1]
+    await capp.settle()
+
+
+def test_wayland_is_detected_and_explained(qtbot, settings, tone_wav, monkeypatch):
+    monkeypatch.setattr(control_window, "is_wayland", lambda: True)
+    capp = make_app(settings, tone_wav[0])
+    qtbot.addWidget(capp.window)
+    assert "QT_QPA_PLATFORM=xcb" in capp.window.banner.text()
+    assert "Wayland" in capp.window.banner.text()
+
+
+async def test_all_five_providers_and_accessible_names(qtbot, settings, tone_wav):
+    from PySide6.QtWidgets import QAbstractButton, QComboBox, QLineEdit
+
+    capp = make_app(settings, tone_wav[0])
+    w = capp.window
+    qtbot.addWidget(w)
+    ids = [w.provider_combo.itemData(i) for i in range(w.provider_combo.count())]
+    assert sorted(ids) == sorted(["uglabs", "audiopod", "voicerun", "smallest", "inworld"])
+    for i in range(w.provider_combo.count()):
+        w.provider_combo.setCurrentIndex(i)  # every provider's options form builds
+        assert w.options_form.rowCount() >= 1
+    for cls in (QAbstractButton, QComboBox, QLineEdit):
+        for child in w.findChildren(cls):
+            if child.isVisibleTo(w) and not child.objectName().startswith("qt_"):
+                if isinstance(child, QLineEdit) and isinstance(child.parent(), QComboBox):
+                    continue
+                assert child.accessibleName(), f"{type(child).__name__} {getattr(child, 'text', lambda: '')()!r} has no accessible name"
+    await w.settle()

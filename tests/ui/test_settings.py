@@ -1,0 +1,177 @@
+"""Settings persistence (QSettings in a temp INI file), the settings dialog
+(keys in the keyring only, live style preview, hotkeys, start options), the
+key test against the fake provider, and: no key ever lands in QSettings."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import keyring
+import pytest
+from keyring.backends.fail import Keyring as FailKeyring
+from PySide6.QtCore import QRect
+from PySide6.QtGui import QKeySequence
+
+from captioner import keys
+from captioner.app import CaptionerApp, build_parser
+from captioner.settings import SecretInSettings, Settings, StartOptions, open_qsettings
+from captioner.ui.controller import CaptionController, test_key
+from captioner.ui.settings_dialog import SettingsDialog
+from captioner.ui.theme import PRESETS, OverlayStyle
+from tests.fakes.audiopod import FakeAudioPod
+
+SECRET = "ap_test_key_0123456789"
+
+
+def reopen(path: Path) -> Settings:
+    return Settings(open_qsettings(str(path)))
+
+
+def test_settings_round_trip(settings, settings_path):
+    style = OverlayStyle(font_family="DejaVu Serif", font_size=64, bold=False, text_color="#ffee00",
+                         background_opacity=0.4, effect="shadow", align="center", lines=7, clear_after=12.0,
+                         speaker_labels=False)
+    settings.provider = "smallest"
+    settings.device = "USB Mic"
+    settings.set_endpoint("smallest", "wss://example.test/stt")
+    settings.set_options("smallest", {"language": "de", "diarize": True})
+    settings.set_style(style)
+    settings.set_overlay_geometry("HDMI-1@1920x1080", QRect(10, 20, 800, 200))
+    settings.set_overlay_geometry("eDP-1@2560x1600", QRect(30, 40, 900, 300))
+    settings.pinned = True
+    settings.set_hotkeys({"toggle_pin": "Ctrl+Alt+P"})
+    settings.set_start_options(StartOptions(start_on_launch=True, show_overlay=False))
+    settings.sync()
+    again = reopen(settings_path)
+    assert again.provider == "smallest" and again.device == "USB Mic"
+    assert again.endpoint("smallest") == "wss://example.test/stt" and again.endpoint("audiopod") == ""
+    assert again.options("smallest") == {"language": "de", "diarize": "True"}
+    assert again.style() == style
+    assert again.overlay_geometry("HDMI-1@1920x1080") == QRect(10, 20, 800, 200)
+    assert again.overlay_geometry("eDP-1@2560x1600") == QRect(30, 40, 900, 300)
+    assert again.last_screen == "eDP-1@2560x1600"
+    assert again.pinned is True
+    assert again.hotkeys()["toggle_pin"] == "Ctrl+Alt+P" and again.hotkeys()["start_stop"] == "Ctrl+Shift+R"
+    assert again.start_options() == StartOptions(start_on_launch=True, show_overlay=False)
+
+
+def test_hand_edited_style_is_clamped(settings, settings_path):
+    settings.qs.setValue("overlay/style/font_size", "9999")
+    settings.qs.setValue("overlay/style/lines", "0")
+    settings.qs.setValue("overlay/style/text_color", "not a colour")
+    settings.qs.setValue("overlay/style/effect", "sparkles")
+    settings.qs.setValue("overlay/style/background_opacity", "7")
+    s = settings.style()
+    assert (s.font_size, s.lines, s.text_color, s.effect, s.background_opacity) == (160, 1, "#ffffff", "outline", 1.0)
+
+
+@pytest.mark.parametrize("name", ["providers/x/api_key", "providers/x/options/token", "secret", "session/password", "key"])
+def test_secret_looking_names_are_refused(settings, name):
+    with pytest.raises(SecretInSettings):
+        settings._set(name, "value")
+
+
+def test_ordinary_option_names_with_key_inside_are_fine(settings):
+    settings.set_options("x", {"keywords": "alpha,bravo", "monkey": "1"})
+    assert settings.options("x")["keywords"] == "alpha,bravo"
+
+
+def make_dialog(qtbot, settings) -> SettingsDialog:  # noqa: ANN001
+    d = SettingsDialog(settings)
+    qtbot.addWidget(d)
+    return d
+
+
+async def test_keys_go_to_the_keyring_never_to_settings(qtbot, settings, settings_path, memory_keyring):
+    d = make_dialog(qtbot, settings)
+    await d.load_key_states()
+    edit = d.key_edits["audiopod"]
+    assert edit.echoMode() == edit.EchoMode.Password  # masked entry
+    assert edit.placeholderText() == "no key stored"
+    edit.setText(SECRET)
+    assert await d.save_key("audiopod")
+    assert memory_keyring.store[("captioner", "audiopod")] == SECRET
+    assert edit.text() == "" and d.key_status["audiopod"].text() == "Saved in the OS keyring."
+    d.save()  # everything else the dialog holds is written to QSettings
+    settings.sync()
+    text = settings_path.read_text()
+    assert "overlay" in text and SECRET not in text and "api_key" not in text.lower()
+    await d.delete_key("audiopod")
+    assert ("captioner", "audiopod") not in memory_keyring.store
+    assert d.key_status["audiopod"].text() == "Deleted."
+
+
+async def test_keyring_unavailable_is_said_in_words(qtbot, settings):
+    keyring.set_keyring(FailKeyring())
+    d = make_dialog(qtbot, settings)
+    await d.load_key_states()
+    assert d.key_status["audiopod"].text().startswith("The keyring is not available: the OS keyring is not available")
+    d.key_edits["audiopod"].setText(SECRET)
+    assert not await d.save_key("audiopod")
+    assert d.key_status["audiopod"].text().startswith("Not saved: the OS keyring is not available")
+    assert SECRET not in d.key_status["audiopod"].text()
+
+
+async def test_test_key_reports_accepted_and_refused(qtbot, settings):
+    async with FakeAudioPod() as fake:
+        ok, message = await test_key("audiopod", fake.key, fake.url)
+        assert ok is True and message == "accepted by AudioPod"
+        # the fake got a real session with one second of silence, then end
+        assert fake.records[0].messages[0]["type"] == "start"
+        assert len(fake.records[0].audio) == 32000
+        assert fake.records[0].messages[-1] == {"type": "end"}
+        ok, message = await test_key("audiopod", "ap_wrong", fake.url)
+        assert ok is False and "rejected the API key" in message and "ap_wrong" not in message
+        # through the dialog, with the endpoint the user configured
+        settings.set_endpoint("audiopod", fake.url)
+        d = make_dialog(qtbot, settings)
+        d.key_edits["audiopod"].setText(fake.key)
+        assert (await d.test_key("audiopod"))[0] is True
+        assert d.key_status["audiopod"].text() == "✔ Accepted by AudioPod"
+    ok, message = await test_key("audiopod", "anything", fake.url)  # the server is gone now
+    assert ok is None and message.startswith("could not reach AudioPod")
+
+
+async def test_style_preview_is_live_and_cancel_restores(qtbot, settings):
+    settings.set_style(OverlayStyle(font_size=30))
+    capp = CaptionerApp(settings, build_parser().parse_args([]), CaptionController(), tray_available=False, device_lister=lambda: [])
+    qtbot.addWidget(capp.window)
+    qtbot.addWidget(capp.overlay)
+    capp.open_settings()
+    d = capp.dialog
+    d.size_spin.setValue(72)
+    assert capp.overlay.renderer.style.font_size == 72  # the real overlay previews it
+    assert d.preview.renderer.style.font_size == 72
+    d.preset_combo.setCurrentIndex(d.preset_combo.findData("High contrast"))
+    d._preset_chosen()
+    hc = PRESETS["High contrast"]
+    assert capp.overlay.renderer.style.background_opacity == 1.0
+    assert d.color_buttons["partial_color"].color == hc.partial_color
+    assert d.size_spin.value() == hc.font_size
+    d.reject()
+    assert capp.overlay.renderer.style.font_size == 30  # cancelled: back as it was
+    assert settings.style().font_size == 30
+    await capp.settle()
+
+
+async def test_dialog_saves_style_hotkeys_and_start_options(qtbot, settings, settings_path):
+    capp = CaptionerApp(settings, build_parser().parse_args([]), CaptionController(), tray_available=False, device_lister=lambda: [])
+    qtbot.addWidget(capp.window)
+    capp.open_settings()
+    d = capp.dialog
+    d.lines_spin.setValue(6)
+    d.opacity_slider.setValue(35)
+    d.hotkey_edits["toggle_pin"].setKeySequence(QKeySequence("Ctrl+Alt+U"))
+    d.start_check.setChecked(True)
+    d.save()
+    again = reopen(settings_path)
+    assert again.style().lines == 6 and again.style().background_opacity == 0.35
+    assert again.hotkeys()["toggle_pin"] == "Ctrl+Alt+U"
+    assert again.start_options().start_on_launch
+    assert capp.overlay.renderer.style.lines == 6
+    assert "Ctrl+Alt+U" in {sc.key().toString() for sc in capp.window._shortcuts}
+    from PySide6.QtWidgets import QLabel
+
+    assert any("no system-wide (global) hotkeys" in label.text() for label in d.findChildren(QLabel))
+    await capp.settle()
