@@ -75,6 +75,8 @@ async def caption_source(
         started_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
     session.subscribe(transcript.apply)
+    if hasattr(source, "on_gap"):
+        source.on_gap = session.mark_gap  # a device outage is a visible gap, times stay true
     for listener in listeners:
         session.subscribe(listener)
     try:

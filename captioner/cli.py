@@ -270,6 +270,7 @@ async def _listen(args: argparse.Namespace) -> int:
     except AudioSourceError as exc:
         raise CliError(str(exc), EXIT_AUDIO) from None
     print(f"listening on {source.name} ({source.sample_rate} Hz); Ctrl-C to stop", file=sys.stderr, flush=True)
+    source.on_notice = lambda text: print(f"warning: {text}", file=sys.stderr, flush=True)
     return await _caption(args, source, live=True)
 
 

@@ -132,7 +132,7 @@ async def test_device_vanishing_is_reported(monkeypatch):
         default=types.SimpleNamespace(device=(0, 0)),
     )
     monkeypatch.setattr(sources, "_sd", lambda: fake_sd)
-    mic = MicrophoneSource()
+    mic = MicrophoneSource(reopen_timeout=0)  # no reopening: the error surfaces
     await mic.start()
     FakeStream.instances[-1].kwargs["finished_callback"]()
     with pytest.raises(AudioSourceError, match="stopped delivering audio"):
@@ -161,3 +161,65 @@ def test_device_matching(monkeypatch):
         sources.find_input_device("Speakers")
     with pytest.raises(AudioSourceError, match="no input device with index 1"):
         sources.find_input_device(1)
+
+
+async def test_unplugged_device_is_reopened_and_the_outage_reported(monkeypatch):
+    import captioner.audio.sources as sources
+
+    devices = [{"name": "USB Mic", "max_input_channels": 1, "hostapi": 0, "default_samplerate": 16000.0}]
+    fake_sd = types.SimpleNamespace(
+        InputStream=FakeStream,
+        query_devices=lambda: list(devices),
+        query_hostapis=lambda: [{"name": "ALSA"}],
+        default=types.SimpleNamespace(device=(0, 0)),
+        _terminate=lambda: None,
+        _initialize=lambda: None,
+    )
+    monkeypatch.setattr(sources, "_sd", lambda: fake_sd)
+    mic = MicrophoneSource("USB Mic", reopen_timeout=5)
+    notices, gaps = [], []
+    mic.on_notice, mic.on_gap = notices.append, lambda s, why: gaps.append((s, why))
+    await mic.start()
+    first = FakeStream.instances[-1]
+    ok = types.SimpleNamespace(input_overflow=False)
+    got = []
+
+    async def consume():
+        async for block in mic:
+            got.append(float(block[0, 0]))
+            if len(got) == 2:
+                mic.stop()
+
+    task = asyncio.ensure_future(consume())
+    first.kwargs["callback"](np.full((320, 1), 0.1, np.float32), 320, None, ok)
+    await asyncio.sleep(0.01)
+    first.kwargs["finished_callback"]()  # unplugged
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if FakeStream.instances[-1] is not first:
+            break
+    second = FakeStream.instances[-1]
+    assert second is not first and second.kwargs["device"] == 0
+    second.kwargs["callback"](np.full((320, 1), 0.2, np.float32), 320, None, ok)
+    await asyncio.wait_for(task, 5)
+    assert got == [pytest.approx(0.1), pytest.approx(0.2)]
+    assert "stopped delivering audio" in notices[0] and "capturing again from 'USB Mic'" in notices[1]
+    assert len(gaps) == 1 and gaps[0][0] >= 0
+
+
+async def test_device_that_never_comes_back_ends_with_a_clear_error(monkeypatch):
+    import captioner.audio.sources as sources
+
+    devices = [{"name": "USB Mic", "max_input_channels": 1, "hostapi": 0, "default_samplerate": 16000.0}]
+    fake_sd = types.SimpleNamespace(
+        InputStream=FakeStream, query_devices=lambda: list(devices), query_hostapis=lambda: [{"name": "ALSA"}],
+        default=types.SimpleNamespace(device=(0, 0)), _terminate=lambda: None, _initialize=lambda: None,
+    )
+    monkeypatch.setattr(sources, "_sd", lambda: fake_sd)
+    mic = MicrophoneSource("USB Mic", reopen_timeout=0.3)
+    await mic.start()
+    devices.clear()  # gone for good
+    FakeStream.instances[-1].kwargs["finished_callback"]()
+    with pytest.raises(AudioSourceError, match="no input device could be reopened"):
+        async for _ in mic:
+            pass

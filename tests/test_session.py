@@ -98,3 +98,15 @@ async def test_lag_is_measured_on_the_sample_clock(tone_wav):
         await caption_source(WavFileSource(wav, speed=0), s, live=False)
     assert s.provider_time == pytest.approx(4.96, abs=0.05)
     assert max(lags) < 6 and min(lags) >= 0
+
+
+async def test_marked_gap_shifts_later_times():
+    s = session_for("ws://127.0.0.1:9/x", "k")
+    log = EventLog()
+    s.subscribe(log)
+    s._append(np.zeros(8000, "<i2").tobytes())
+    s.mark_gap(2.0, "input device interrupted for 2.0 s")
+    s._append(np.zeros(8000, "<i2").tobytes())
+    (gap,) = [e for e in log.events if isinstance(e, Gap)]
+    assert (gap.start, gap.end) == (0.5, 2.5)
+    assert s.session_time(8000) == 2.5 and s.audio_time == 3.0

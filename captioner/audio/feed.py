@@ -59,6 +59,10 @@ class AudioFeed:
             self.stats.frames += len(block)
         self._wake()
 
+    def clear_error(self) -> None:
+        """Forget a device failure once the device has been reopened."""
+        self._error = None
+
     def fail(self, error: AudioSourceError) -> None:
         self._error = error
         self._wake()

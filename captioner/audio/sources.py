@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import numpy as np
 
@@ -107,8 +107,16 @@ class MicrophoneSource:
         channels: int | None = None,
         block_ms: int = 20,
         max_buffer_s: float = 10.0,
+        reopen_timeout: float = 15.0,
     ) -> None:
         self.device = find_input_device(device)
+        self.requested = device
+        #: How long to keep trying to reopen a device that vanished (0: give up at once).
+        self.reopen_timeout = reopen_timeout
+        #: Called with a sentence for the user (device lost, reopened on X).
+        self.on_notice: Callable[[str], None] | None = None
+        #: Called with (seconds, reason) for audio that could not be captured.
+        self.on_gap: Callable[[float, str], None] | None = None
         self.sample_rate = int(sample_rate or self.device.default_rate)
         self.channels = int(channels or min(self.device.channels, 2))
         self.block_frames = max(1, self.sample_rate * block_ms // 1000)
@@ -163,19 +171,29 @@ class MicrophoneSource:
                 finished_callback=self._finished,
             )
             self._stream.start()
+            global _open_streams
+            _open_streams += 1
         except Exception as exc:
             self._stream = None
             raise AudioSourceError(f"cannot open {self.device.name!r}: {exc}") from None
 
     def stop(self) -> None:
-        stream, self._stream = self._stream, None
-        if stream is not None:
-            try:
-                stream.stop()
-                stream.close()
-            except Exception:
-                pass
+        self._close_stream(self._stream, stop=True)
+        self._stream = None
         self._feed.close()
+
+    @staticmethod
+    def _close_stream(stream: Any, stop: bool) -> None:
+        global _open_streams
+        if stream is None:
+            return
+        _open_streams = max(0, _open_streams - 1)
+        try:
+            if stop:
+                stream.stop()
+            stream.close()
+        except Exception:
+            pass
 
     async def __aenter__(self) -> "MicrophoneSource":
         await self.start()
@@ -185,7 +203,70 @@ class MicrophoneSource:
         self.stop()
 
     def __aiter__(self) -> AsyncIterator[np.ndarray]:
-        return self._feed.__aiter__()
+        return self._blocks()
+
+    async def _blocks(self) -> AsyncIterator[np.ndarray]:
+        """The feed's blocks; when the device vanishes, reopen the same-named
+        device (or else the default) and go on, reporting the outage."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                async for block in self._feed:
+                    yield block
+                return
+            except AudioSourceError as exc:
+                if self.reopen_timeout <= 0:
+                    raise
+                lost_at = loop.time()
+                self._notice(f"{exc}; trying to reopen it…")
+                if not await self._reopen(loop.time() + self.reopen_timeout):
+                    raise AudioSourceError(f"{exc}, and no input device could be reopened") from None
+                missing = loop.time() - lost_at
+                self._notice(f"capturing again from {self.device.name!r}")
+                if self.on_gap is not None:
+                    self.on_gap(missing, f"input device interrupted for {missing:.1f} s")
+
+    def _notice(self, text: str) -> None:
+        if self.on_notice is not None:
+            self.on_notice(text)
+
+    async def _reopen(self, deadline: float) -> bool:
+        loop = asyncio.get_running_loop()
+        name = self.device.name
+        stream, self._stream = self._stream, None
+        await asyncio.to_thread(self._close_stream, stream, False)
+        self._feed.clear_error()
+        while loop.time() < deadline:
+            await asyncio.to_thread(_refresh_devices)
+            for spec in (name, None):
+                try:
+                    device = await asyncio.to_thread(find_input_device, spec)
+                except AudioSourceError:
+                    continue
+                self.device = device
+                try:
+                    await self.start()
+                    return True
+                except AudioSourceError:
+                    continue
+            await asyncio.sleep(0.5)
+        return False
+
+
+_open_streams = 0  # PortAudio streams this process holds open
+
+
+def _refresh_devices() -> None:
+    """Make PortAudio look for devices again (it lists them once at start-up).
+    Re-initializing closes every stream, so it is done only when none is open."""
+    if _open_streams:
+        return
+    sd = _sd()
+    try:
+        sd._terminate()
+        sd._initialize()
+    except Exception:
+        pass
 
 
 class WavFileSource:

@@ -130,6 +130,7 @@ class StreamSession:
         probe = protocol_factory()
         self.sample_rate = probe.sample_rate
         self._frame_samples = max(1, probe.sample_rate * probe.frame_ms // 1000)
+        self._replay_extra = max(0.0, probe.replay_extra_seconds)
         self._listeners: list[Listener] = []
         self.stats = SessionStats()
         self.state = SessionState.CONNECTING
@@ -214,6 +215,18 @@ class StreamSession:
         self._trim(conn.origin + conn.sent if conn else self._final_end)
         self._data.set()
 
+    def mark_gap(self, seconds: float, reason: str) -> None:
+        """Record audio that never existed for the provider (e.g. the input
+        device was unplugged): later captions keep their true times, and the
+        gap is shown."""
+        samples = int(round(seconds * self.sample_rate))
+        if samples <= 0:
+            return
+        start = self.session_time(self._stream_end)
+        self._holes.append((self._stream_end, samples))
+        self.stats.gaps += 1
+        self._emit(Gap(start, start + samples / self.sample_rate, reason))
+
     @property
     def _backlog_cap(self) -> int:
         return int(self.config.backlog_seconds * self.sample_rate)
@@ -223,11 +236,16 @@ class StreamSession:
         was sent before, so it does not count)."""
         return self._stream_end - self._sent_high
 
+    def _replay_window(self) -> int:
+        """Samples kept for replay: the configured bound plus what the protocol
+        may hold unanswered beyond a streaming provider (whole pages)."""
+        return int((self.config.replay_seconds + self._replay_extra) * self.sample_rate)
+
     def _trim(self, sent_pos: int) -> None:
         """Forget audio that is both sent and covered by a final, or older than
         the replay bound. Compacts lazily so trimming stays O(1) amortized."""
         keep_from = min(self._final_end, sent_pos)
-        floor = sent_pos - int(self.config.replay_seconds * self.sample_rate)
+        floor = sent_pos - self._replay_window()
         keep_from = max(keep_from, floor, self._buf_start)
         dead = keep_from - self._buf_start
         if dead <= 0:
@@ -240,7 +258,7 @@ class StreamSession:
         """Where a new connection starts: the end of the last final, or the
         oldest audio still kept (then the audio in between is a gap)."""
         start = max(self._final_end, 0)
-        floor = self._stream_end - int(self.config.replay_seconds * self.sample_rate)
+        floor = self._stream_end - self._replay_window()
         if self._conn is not None:
             floor = min(floor, self._conn.origin + self._conn.sent)
         lost_to = max(start, floor, self._buf_start)
@@ -471,10 +489,11 @@ class StreamSession:
                     raise _Retry(ProviderError("NOT_READY", "the provider did not accept the session in time", ErrorKind.RETRYABLE), conn.opened_at)
                 else:
                     raise exc  # type: ignore[misc]
-            timeout = self._receive_timeout(conn)
-            try:
-                frame = await asyncio.wait_for(ws.recv(), timeout)
-            except asyncio.TimeoutError:
+            sending = not sender.done()
+            frame = await self._next_frame(ws, sender, self._receive_timeout(conn))
+            if frame is None:
+                if sending and sender.done():
+                    continue  # the end of stream went out: wait again with the drain timeout
                 self._on_quiet(conn)
                 continue
             conn.last_frame_at = time.monotonic()
@@ -499,6 +518,22 @@ class StreamSession:
                 if conn.ending:
                     raise _Done()
                 raise _Retry(ProviderError("ENDED", "the provider ended the session early", ErrorKind.RETRYABLE), conn.opened_at)
+
+    @staticmethod
+    async def _next_frame(ws: websockets.ClientConnection, sender: asyncio.Future, timeout: float) -> str | bytes | None:
+        """The next server frame; None when `timeout` passed or the sender
+        finished first (the timeout that applies changes then)."""
+        recv = asyncio.ensure_future(ws.recv())
+        watch = {recv} if sender.done() else {recv, sender}
+        try:
+            await asyncio.wait(watch, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not recv.done():
+                recv.cancel()  # safe in websockets: no message is lost
+                await asyncio.gather(recv, return_exceptions=True)
+        if recv.cancelled():
+            return None
+        return recv.result()  # raises ConnectionClosed like recv() would
 
     def _receive_timeout(self, conn: _Connection) -> float:
         if conn.ending:
