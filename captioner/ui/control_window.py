@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from captioner.settings import HOTKEY_LABELS, Settings
+from captioner.settings import Settings
 from captioner.stt.events import Final, Gap, Partial
 from captioner.transcript.export import speaker_label
 from captioner.ui.controller import CaptionController
@@ -43,6 +43,8 @@ EXPORT_FILTERS = {
     "txt": "Plain text (*.txt)",
     "json": "Captioner JSON (*.json)",
 }
+
+SHORT_LABELS = {"toggle_pin": "pin/unpin", "toggle_overlay": "show/hide overlay", "start_stop": "start/stop"}
 
 STATE_TEXT = {
     "idle": ("Not captioning", "#4b5563"),
@@ -245,7 +247,7 @@ class ControlWindow(QMainWindow):
         tl.addLayout(export_row)
         right.addWidget(tbox, 1)
         self.setCentralWidget(central)
-        self.resize(980, 620)
+        self.resize(1000, 660)
         self._provider_changed(check_key=False)  # the key is checked after the first paint
 
     def _wire(self) -> None:
@@ -308,7 +310,9 @@ class ControlWindow(QMainWindow):
             "word times" if p.word_times else "no word times",
             "speaker labels" if p.diarization else "no speaker labels",
         ]
-        self.provider_info.setText(" · ".join(caps) + f"\nLanguages: {p.languages}")
+        self.provider_info.setText(" · ".join(caps))
+        self.provider_info.setToolTip(f"Languages: {p.languages}\nLimits: {p.limits}\nAuth: {p.auth}")
+        self.provider_info.setAccessibleDescription(f"Languages: {p.languages}")
         self.endpoint_edit.setPlaceholderText(p.default_endpoint)
         self.endpoint_edit.setText(self.settings.endpoint(p.id))
         self._build_options(p)
@@ -522,11 +526,13 @@ class ControlWindow(QMainWindow):
             sc.setContext(Qt.ShortcutContext.ApplicationShortcut)
             sc.activated.connect(actions[action])
             self._shortcuts.append(sc)
-            hints.append(f"{QKeySequence(seq).toString(QKeySequence.SequenceFormat.NativeText)}: {HOTKEY_LABELS[action].lower()}")
-        self.hotkey_hint.setText(
-            "Hotkeys (while a Captioner window is active): " + "; ".join(hints)
-            + ". Qt has no system-wide hotkeys: to unpin from anywhere, use the tray icon."
+            hints.append(f"{QKeySequence(seq).toString(QKeySequence.SequenceFormat.NativeText)} {SHORT_LABELS[action]}")
+        self.hotkey_hint.setText("Hotkeys: " + " · ".join(hints))
+        self.hotkey_hint.setToolTip(
+            "These work while a Captioner window is active. Qt has no system-wide hotkeys: "
+            "to unpin from another application, use the tray icon."
         )
+        self.hotkey_hint.setAccessibleDescription(self.hotkey_hint.toolTip())
 
     # ------------------------------------------------------------- notes
     def _refresh_notes(self) -> None:

@@ -277,9 +277,8 @@ class CaptionOverlay(QWidget):
         self.status_detail = ""
         self.lag = 0.0
         self._status_font = QFont()
-        self._status_font.setPointSize(10)
         self._status_font.setBold(True)
-        self._status_metrics = QFontMetrics(self._status_font)
+        self._size_status_font()
         self._drag: tuple[str, QPoint, QRect] | None = None  # (edges or "move", press pos, start geometry)
         self._clear_timer = QTimer(self)
         self._clear_timer.setSingleShot(True)
@@ -298,6 +297,11 @@ class CaptionOverlay(QWidget):
         self.restore_geometry()
         if settings is not None and settings.pinned:
             self.set_pinned(True)
+
+    def _size_status_font(self) -> None:
+        """The status line grows with the captions (readable at a glance), within limits."""
+        self._status_font.setPointSize(max(10, min(18, round(self.renderer.style.font_size * 0.4))))
+        self._status_metrics = QFontMetrics(self._status_font)
 
     # ---------------------------------------------------------- geometry
     def _status_height(self) -> int:
@@ -446,6 +450,7 @@ class CaptionOverlay(QWidget):
         old_lines = self.renderer.style.lines
         old_height = self.renderer.line_height
         self.renderer.set_style(style)
+        self._size_status_font()
         self.setMinimumSize(220, self._min_height())
         if fit_height and (old_lines != self.renderer.style.lines or old_height != self.renderer.line_height):
             screen = self._current_screen()

@@ -45,10 +45,10 @@ from captioner.ui.theme import MAX_FONT_PT, MAX_LINES, MIN_FONT_PT, MIN_LINES, P
 log = logging.getLogger(__name__)
 
 SAMPLE_FINALS = [
-    ("Welcome everyone, thanks for joining the weekly planning call.", "0"),
-    ("Let's start with the release dates for the captioning feature.", "1"),
+    ("Welcome, everyone.", "0"),
+    ("Let's begin.", "1"),
 ]
-SAMPLE_PARTIAL = ("The overlay now shows live words in a different colour", "1")
+SAMPLE_PARTIAL = ("Live words", "0")
 GLOBAL_HOTKEY_NOTE = (
     "These shortcuts work while a Captioner window is active. Qt has no system-wide (global) hotkeys, "
     "and a pinned overlay never takes the keyboard: to unpin it from another application use the tray icon "
@@ -63,8 +63,12 @@ class StylePreview(QWidget):
         super().__init__(parent)
         self.renderer = CaptionRenderer(style)
         self.setAccessibleName("Preview of the caption style")
-        self.setMinimumHeight(150)
         self._fill()
+        self._fit()
+
+    def _fit(self) -> None:
+        """As tall as the overlay's text area (capped), so the preview shows what the overlay will."""
+        self.setFixedHeight(max(90, min(420, self.renderer.text_height() + 30)))
 
     def _fill(self) -> None:
         self.renderer.clear()
@@ -75,6 +79,7 @@ class StylePreview(QWidget):
     def set_style(self, style: OverlayStyle) -> None:
         self.renderer.set_style(style)
         self._fill()
+        self._fit()
         self.update()
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
@@ -106,7 +111,7 @@ class ColorButton(QPushButton):
         self.setText(self.color)
         self.setStyleSheet(
             f"QPushButton {{ background: {self.color}; color: {'#000000' if light else '#ffffff'}; "
-            "border: 1px solid #777; min-width: 90px; }}"
+            "border: 1px solid #777; min-width: 90px; }"
         )
         self.setAccessibleDescription(f"{self._label} colour is {self.color}")
 
@@ -148,7 +153,7 @@ class SettingsDialog(QDialog):
         box.accepted.connect(self.save)
         box.rejected.connect(self.reject)
         layout.addWidget(box)
-        self.resize(760, 620)
+        self.resize(760, 560)
         if provider_id in PROVIDERS:
             self.key_edits[provider_id].setFocus()
 
@@ -287,7 +292,7 @@ class SettingsDialog(QDialog):
         w = QWidget()
         v = QVBoxLayout(w)
         self.preview = StylePreview(s)
-        v.addWidget(self.preview, 1)
+        v.addWidget(self.preview)
         form = QFormLayout()
         self.preset_combo = QComboBox()
         self.preset_combo.setAccessibleName("Style preset")
@@ -310,7 +315,7 @@ class SettingsDialog(QDialog):
         font_row.addWidget(self.font_combo, 1)
         font_row.addWidget(self.size_spin)
         font_row.addWidget(self.bold_check)
-        form.addRow("&Font:", font_row)
+        form.addRow("Font:", font_row)
         colors = QHBoxLayout()
         self.color_buttons = {
             "text_color": ColorButton("Text", s.text_color),
@@ -331,7 +336,7 @@ class SettingsDialog(QDialog):
         bg.addWidget(QLabel("opacity"))
         bg.addWidget(self.opacity_slider, 1)
         bg.addWidget(self.opacity_label)
-        form.addRow("&Background:", bg)
+        form.addRow("Background:", bg)
         eff = QHBoxLayout()
         self.effect_combo = QComboBox()
         self.effect_combo.setAccessibleName("Text outline or shadow")
@@ -341,7 +346,7 @@ class SettingsDialog(QDialog):
         eff.addWidget(self.effect_combo)
         eff.addWidget(self.color_buttons["effect_color"])
         eff.addStretch(1)
-        form.addRow("&Outline:", eff)
+        form.addRow("Outline:", eff)
         lay = QHBoxLayout()
         self.lines_spin = QSpinBox()
         self.lines_spin.setRange(MIN_LINES, MAX_LINES)
@@ -365,8 +370,9 @@ class SettingsDialog(QDialog):
         lay.addWidget(self.align_combo)
         lay.addWidget(self.speakers_check)
         lay.addStretch(1)
-        form.addRow("&Layout:", lay)
+        form.addRow("Layout:", lay)
         v.addLayout(form)
+        v.addStretch(1)
         self._load_style_widgets(s)
         self.font_combo.currentFontChanged.connect(lambda _f: self._style_edited())
         self.size_spin.valueChanged.connect(lambda _v: self._style_edited())
