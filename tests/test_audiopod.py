@@ -175,3 +175,63 @@ def test_key_goes_in_url_but_never_in_redacted_display():
     req = proto().connect_request("wss://api.audiopod.ai/api/v1/transcription/stream")
     assert "api_key=ap_secret_key" in req.url
     assert "ap_secret_key" not in redact_url(req.url)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=5),
+    max_leaves=20,
+)
+frames = st.one_of(
+    st.binary(max_size=64),
+    st.text(max_size=64),
+    json_values.map(json.dumps),
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["ready", "partial", "final", "usage", "completed", "error", "x"])},
+        optional={"text": json_values, "words": json_values, "code": json_values, "message": json_values,
+                  "credits_used": json_values, "streamed_seconds": json_values, "speech_final": json_values},
+    ).map(json.dumps),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(frames, max_size=6), st.floats(0, 100))
+def test_decoder_fuzz_only_raises_protocol_errors(sequence, sent):
+    """Hostile input: whatever the server sends, decoding yields events or a
+    ProtocolError in words — never another exception."""
+    p = proto()
+    for frame in sequence:
+        try:
+            decoded = p.decode(frame, sent)
+        except ProtocolError as exc:
+            assert exc.error.message
+            continue
+        for event in decoded.events:
+            assert event is not None
+
+
+async def test_oversized_frame_reconnects_without_losing_words(tone_wav):
+    wav, spoken = tone_wav
+    async with FakeAudioPod() as fake:
+        fake.faults.append(Fault("error", after_bytes=80000, payload={"type": "partial", "text": "x" * (5 << 20)}))
+        _, log, session = await run(fake, wav)
+    assert session.stats.reconnects == 1
+    assert_times_match(log.finals, spoken)
+
+
+async def test_garbage_frames_are_reported_and_nothing_is_lost(tone_wav):
+    wav, spoken = tone_wav
+    async with FakeAudioPod() as fake:
+        fake.faults += [
+            Fault("inject", after_bytes=20000, payload=b"\x00\xff\xfe"),
+            Fault("inject", after_bytes=40000, payload="{not json"),
+            Fault("inject", after_bytes=60000, payload='{"type": "telepathy"}'),
+            Fault("inject", after_bytes=70000, payload=b'{"type": "partial", "text": "\xff\xfe"}'),
+        ]
+        _, log, session = await run(fake, wav)
+    assert session.stats.bad_frames == 4 and session.stats.reconnects == 0
+    assert len(log.errors) == 4 and all(e.retryable for e in log.errors)
+    assert_times_match(log.finals, spoken)

@@ -110,3 +110,35 @@ async def test_marked_gap_shifts_later_times():
     (gap,) = [e for e in log.events if isinstance(e, Gap)]
     assert (gap.start, gap.end) == (0.5, 2.5)
     assert s.session_time(8000) == 2.5 and s.audio_time == 3.0
+
+
+async def test_tls_certificates_are_always_verified(tmp_path, tone_wav):
+    """A wss:// server with a certificate the system does not trust is refused
+    at once (no retry storm, no fallback to an unverified connection)."""
+    import ssl
+    import subprocess
+
+    from websockets.asyncio.server import serve
+
+    key, cert = tmp_path / "k.pem", tmp_path / "c.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
+        check=True, capture_output=True,
+    )
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    reached = []
+
+    async def handler(ws):
+        reached.append(ws)
+
+    async with serve(handler, "localhost", 0, ssl=ctx) as server:
+        port = server.sockets[0].getsockname()[1]
+        url = f"wss://localhost:{port}/api/v1/transcription/stream"
+        s = session_for(url, "ap_key")
+        with pytest.raises(ProviderFailure) as info:
+            await caption_source(WavFileSource(tone_wav[0], speed=0), s, live=False)
+    assert info.value.error.code == "TLS_FAILED"
+    assert "self-signed" in info.value.error.message or "verify" in info.value.error.message
+    assert reached == []

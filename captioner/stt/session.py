@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable
@@ -401,6 +402,10 @@ class StreamSession:
             raise _Retry(proto.classify_http(exc.response.status_code, exc.response.body or b""), None) from None
         except InvalidURI as exc:
             raise _Retry(ProviderError("BAD_ENDPOINT", self._redact(str(exc))), None) from None
+        except ssl.SSLCertVerificationError as exc:
+            # Never retried and never bypassed: a bad certificate is not a blip.
+            reason = self._redact(exc.verify_message or str(exc))
+            raise _Retry(ProviderError("TLS_FAILED", f"the server's certificate was not accepted: {reason}"), None) from None
         except (OSError, InvalidHandshake, asyncio.TimeoutError) as exc:
             reason = self._redact(str(exc) or type(exc).__name__)
             raise _Retry(ProviderError("CONNECT_FAILED", f"could not connect: {reason}", ErrorKind.RETRYABLE), None) from None

@@ -32,7 +32,7 @@ class Fault:
     """One scripted fault, applied once to the connection number `on_connection`
     (0-based) when that connection has received `after_bytes` of audio."""
 
-    action: str  # "drop" | "close" | "silence" | "error"
+    action: str  # "drop" | "close" | "silence" | "error" (send payload, end) | "inject" (send payload, go on)
     after_bytes: int = 0
     on_connection: int = 0
     code: int = 1011
@@ -104,6 +104,8 @@ class FakeServer:
                     await ws.close(fault.code, "fault injected")
                 elif fault.action == "error":
                     await ws.send(json.dumps(fault.payload))
+                elif fault.action == "inject":
+                    await ws.send(fault.payload)  # raw str or bytes, possibly garbage
                 return fault.action
         return None
 
