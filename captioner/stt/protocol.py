@@ -59,6 +59,10 @@ class WireProtocol(abc.ABC):
     #: After `end_stream`, finish once no frame arrived for this long (for
     #: protocols with no "done" message). None: wait for `Decoded.done`.
     end_idle_timeout: float | None = None
+    #: Replay margin (seconds) kept behind finals without times; None: the
+    #: session's `untimed_margin`. A protocol whose estimate of a final's end is
+    #: already conservative sets a smaller one (a larger margin doubles words).
+    untimed_margin: float | None = None
     #: The largest server message accepted.
     max_message_bytes: int = 4 * 1024 * 1024
     #: Names of query parameters that carry secrets (redacted in displays).

@@ -1,0 +1,224 @@
+"""VoiceRun Transcribe: the wire protocol.
+
+`Authorization: Bearer <key>` on the handshake (or, browser style, a first
+`{"type":"auth","token":…}` message); the server opens with `session.created`;
+we answer `session.update` (model, upstream provider, language, pcm16, 16 kHz);
+`session.updated` means ready. Audio is base64 inside JSON `audio.append`
+frames (40 ms each, inside the documented 20–100 ms). The server sends
+`speech.started` / `speech.stopped`, `transcription.partial` (replaces) and
+`transcription.completed` (final). `session.close` → `session.closed` ends it.
+A bad key is a close with code 4001 after the upgrade, not an HTTP 401.
+
+VoiceRun documents no timestamps, so finals are normally `Final(timed=False)`
+whose times are estimated from the sample clock (see `VoiceRunProtocol`).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from captioner.stt.events import ErrorKind, Final, Partial, ProviderError, SpeechStarted, SpeechStopped
+from captioner.stt.options import OptionError, option
+from captioner.stt.protocol import ConnectRequest, Decoded, Outgoing, ProtocolError, WireProtocol, parse_json_object
+from captioner.stt.words import join_words, parse_words
+
+DEFAULT_ENDPOINT = "wss://transcribe.voicerun.com/ws"
+UPSTREAMS = ("DEEPGRAM", "OPENAI", "CARTESIA", "QWEN3")
+#: Default end-of-utterance silence of each upstream engine on the VoiceRun
+#: platform (docs: agent-building/speech-to-text). Used only to estimate where
+#: an utterance ended; not documented for the Transcribe API itself.
+ENDPOINTING_MS = {"DEEPGRAM": 300, "OPENAI": 500, "CARTESIA": 300, "QWEN3": 800}
+
+
+@dataclass(frozen=True)
+class VoiceRunOptions:
+    model: str = option("nova-3", "speech model, e.g. nova-3 (Deepgram) or gpt-4o-transcribe (OpenAI)")
+    provider: str = option("DEEPGRAM", "upstream engine that runs the model", UPSTREAMS)
+    language: str | None = option("en", "BCP-47 language code; multi = auto-detect; none = server default")
+    prompt: str | None = option(None, "keywords (Deepgram) or context (OpenAI) to bias recognition")
+    auth: str = option(
+        "header", "send the key as an Authorization header, or as a first auth message (browser style)", ("header", "message")
+    )
+    endpointing_ms: int | None = option(
+        None, "silence (ms) after which the engine ends an utterance; estimates where untimed finals end (default per engine)"
+    )
+    word_units: str = option("s", "unit of unit-less word start/end, should a completed event carry any", ("s", "ms"))
+
+    def validate(self) -> None:
+        if not self.model or not self.model.strip():
+            raise OptionError("model must not be empty (e.g. nova-3)")
+        if self.language is not None and not (2 <= len(self.language) <= 16):
+            raise OptionError(f"language {self.language!r} does not look like a BCP-47 code")
+        if self.endpointing_ms is not None and not (0 <= self.endpointing_ms <= 5000):
+            raise OptionError("endpointing_ms must be between 0 and 5000")
+
+
+# Error codes are undocumented: these word fragments are how an error says it
+# is about the key, money or the configuration (retrying cannot fix those).
+_KEY_WORDS = ("auth", "api_key", "apikey", "forbidden", "permission", "token")
+_FATAL_WORDS = ("invalid", "unsupported", "config", "quota", "credit", "payment", "insufficient", "billing", "model")
+_RETRY_WORDS = ("rate", "too_many", "timeout", "unavailable", "upstream", "internal", "overload")
+
+
+class VoiceRunProtocol(WireProtocol):
+    """One VoiceRun connection.
+
+    Times: VoiceRun documents no timestamps. A final's start is where the sample
+    clock stood when `speech.started` arrived (else the end of the previous
+    final); its end is the clock when `speech.stopped` or the final arrived,
+    minus the engine's endpointing silence (the engine only ends an utterance
+    after that much silence). Such finals are `timed=False`; the replay margin
+    after them is that same endpointing silence. Estimates run late by the
+    network delay and only hold when audio is paced in real time. Should a
+    `completed` event carry word or segment times, they are used instead.
+    """
+
+    sample_rate = 16000
+    frame_ms = 40
+
+    def __init__(self, options: VoiceRunOptions, key: str) -> None:
+        self.options = options
+        self._key = key
+        ms = options.endpointing_ms if options.endpointing_ms is not None else ENDPOINTING_MS.get(options.provider, 500)
+        self._endpointing = ms / 1000.0
+        # The final's end estimate already sits one endpointing window behind
+        # the clock, so the session needs no further replay margin.
+        self.untimed_margin = 0.0
+        self._created = False
+        self._ready = False
+        self._last_end = 0.0  # end of the previous final, connection time
+        self._speech_at: float | None = None  # clock when speech.started arrived
+        self._stopped_at: float | None = None  # clock when speech.stopped arrived
+
+    # ------------------------------------------------------------ outgoing
+    def connect_request(self, endpoint: str) -> ConnectRequest:
+        if self.options.auth == "header":
+            return ConnectRequest(endpoint, {"Authorization": f"Bearer {self._key}"})
+        return ConnectRequest(endpoint)
+
+    def on_open(self) -> list[Outgoing]:
+        if self.options.auth == "message":
+            return [json.dumps({"type": "auth", "token": self._key})]
+        return []
+
+    def session_update(self) -> dict[str, Any]:
+        session: dict[str, Any] = {"model": self.options.model, "provider": self.options.provider}
+        if self.options.language is not None:
+            session["language"] = self.options.language
+        if self.options.prompt:
+            session["prompt"] = self.options.prompt
+        session["input_audio_format"] = "pcm16"
+        session["sample_rate"] = self.sample_rate
+        return {"type": "session.update", "session": session}
+
+    def encode_audio(self, pcm: bytes) -> list[Outgoing]:
+        return [json.dumps({"type": "audio.append", "audio": base64.b64encode(pcm).decode("ascii")})]
+
+    def end_stream(self) -> list[Outgoing]:
+        return [json.dumps({"type": "session.close"})]
+
+    # ------------------------------------------------------------ incoming
+    def decode(self, frame: Outgoing, audio_sent: float) -> Decoded:
+        msg = parse_json_object(frame, "VoiceRun")
+        kind = msg.get("type")
+        if not isinstance(kind, str):
+            raise _bad("a frame without a type")
+        if kind == "error":
+            return Decoded([self._error(msg.get("error"))])
+        if kind == "session.created":
+            if self._created:
+                raise _bad("a second session.created")
+            self._created = True
+            return Decoded(send=[json.dumps(self.session_update())])
+        if not self._created:
+            raise _bad(f"{kind!r} before session.created")
+        if kind == "session.updated":
+            self._check_echo(msg.get("session"))
+            self._ready = True
+            return Decoded(ready=True)
+        if kind == "session.closed":
+            return Decoded(done=True)
+        if not self._ready:
+            raise _bad(f"{kind!r} before session.updated")
+        if kind == "speech.started":
+            self._speech_at, self._stopped_at = audio_sent, None
+            return Decoded([SpeechStarted(audio_sent)])
+        if kind == "speech.stopped":
+            self._stopped_at = audio_sent
+            return Decoded([SpeechStopped(audio_sent)])
+        if kind == "transcription.partial":
+            return Decoded([Partial(_text(msg, "transcription.partial"), start=self._utterance_start(audio_sent))])
+        if kind == "transcription.completed":
+            return Decoded([self._final(msg, audio_sent)])
+        raise _bad(f"unknown message type {kind!r}")
+
+    def _utterance_start(self, audio_sent: float) -> float:
+        start = self._speech_at if self._speech_at is not None else self._last_end
+        return min(start, audio_sent)
+
+    def _final(self, msg: dict[str, Any], audio_sent: float) -> Final:
+        text = _text(msg, "transcription.completed")
+        words = parse_words(msg.get("words"), self.options.word_units)
+        if words:
+            final = Final(text or join_words(words), words[0].start, words[-1].end, words)
+        else:
+            # Segment-level times, should the event carry any (read like one word).
+            span = parse_words([{**msg, "text": text}], self.options.word_units)
+            if span:
+                final = Final(text, span[0].start, span[0].end)
+            else:
+                start = self._utterance_start(audio_sent)
+                heard = self._stopped_at if self._stopped_at is not None else audio_sent
+                end = max(start, heard - self._endpointing)
+                final = Final(text, start, end, timed=False)
+        self._last_end = max(self._last_end, final.end)
+        self._speech_at = self._stopped_at = None
+        return final
+
+    def _check_echo(self, session: Any) -> None:
+        """The echo in `session.updated` must describe the audio we will send."""
+        if not isinstance(session, dict):
+            return
+        rate, fmt = session.get("sample_rate"), session.get("input_audio_format")
+        if (rate is not None and rate != self.sample_rate) or (fmt is not None and fmt != "pcm16"):
+            raise ProtocolError(
+                ProviderError(
+                    "CONFIG_REJECTED",
+                    f"VoiceRun set up the session for {fmt} at {rate} Hz instead of pcm16 at {self.sample_rate} Hz",
+                )
+            )
+
+    def _error(self, body: Any) -> ProviderError:
+        if isinstance(body, dict):
+            code = str(body.get("code") or "ERROR")
+            message = str(body.get("message") or "")
+        else:
+            code, message = "ERROR", str(body or "")
+        low = code.lower()
+        detail = f": {message}" if message else ""
+        if any(w in low for w in _RETRY_WORDS):
+            return ProviderError(code, message or "VoiceRun reported a temporary error", ErrorKind.RETRYABLE)
+        if any(w in low for w in _KEY_WORDS) or low in ("unauthorized", "4001"):
+            return ProviderError("KEY_REJECTED", f"VoiceRun rejected the API key ({code}){detail}")
+        if any(w in low for w in _FATAL_WORDS):
+            return ProviderError(code, f"VoiceRun refused the session{detail}")
+        return ProviderError(code, message or "VoiceRun reported an error", ErrorKind.RETRYABLE)
+
+    def classify_close(self, code: int, reason: str) -> ProviderError:
+        if code in (4001, 4003, 4401, 4403):
+            return ProviderError("KEY_REJECTED", f"VoiceRun rejected the API key ({code} {reason})".strip())
+        return super().classify_close(code, reason)
+
+
+def _text(msg: dict[str, Any], what: str) -> str:
+    text = msg.get("text")
+    if not isinstance(text, str):
+        raise _bad(f"{what} without text")
+    return text.strip()
+
+
+def _bad(what: str) -> ProtocolError:
+    return ProtocolError(ProviderError("BAD_FRAME", f"VoiceRun sent {what}", ErrorKind.RETRYABLE))
