@@ -85,6 +85,7 @@ class CaptionController(QObject):
         self._started_at: float | None = None
         self._stopped_at: float | None = None
         self._last_level_at = 0.0
+        self._peak = -120.0
         self._secret = ""
         self._lag_timer = QTimer(self)
         self._lag_timer.setInterval(500)
@@ -249,10 +250,13 @@ class CaptionController(QObject):
         self.caption_event.emit(event)
 
     def _on_level(self, dbfs: float) -> None:
+        """Emit the loudest block of each interval, so short peaks still show."""
+        self._peak = max(self._peak, float(dbfs))
         now = time.monotonic()
         if now - self._last_level_at >= self.LEVEL_INTERVAL:
             self._last_level_at = now
-            self.level.emit(float(dbfs))
+            self.level.emit(self._peak)
+            self._peak = -120.0
 
     def _poll_lag(self) -> None:
         if self.session is not None:

@@ -32,6 +32,7 @@ def make_app(settings, wav: Path, args: list[str] | None = None, speed: float = 
         return WavFileSource(wav, speed=speed)
 
     controller = CaptionController(source_factory=source_factory, retry=FAST_RETRY)
+    controller.LEVEL_INTERVAL = 0.0  # every block reaches the meter: unpaced files run in milliseconds
     capp = CaptionerApp(settings, build_parser().parse_args(args or []), controller, tray_available=False, device_lister=lambda: [])
     capp.sources = sources  # type: ignore[attr-defined]
     return capp
@@ -240,3 +241,17 @@ async def test_all_five_providers_and_accessible_names(qtbot, settings, tone_wav
                     continue
                 assert child.accessibleName(), f"{type(child).__name__} {getattr(child, 'text', lambda: '')()!r} has no accessible name"
     await w.settle()
+
+
+def test_level_meter_keeps_the_peak_of_each_interval(qapp):
+    c = CaptionController()
+    c.LEVEL_INTERVAL = 10.0
+    got: list[float] = []
+    c.level.connect(got.append)
+    c._on_level(-50.0)
+    c._on_level(-10.0)
+    c._on_level(-40.0)
+    assert got == [-50.0]
+    c._last_level_at -= 20
+    c._on_level(-60.0)
+    assert got == [-50.0, -10.0]  # the short loud block was not lost
