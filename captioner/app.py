@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import sys
 from typing import Any, Awaitable, Callable, Sequence
@@ -33,6 +34,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--endpoint", help="replace the provider's default URL")
     p.add_argument("--start", action="store_true", help="start captioning at once")
     return p
+
+
+class MainThreadGC(QObject):
+    """Run Python's cyclic GC on the GUI thread only.
+
+    Left automatic, a collection can run in any thread that allocates
+    (asyncio.to_thread workers, the journal writer); freeing a QObject there
+    leaves Qt holding dangling timer pointers and the app crashes later. So
+    automatic GC is off and this timer collects on the GUI thread instead."""
+
+    def __init__(self, interval_ms: int = 1000) -> None:
+        super().__init__()
+        self._threshold = gc.get_threshold()
+        gc.disable()
+        self._timer = QTimer(self)
+        self._timer.timeout.connect(self.check)
+        self._timer.start(interval_ms)
+
+    def check(self) -> None:
+        c0, c1, c2 = gc.get_count()
+        t0, t1, t2 = self._threshold
+        if c0 > t0:
+            gc.collect(0)
+            if c1 > t1:
+                gc.collect(1)
+                if c2 > t2:
+                    gc.collect(2)
+
+    def stop(self) -> None:
+        self._timer.stop()
+        gc.enable()
 
 
 class CaptionerApp(QObject):
@@ -185,6 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setWindowIcon(app_icon())
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
+    collector = MainThreadGC()
     from captioner import logs
 
     logs.setup_logging(False)
@@ -198,4 +231,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             pass
         loop.run_until_complete(capp.settle())
+    collector.stop()
     return 0

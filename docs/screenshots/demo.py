@@ -128,7 +128,7 @@ def main() -> int:
     import qasync
     from PySide6.QtWidgets import QApplication
 
-    from captioner.app import CaptionerApp, build_parser
+    from captioner.app import CaptionerApp, MainThreadGC, build_parser
     from captioner.settings import Settings
     from captioner.ui.theme import app_icon
 
@@ -136,6 +136,7 @@ def main() -> int:
     app.setWindowIcon(app_icon())
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
+    collector = MainThreadGC()  # noqa: F841
     xmessage_pid = int(sys.argv[1]) if len(sys.argv) > 1 else 0
     capp = CaptionerApp(Settings(), build_parser().parse_args(["--provider", "audiopod"]), device_lister=lambda: [])
     capp.show()

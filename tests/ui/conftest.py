@@ -3,6 +3,7 @@ QApplication; settings go to a temp INI file; journals to a temp folder."""
 
 from __future__ import annotations
 
+import gc
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -39,3 +40,15 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "data"
     monkeypatch.setenv("CAPTIONER_DATA_DIR", str(path))
     return path
+
+
+@pytest.fixture(autouse=True)
+def collect_on_main_thread():
+    """Python's GC runs in whichever thread allocates; if it frees a QObject
+    in a worker thread (asyncio.to_thread, the journal writer), Qt's timer
+    list keeps a dangling pointer and a later test crashes. The app runs GC
+    on the GUI thread only (captioner.app.MainThreadGC); tests do the same."""
+    gc.disable()
+    yield
+    gc.collect()
+    gc.enable()

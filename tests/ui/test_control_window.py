@@ -255,3 +255,49 @@ def test_level_meter_keeps_the_peak_of_each_interval(qapp):
     c._last_level_at -= 20
     c._on_level(-60.0)
     assert got == [-50.0, -10.0]  # the short loud block was not lost
+
+
+async def test_tray_menu_mirrors_app_state(qtbot, settings, tone_wav):
+    capp = CaptionerApp(settings, build_parser().parse_args([]), CaptionController(), tray_available=True, device_lister=lambda: [])
+    qtbot.addWidget(capp.window)
+    qtbot.addWidget(capp.overlay)
+    capp.show()
+    tray = capp.tray
+    assert "No system tray" not in capp.window.banner.text()
+    assert tray.overlay_action.text() == "Hide overlay"
+    tray.pin_action.trigger()
+    assert capp.overlay.pinned and tray.pin_action.text() == "Unpin overlay"
+    tray.pin_action.trigger()
+    assert not capp.overlay.pinned
+    tray.overlay_action.trigger()
+    assert not capp.overlay.isVisible() and tray.overlay_action.text() == "Show overlay"
+    capp.window.close()  # with a tray, closing hides to the tray instead of quitting
+    assert not capp.window.isVisible() and not capp.closed.is_set()
+    await capp.shutdown()
+    assert capp.closed.is_set()
+
+
+def test_gc_runs_on_the_gui_thread_only(qapp):
+    import gc
+
+    from captioner.app import MainThreadGC
+
+    was = gc.isenabled()
+    gc.enable()
+    collector = MainThreadGC(interval_ms=10_000)
+    try:
+        assert not gc.isenabled()
+        junk = []
+        for _ in range(gc.get_threshold()[0] + 10):
+            a: list = []
+            a.append(a)
+            junk.append(a)
+        del junk, a
+        assert gc.get_count()[0] > gc.get_threshold()[0]
+        collector.check()
+        assert gc.get_count()[0] < gc.get_threshold()[0]
+    finally:
+        collector.stop()
+        assert gc.isenabled()
+        if not was:
+            gc.disable()
