@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import gc
 import logging
+import os
 import sys
 from typing import Any, Awaitable, Callable, Sequence
 
@@ -224,7 +225,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     capp = CaptionerApp(Settings(), args)
     capp.show()
     # after the first paint: nothing that can block or is slow to import before it
-    QTimer.singleShot(0, lambda: capp.spawn(capp.after_first_paint()))
+    if os.environ.get("CAPTIONER_SMOKE_TEST") == "1":
+        # Packaging smoke test: open, finish start-up (devices, keyring), close cleanly.
+        async def smoke() -> None:
+            await capp.after_first_paint()
+            print("smoke test: first paint", file=sys.stderr, flush=True)
+            await capp.shutdown()
+
+        QTimer.singleShot(0, lambda: capp.spawn(smoke()))
+    else:
+        QTimer.singleShot(0, lambda: capp.spawn(capp.after_first_paint()))
     with loop:
         try:
             loop.run_until_complete(capp.closed.wait())

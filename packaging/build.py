@@ -140,7 +140,12 @@ def smoke(binary: Path) -> dict[str, float]:
     out = run([str(binary), "providers"])
     if out.returncode != 0 or "audiopod" not in out.stdout or "inworld" not in out.stdout:
         raise SystemExit(f"smoke: providers failed: {out.stderr}")
-    env = {"QT_QPA_PLATFORM": "offscreen", "CAPTIONER_SMOKE_TEST": "1", "CAPTIONER_DATA_DIR": str(ROOT / "build" / "smoke-data")}
+    env = {
+        "QT_QPA_PLATFORM": "offscreen",
+        "CAPTIONER_SMOKE_TEST": "1",
+        "CAPTIONER_DATA_DIR": str(ROOT / "build" / "smoke-data"),
+        "CAPTIONER_SETTINGS_FILE": str(ROOT / "build" / "smoke-data" / "settings.ini"),
+    }
     t0 = time.perf_counter()
     out = run([str(binary)], env=env, timeout=60)
     figures["gui_open_close_s"] = time.perf_counter() - t0

@@ -123,7 +123,21 @@ def apply_preset(current: OverlayStyle, name: str) -> OverlayStyle:
 
 # ------------------------------------------------------------ resources
 
-RESOURCES = Path(__file__).resolve().parents[2] / "resources"
+def _resources_dir() -> Path:
+    """The installed `captioner.resources` package (wheel, editable install or
+    PyInstaller bundle), else the repository's resources/ folder."""
+    try:
+        from importlib.resources import files
+
+        folder = Path(str(files("captioner.resources")))
+        if (folder / "icons").is_dir():
+            return folder
+    except (ImportError, TypeError, ValueError):
+        pass
+    return Path(__file__).resolve().parents[2] / "resources"
+
+
+RESOURCES = _resources_dir()
 
 CONTROL_STYLE = """
 QMainWindow, QDialog { background: #f6f7f9; }
