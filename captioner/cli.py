@@ -58,11 +58,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_session_args(t)
 
     lst = sub.add_parser("listen", help="caption an input device until Ctrl-C or --duration")
-    lst.add_argument("--device", help="device name (or part of it) or index; default input if omitted")
+    lst.add_argument(
+        "--device",
+        help="device name (or part of it) or index; default input if omitted. System audio (what you hear) is "
+        "listed by `captioner devices`: on Linux each speaker's monitor (a name ending in .monitor), on Windows "
+        "each output's [Loopback], on macOS a loopback device such as BlackHole",
+    )
+    lst.add_argument(
+        "--mix-with",
+        metavar="DEVICE",
+        help="also capture DEVICE and caption both mixed, e.g. --device Mic --mix-with monitor for your voice "
+        "plus the meeting",
+    )
     lst.add_argument("--duration", type=float, help="stop after S seconds")
     _add_session_args(lst)
 
-    sub.add_parser("devices", help="list input devices")
+    sub.add_parser("devices", help="list input devices, system audio (what you hear) included")
     sub.add_parser("sessions", help="list saved sessions (newest first)")
     e = sub.add_parser("export", help="export a saved session")
     e.add_argument("session", help="session id (or a unique prefix) from `captioner sessions`, or a journal path")
@@ -266,7 +277,11 @@ async def _listen(args: argparse.Namespace) -> int:
     from captioner.audio.sources import MicrophoneSource
 
     try:
-        source = MicrophoneSource(args.device)
+        source: Any = MicrophoneSource(args.device)
+        if args.mix_with:
+            from captioner.audio.mixer import MixedSource
+
+            source = MixedSource(source, MicrophoneSource(args.mix_with))
     except AudioSourceError as exc:
         raise CliError(str(exc), EXIT_AUDIO) from None
     print(f"listening on {source.name} ({source.sample_rate} Hz); Ctrl-C to stop", file=sys.stderr, flush=True)
@@ -276,7 +291,7 @@ async def _listen(args: argparse.Namespace) -> int:
 
 def _devices() -> int:
     from captioner.audio.feed import AudioSourceError
-    from captioner.audio.sources import list_input_devices
+    from captioner.audio.sources import BACKEND_PORTAUDIO, list_input_devices, system_audio_help
 
     try:
         devices = list_input_devices()
@@ -284,7 +299,13 @@ def _devices() -> int:
         raise CliError(str(exc), EXIT_AUDIO) from None
     for dev in devices:
         mark = "  (default)" if dev.is_default else ""
-        print(f"{dev.index}\t{dev.name}\t[{dev.hostapi}, {dev.channels} ch, {dev.default_rate:g} Hz]{mark}")
+        if dev.is_system:
+            mark += f"  (system audio: {dev.display_name})"
+        index = dev.index if dev.backend == BACKEND_PORTAUDIO else "-"  # these are chosen by name
+        print(f"{index}\t{dev.name}\t[{dev.hostapi}, {dev.channels} ch, {dev.default_rate:g} Hz]{mark}")
+    hint = system_audio_help(devices)
+    if hint:
+        print(f"note: {hint}", file=sys.stderr)
     return EXIT_OK
 
 

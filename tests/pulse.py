@@ -19,6 +19,7 @@ class PulseServer:
         self.root = root
         self.env: dict[str, str] = {}
         self._keepalive: subprocess.Popen | None = None
+        self._more: list[subprocess.Popen] = []
 
     def start(self) -> None:
         home, run = self.root / "home", self.root / "run"
@@ -44,20 +45,34 @@ class PulseServer:
         subprocess.run(["pactl", "set-default-sink", "captions"], env=self.env, check=True)
         subprocess.run(["pactl", "set-default-source", "captions.monitor"], env=self.env, check=True)
         # Keep the sink busy: an idle monitor delivers garbage for its first ~2 s.
-        self._keepalive = subprocess.Popen(
-            ["pacat", "--playback", "--raw", "--format=s16le", "--rate=48000", "--channels=1",
-             "--device=captions", "--latency-msec=20", "/dev/zero"],
-            env=self.env, stdin=subprocess.DEVNULL,
-        )
+        self._keepalive = self._busy("captions")
         time.sleep(2.0)
 
-    def play(self, wav: Path) -> subprocess.Popen:
-        return subprocess.Popen(["paplay", "--device=captions", str(wav)], env=self.env)
+    def add_sink(self, name: str) -> str:
+        """Another null sink (kept busy like the first); returns its monitor's name."""
+        subprocess.run(
+            ["pactl", "load-module", "module-null-sink", f"sink_name={name}", "rate=48000", "channels=1"],
+            env=self.env, check=True, capture_output=True,
+        )
+        self._more.append(self._busy(name))
+        time.sleep(2.0)
+        return f"{name}.monitor"
+
+    def _busy(self, sink: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            ["pacat", "--playback", "--raw", "--format=s16le", "--rate=48000", "--channels=1",
+             f"--device={sink}", "--latency-msec=20", "/dev/zero"],
+            env=self.env, stdin=subprocess.DEVNULL,
+        )
+
+    def play(self, wav: Path, sink: str = "captions") -> subprocess.Popen:
+        return subprocess.Popen(["paplay", f"--device={sink}", str(wav)], env=self.env)
 
     def stop(self) -> None:
-        if self._keepalive is not None:
-            self._keepalive.terminate()
-            self._keepalive.wait(5)
+        for proc in [self._keepalive, *self._more]:
+            if proc is not None:
+                proc.terminate()
+                proc.wait(5)
         subprocess.run(["pulseaudio", "--kill"], env=self.env, capture_output=True, timeout=10)
         pid_file = Path(self.env.get("XDG_RUNTIME_DIR", "/nonexistent")) / "pulse" / "pid"
         try:

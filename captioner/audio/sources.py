@@ -1,5 +1,10 @@
 """Audio sources: a capture device through PortAudio, and a WAV file.
 
+Capture devices include system audio ("what you hear"): PulseAudio/PipeWire
+monitor sources on Linux (pulse.py), WASAPI loopback on Windows and virtual
+loopback devices such as BlackHole on macOS (system.py). They open through
+the same MicrophoneSource; mixer.py combines two sources into one.
+
 Both are async iterators of float32 blocks shaped (frames, channels) at
 `sample_rate`. Sources deliver audio whole and unaltered: no gating, no AGC,
 no silence skipping, so provider times map one-to-one onto the source.
@@ -8,6 +13,7 @@ no silence skipping, so provider times map one-to-one onto the source.
 from __future__ import annotations
 
 import asyncio
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
@@ -17,14 +23,36 @@ import numpy as np
 from captioner.audio.feed import AudioFeed, AudioSourceError, FeedStats
 
 
+#: InputDevice.kind values
+KIND_INPUT = "input"
+KIND_SYSTEM = "system"  # what the computer plays: a monitor, a loopback
+
+#: InputDevice.backend values: how the device is opened
+BACKEND_PORTAUDIO = "portaudio"  # sounddevice, by index
+BACKEND_PULSE = "pulse"  # sounddevice's `pulse` device with PULSE_SOURCE=target
+BACKEND_WASAPI_LOOPBACK = "wasapi-loopback"  # PyAudioWPatch, by its own index
+
+
 @dataclass(frozen=True, slots=True)
 class InputDevice:
-    index: int
-    name: str
+    index: int  # the index to open with `backend` (for pulse: PortAudio's `pulse` device)
+    name: str  # unique and stable: what --device takes and settings remember
     hostapi: str
     channels: int
     default_rate: float
     is_default: bool
+    kind: str = KIND_INPUT
+    backend: str = BACKEND_PORTAUDIO
+    target: str = ""  # the sound server's source name (pulse backend)
+    label: str = ""  # what to show a person; "" means the name
+
+    @property
+    def display_name(self) -> str:
+        return self.label or self.name
+
+    @property
+    def is_system(self) -> bool:
+        return self.kind == KIND_SYSTEM
 
 
 def _sd() -> Any:
@@ -36,8 +64,13 @@ def _sd() -> Any:
     return sounddevice
 
 
-def list_input_devices() -> list[InputDevice]:
-    """Every device that can capture, default first marked."""
+def list_input_devices(system: bool = True) -> list[InputDevice]:
+    """Every device that can capture, default first marked; with `system`,
+    also the system-audio sources (Linux monitors, Windows loopbacks), after
+    the ordinary inputs. Blocking (PortAudio, the sound server): call it off
+    the event loop."""
+    from captioner.audio.system import is_loopback_name
+
     sd = _sd()
     try:
         devices = sd.query_devices()
@@ -57,14 +90,100 @@ def list_input_devices() -> list[InputDevice]:
                 channels=int(dev["max_input_channels"]),
                 default_rate=float(dev["default_samplerate"]),
                 is_default=index == default_in,
+                kind=KIND_SYSTEM if is_loopback_name(dev["name"]) else KIND_INPUT,
             )
         )
+    if system:
+        out.extend(_system_devices(out))
     return out
 
 
-def find_input_device(spec: str | int | None) -> InputDevice:
-    """Match a device by index, exact name, or case-insensitive name part.
-    None means the system default input."""
+def _system_devices(inputs: list[InputDevice]) -> list[InputDevice]:
+    """Linux: one entry per sound-server monitor, opened through PortAudio's
+    `pulse` device. Windows: one per WASAPI loopback (PyAudioWPatch)."""
+    if _platform() == "win32":
+        return _wasapi_devices()
+    pulse_dev = next((d for d in inputs if d.name == "pulse"), None)
+    if pulse_dev is None:
+        return []
+    monitors = _pulse_monitors()
+    labels = [m.label for m in monitors]
+    return [
+        InputDevice(
+            index=pulse_dev.index,
+            name=m.name,
+            hostapi="PulseAudio monitor",
+            channels=max(1, m.channels),
+            default_rate=float(m.rate),
+            is_default=False,
+            kind=KIND_SYSTEM,
+            backend=BACKEND_PULSE,
+            target=m.name,
+            label=m.label if labels.count(m.label) == 1 else f"{m.label} ({m.monitor_of})",
+        )
+        for m in monitors
+    ]
+
+
+def _pulse_monitors() -> list[Any]:
+    """The sound server's monitor sources (pulse.PulseSource); patched in tests."""
+    from captioner.audio import pulse
+
+    return pulse.list_monitors()
+
+
+def _wasapi_devices() -> list[InputDevice]:
+    from captioner.audio import system
+
+    module = system.import_pyaudiowpatch()
+    if module is None:
+        return []
+    try:
+        found = system.wasapi_loopback_devices(module)
+    except Exception:  # a broken audio stack must not hide the microphones
+        return []
+    found.sort(key=lambda d: not d["is_default"])  # the default speakers first
+    return [
+        InputDevice(
+            index=d["index"],
+            name=d["name"],
+            hostapi="Windows WASAPI (loopback)",
+            channels=d["channels"],
+            default_rate=d["rate"],
+            is_default=False,
+            kind=KIND_SYSTEM,
+            backend=BACKEND_WASAPI_LOOPBACK,
+            label=f"{d['name'].replace(' [Loopback]', '')} — what you hear",
+        )
+        for d in found
+    ]
+
+
+def refresh_input_devices(system: bool = True) -> list[InputDevice]:
+    """Re-list after a hot-plug: PortAudio scans only at start-up, so it is
+    re-initialized first (skipped while a stream is open, see
+    _refresh_devices). Blocking: call it off the event loop."""
+    _refresh_devices()
+    return list_input_devices(system)
+
+
+def system_audio_help(devices: list[InputDevice]) -> str | None:
+    """How to get system audio, for the app and CLI to show, when none of
+    `devices` is a system-audio source; else None."""
+    from captioner.audio import system
+
+    return system.system_audio_help(_platform(), any(d.is_system for d in devices))
+
+
+def _platform() -> str:
+    return sys.platform
+
+
+def find_input_device(spec: "str | int | InputDevice | None") -> InputDevice:
+    """Match a device by index, exact name, or case-insensitive part of its
+    name or label. None means the system default input."""
+    if isinstance(spec, InputDevice):
+        return spec
     devices = list_input_devices()
     if not devices:
         raise AudioSourceError("no audio input device was found")
@@ -76,13 +195,14 @@ def find_input_device(spec: str | int | None) -> InputDevice:
     if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
         index = int(spec)
         for dev in devices:
-            if dev.index == index:
+            if dev.index == index and dev.backend == BACKEND_PORTAUDIO:
                 return dev
         raise AudioSourceError(f"no input device with index {index}")
     for dev in devices:
         if dev.name == spec:
             return dev
-    matches = [d for d in devices if str(spec).lower() in d.name.lower()]
+    want = str(spec).lower()
+    matches = [d for d in devices if want in d.name.lower() or (d.label and want in d.label.lower())]
     if len(matches) == 1:
         return matches[0]
     if not matches:
@@ -102,7 +222,7 @@ class MicrophoneSource:
 
     def __init__(
         self,
-        device: str | int | None = None,
+        device: str | int | InputDevice | None = None,
         sample_rate: int | None = None,
         channels: int | None = None,
         block_ms: int = 20,
@@ -161,21 +281,39 @@ class MicrophoneSource:
         sd = _sd()
         self._loop = asyncio.get_running_loop()
         try:
-            self._stream = sd.InputStream(
-                device=self.device.index,
-                samplerate=self.sample_rate,
-                channels=self.channels,
-                dtype="float32",
-                blocksize=self.block_frames,
-                callback=self._callback,
-                finished_callback=self._finished,
-            )
+            self._stream = self._open_stream(sd)
             self._stream.start()
             global _open_streams
             _open_streams += 1
         except Exception as exc:
             self._stream = None
             raise AudioSourceError(f"cannot open {self.device.name!r}: {exc}") from None
+
+    def _open_stream(self, sd: Any) -> Any:
+        kwargs = dict(
+            samplerate=self.sample_rate,
+            channels=self.channels,
+            dtype="float32",
+            blocksize=self.block_frames,
+            callback=self._callback,
+            finished_callback=self._finished,
+        )
+        if self.device.backend == BACKEND_PULSE:
+            from captioner.audio import pulse
+
+            # The ALSA pulse plugin makes its libpulse client while the stream
+            # opens; PULSE_SOURCE then names the source it records.
+            with pulse.source_selected(self.device.target):
+                return sd.InputStream(device=self.device.index, **kwargs)
+        if self.device.backend == BACKEND_WASAPI_LOOPBACK:
+            from captioner.audio import system
+
+            module = system.import_pyaudiowpatch()
+            if module is None:
+                raise AudioSourceError(system.WINDOWS_HELP)
+            kwargs.pop("dtype")
+            return system.WasapiLoopbackStream(module, self.device.index, **kwargs)
+        return sd.InputStream(device=self.device.index, **kwargs)
 
     def stop(self) -> None:
         self._close_stream(self._stream, stop=True)
