@@ -63,6 +63,10 @@ class WireProtocol(abc.ABC):
     #: session's `untimed_margin`. A protocol whose estimate of a final's end is
     #: already conservative sets a smaller one (a larger margin doubles words).
     untimed_margin: float | None = None
+    #: Audio (seconds) this protocol may hold unanswered beyond a streaming
+    #: provider's open utterance (e.g. a page in flight plus the next one); the
+    #: session keeps that much more for replay so a reconnect loses nothing.
+    replay_extra_seconds: float = 0.0
     #: The largest server message accepted.
     max_message_bytes: int = 4 * 1024 * 1024
     #: Names of query parameters that carry secrets (redacted in displays).
@@ -96,6 +100,13 @@ class WireProtocol(abc.ABC):
         """Interpret one server frame. `audio_sent` is the seconds of audio sent
         on this connection so far (the sample clock, for providers that give no
         times). Raise `ProtocolError` for a frame that breaks the protocol."""
+
+    def accepts_audio(self) -> bool:
+        """Flow control: False while the protocol holds all the audio it should
+        until the server answers (e.g. a request/response API). The session
+        then waits for the next server frame before `encode_audio`, and its
+        watchdog counts a quiet server as dead. Streaming protocols keep True."""
+        return True
 
     def flush_messages(self) -> list[Outgoing]:
         """Messages that ask for a final of what was sent without ending (e.g.
