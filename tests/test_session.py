@@ -10,7 +10,7 @@ import pytest
 
 from captioner.audio.sources import WavFileSource
 from captioner.captioning import CaptionJob, caption_source, make_session
-from captioner.stt.events import Gap, ProviderFailure
+from captioner.stt.events import Final, Gap, ProviderFailure
 from captioner.stt.session import RetryPolicy, SessionConfig
 from tests.fakes.audiopod import FakeAudioPod
 from tests.fakes.base import Fault
@@ -89,15 +89,20 @@ async def test_stop_ends_gracefully_with_the_last_final(tone_wav):
     assert len(fake.records[0].audio) / 32000 < 2.2
 
 
-async def test_lag_is_measured_on_the_sample_clock(tone_wav):
+async def test_lag_is_provider_latency_plus_unsent_audio(tone_wav):
     wav, _ = tone_wav
     async with FakeAudioPod() as fake:
         s = session_for(fake.url, fake.key)
-        lags = []
-        s.subscribe(lambda e: lags.append(s.lag))
-        await caption_source(WavFileSource(wav, speed=0), s, live=False)
+        at_finals = []
+        s.subscribe(lambda e: at_finals.append(s.lag) if isinstance(e, Final) else None)
+        await caption_source(WavFileSource(wav, speed=4), s, live=True)
+    # the fake finalizes after 0.4 s of silence; frames are 0.1 s: never "behind by seconds"
+    assert len(at_finals) == 3 and all(0.3 <= lag < 1.0 for lag in at_finals), at_finals
     assert s.provider_time == pytest.approx(4.96, abs=0.05)
-    assert max(lags) < 6 and min(lags) >= 0
+    # audio that could not be sent (no connection) is lag
+    idle = session_for("ws://127.0.0.1:9/x", "k")
+    idle._append(np.zeros(24000, "<i2").tobytes())
+    assert idle.lag == pytest.approx(1.5)
 
 
 async def test_marked_gap_shifts_later_times():

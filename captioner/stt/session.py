@@ -149,6 +149,7 @@ class StreamSession:
         self._conn: _Connection | None = None
         self._stopping = False
         self.provider_time = 0.0  # latest session time a provider reported
+        self._event_latency = 0.0  # sent audio beyond the latest caption's end, at its arrival
         self.last_error: ProviderError | None = None
 
     # ----------------------------------------------------------- listeners
@@ -185,11 +186,12 @@ class StreamSession:
 
     @property
     def lag(self) -> float:
-        """How far captions trail the audio sent (seconds, sample clock)."""
-        conn = self._conn
-        if conn is None:
-            return 0.0
-        return max(0.0, self.session_time(conn.origin + conn.sent) - self.provider_time)
+        """How far captions trail the audio (seconds, sample clock): audio taken
+        in but not yet sent (a slow network, a reconnect), plus how far behind
+        the sent audio the provider's latest caption was when it arrived.
+        Silence is not lag: a provider that has nothing to say is not behind."""
+        backlog = (self._stream_end - self._sent_high) / self.sample_rate
+        return max(0.0, backlog) + self._event_latency
 
     # --------------------------------------------------------------- input
     def stop(self) -> None:
@@ -563,6 +565,10 @@ class StreamSession:
                 conn.opened_at,
             )
 
+    def _note_latency(self, caption_end: float, conn: _Connection) -> None:
+        sent = self.session_time(conn.origin + conn.sent)
+        self._event_latency = max(0.0, sent - caption_end)
+
     def _publish(self, event: CaptionEvent, conn: _Connection) -> None:
         rate = self.sample_rate
         if isinstance(event, ProviderError):
@@ -577,6 +583,7 @@ class StreamSession:
             offset = self.session_time(conn.origin + int(round(event.start * rate))) - event.start
             event = event.shifted(offset)
             self.provider_time = max(self.provider_time, event.end)
+            self._note_latency(event.end, conn)
         elif isinstance(event, Partial):
             if event.start is not None:
                 offset = self.session_time(conn.origin + int(round(event.start * rate))) - event.start
@@ -585,6 +592,7 @@ class StreamSession:
             event = event.shifted(offset)
             if event.end is not None:
                 self.provider_time = max(self.provider_time, event.end)
+                self._note_latency(event.end, conn)
         else:
             event = event.shifted(self.session_time(conn.origin))
         self._emit(event)
