@@ -6,12 +6,13 @@ however long the session has run.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from captioner.stt.events import CaptionEvent, Final, Gap, Partial, Word
 
 FORMAT_VERSION = 1
+_WORD_FIELDS = tuple(f.name for f in fields(Word))  # what asdict() gave, without its deep copies
 
 
 @dataclass(slots=True)
@@ -37,7 +38,7 @@ class Segment:
         if self.gap:
             d["gap"] = True
         if self.words:
-            d["words"] = [{k: v for k, v in asdict(w).items() if v is not None} for w in self.words]
+            d["words"] = [{k: v for k in _WORD_FIELDS if (v := getattr(w, k)) is not None} for w in self.words]
         return d
 
     @classmethod

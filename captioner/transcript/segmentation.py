@@ -74,10 +74,33 @@ def balance_two(text: str, width: int) -> list[str]:
     return [" ".join(words[: best[1]]), " ".join(words[best[1] :])]
 
 
+def line_count(text: str, width: int) -> int:
+    """`len(balance_two(text, width))` without building and scoring every split:
+    two lines exist exactly when the longest top line that fits leaves a
+    bottom line that fits (top lengths grow with the split, bottoms shrink)."""
+    if len(text) <= width:
+        return 1
+    words = text.split()
+    total = sum(map(len, words)) + len(words) - 1
+    top = -1
+    for i in range(1, len(words)):
+        grown = top + 1 + len(words[i - 1])
+        if grown > width:
+            break
+        top = grown
+    if top >= 0 and total - top - 1 <= width:
+        return 2
+    return len(wrap_lines(text, width))
+
+
 def _fits(words: list[str], rules: CueRules) -> bool:
-    return len(balance_two(" ".join(words), rules.max_chars_per_line)) <= rules.max_lines and all(
-        len(w) <= rules.max_chars_per_line for w in words
-    ) or len(words) == 1
+    if len(words) == 1:
+        return True
+    width = rules.max_chars_per_line
+    text = " ".join(words)
+    if len(text) <= width:  # one line, and no word can be longer than it
+        return rules.max_lines >= 1
+    return max(map(len, words)) <= width and line_count(text, width) <= rules.max_lines
 
 
 def _estimated_words(segment: Segment) -> list[Word]:
@@ -110,12 +133,18 @@ def cues_for_segment(segment: Segment, rules: CueRules) -> list[Cue]:
             cues.append(Cue(chunk[0].start, chunk[-1].end, tuple(lines), speaker))
             chunk.clear()
 
+    width = rules.max_chars_per_line
+    one_line_ok = rules.max_lines >= 1
+    chars = 0  # len(" ".join(w.text for w in chunk)), kept as words come and go
     for word in words:
         if chunk:
             too_long = word.end - chunk[0].start > rules.max_duration
-            texts = [w.text for w in chunk] + [word.text]
             speaker_change = word.speaker is not None and word.speaker != chunk[-1].speaker
-            if too_long or speaker_change or not _fits(texts, rules):
+            # Most words still fit on the first line: no need to join and wrap the chunk.
+            fits = (one_line_ok and chars + 1 + len(word.text) <= width) or _fits(
+                [w.text for w in chunk] + [word.text], rules
+            )
+            if too_long or speaker_change or not fits:
                 # Prefer to cut after the last punctuation in the second half of the chunk.
                 cut = next(
                     (i + 1 for i in range(len(chunk) - 1, len(chunk) // 2 - 1, -1) if chunk[i].text.endswith(_BREAK_AFTER)),
@@ -125,6 +154,8 @@ def cues_for_segment(segment: Segment, rules: CueRules) -> list[Cue]:
                 del chunk[cut:]
                 flush()
                 chunk.extend(rest)
+                chars = len(" ".join(w.text for w in chunk))
+        chars = chars + 1 + len(word.text) if chunk else len(word.text)
         chunk.append(word)
     flush()
     return cues

@@ -1,0 +1,309 @@
+"""Shared plumbing for the benchmarks: results, fake servers in their own
+process, audio generation, and "not available" detection.
+
+The fake servers run in a child process (multiprocessing, spawn) so that their
+CPU time never counts as the client's: every CPU figure is measured with
+`time.process_time()` inside the client process only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import math
+import multiprocessing as mp
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, AsyncIterator, Iterable
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class NotAvailable(Exception):
+    """A piece the benchmark needs has not landed (yet): reported as n/a."""
+
+
+@dataclass
+class Result:
+    name: str
+    figure: str
+    target: str
+    ok: bool | None  # None: n/a or informational
+    note: str = ""
+
+    @property
+    def verdict(self) -> str:
+        if self.ok is None:
+            return "n/a" if self.figure.startswith("n/a") else "info"
+        return "pass" if self.ok else "FAIL"
+
+
+def na(name: str, target: str, why: str) -> Result:
+    return Result(name, "n/a (not available)", target, None, why)
+
+
+def require(module: str) -> Any:
+    """Import a module that may not have landed; NotAvailable if it is missing."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise NotAvailable(f"{module}: {exc}") from None
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * p / 100.0
+    lo, hi = math.floor(k), math.ceil(k)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def median(values: Iterable[float]) -> float:
+    return statistics.median(list(values))
+
+
+def rss_mb() -> float:
+    """Resident set size of this process in MB, from /proc/self/statm."""
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+# ------------------------------------------------------------------ providers
+# Per provider: the fake's module and class, its constructor kwargs, the key
+# the fake accepts (attribute), and options that make a session end promptly.
+FAKES: dict[str, tuple[str, str, dict[str, Any], dict[str, str]]] = {
+    "audiopod": ("tests.fakes.audiopod", "FakeAudioPod", {}, {}),
+    "smallest": ("tests.fakes.smallest", "FakeSmallest", {}, {}),
+    "voicerun": ("tests.fakes.voicerun", "FakeVoiceRun", {}, {}),
+    "inworld": ("tests.fakes.inworld", "FakeInworld", {}, {"end_idle_seconds": "0.3"}),
+    "uglabs": ("tests.fakes.uglabs", "FakeUgLabs", {}, {}),
+}
+
+
+def provider_available(provider: str) -> None:
+    """NotAvailable unless the provider module and its fake have landed."""
+    from captioner.stt.registry import PROVIDERS
+
+    if provider not in PROVIDERS:
+        raise NotAvailable(f"provider {provider} is not registered")
+    mod = PROVIDERS[provider].module.split(":")[0]
+    require(mod)
+    fake_mod, cls, _, _ = FAKES[provider]
+    if not hasattr(require(fake_mod), cls):
+        raise NotAvailable(f"{fake_mod}.{cls} is missing")
+
+
+# --------------------------------------------------------- fake server process
+class _ByteCount:
+    """Stands in for a record's audio bytearray in long runs: the fakes only
+    append to it and take its length, so counting keeps the server's memory flat."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __iadd__(self, data: bytes) -> "_ByteCount":
+        self.n += len(data)
+        return self
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def _server_main(provider: str, kwargs: dict, faults: list, chatty: bool, pipe: Any) -> None:
+    """Child process: run one fake until told to stop; report what happened."""
+    import collections
+
+    import tests.fakes.base as base
+
+    class LightRecord(base.ConnRecord):
+        def __init__(self, *args: Any, **kw: Any) -> None:
+            super().__init__(*args, **kw)
+            self.audio = _ByteCount()  # type: ignore[assignment]
+            self.messages = collections.deque(maxlen=64)  # type: ignore[assignment]
+
+    base.ConnRecord = LightRecord  # type: ignore[misc]
+    fake_mod, cls_name, defaults, _ = FAKES[provider]
+    module = importlib.import_module(fake_mod)
+    if chatty:
+        _make_chatty(module)
+    drops: list[float] = []
+    orig_fault = base.FakeServer.maybe_fault
+
+    async def maybe_fault(self: Any, ws: Any, record: Any) -> Any:
+        action = await orig_fault(self, ws, record)
+        if action is not None:
+            drops.append(time.monotonic())
+        return action
+
+    base.FakeServer.maybe_fault = maybe_fault  # type: ignore[method-assign]
+
+    async def main() -> None:
+        fake = getattr(module, cls_name)(**{**defaults, **kwargs})
+        fake.faults.extend(faults)
+        async with fake:
+            key = getattr(fake, "key", None) or getattr(fake, "api_key", None)
+            pipe.send((fake.url, key))
+            loop = asyncio.get_running_loop()
+            while True:
+                if await loop.run_in_executor(None, pipe.poll, 0.2):
+                    msg = pipe.recv()
+                    if msg == "stop":
+                        break
+            pipe.send(
+                {
+                    "connections": len(fake.records),
+                    "violations": list(fake.violations)[:5],
+                    "audio_bytes": [len(r.audio) for r in fake.records],
+                    "drops": drops,
+                    "cpu": time.process_time(),
+                }
+            )
+
+    asyncio.run(main())
+
+
+def _make_chatty(module: Any) -> None:
+    """Bench-only variant: the recognizer also reports the open utterance as a
+    partial on every audio frame it gets (~10 partials/s at 100 ms frames), the
+    load the whole-app benchmark asks for."""
+    base_rec = module.ToneRecognizer
+
+    class Chatty(base_rec):  # type: ignore[misc,valid-type]
+        def feed(self, pcm: bytes) -> list:
+            out = super().feed(pcm)
+            if not out:
+                words = list(self._utterance)
+                if words or self._word_start is not None:
+                    if not words:
+                        from tests.fakes.tones import RecognizedWord
+
+                        t = self._word_start * 0.02
+                        words = [RecognizedWord("…", t, t)]
+                    out = [("partial", words)]
+            return out
+
+    module.ToneRecognizer = Chatty
+
+
+class FakeProcess:
+    """A fake provider server in a child process, on 127.0.0.1."""
+
+    def __init__(self, provider: str, faults: list | None = None, chatty: bool = False, **kwargs: Any) -> None:
+        self.provider = provider
+        ctx = mp.get_context("spawn")
+        self._pipe, child = ctx.Pipe()
+        self._proc = ctx.Process(
+            target=_server_main, args=(provider, kwargs, list(faults or ()), chatty, child), daemon=True
+        )
+        self.report: dict[str, Any] = {}
+
+    def __enter__(self) -> "FakeProcess":
+        self._proc.start()
+        if not self._pipe.poll(30):
+            self._proc.kill()
+            raise RuntimeError(f"the {self.provider} fake did not start")
+        self.url, self.key = self._pipe.recv()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._pipe.send("stop")
+            if self._pipe.poll(30):
+                self.report = self._pipe.recv()
+        except (OSError, EOFError):
+            pass
+        self._proc.join(10)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join()
+
+    @property
+    def options(self) -> dict[str, str]:
+        return dict(FAKES[self.provider][3])
+
+
+# ------------------------------------------------------------------- audio
+SPEECH_RATE = 48000
+
+
+def speech_wav(path: Path, seconds: float = 60.0, rate: int = SPEECH_RATE, channels: int = 2, seed: int = 7) -> Path:
+    """A WAV in the tone language (Int16, `rate`, `channels`): utterances of 3-8
+    words (~2.5 words/s, like speech), silence at both ends so it loops cleanly."""
+    from tests.fakes.tones import UTTERANCE_GAP_S, VOCAB, WORD_GAP_S, WORD_S, synthesize, write_wav
+
+    if path.exists():
+        return path
+    rng = np.random.default_rng(seed)
+    utterances: list[list[str]] = []
+    t = 1.1
+    while True:
+        n = int(rng.integers(3, 9))
+        dur = n * WORD_S + (n - 1) * WORD_GAP_S + UTTERANCE_GAP_S
+        if t + dur > seconds:
+            break
+        utterances.append([VOCAB[int(i)] for i in rng.integers(0, len(VOCAB), n)])
+        t += dur
+    audio, _ = synthesize(utterances, rate=rate, lead_s=0.5, tail_s=0.6, channels=channels)
+    pad = int(seconds * rate) - len(audio)
+    if pad > 0:
+        audio = np.concatenate([audio, np.zeros((pad, channels), np.float32)])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_wav(path, audio[: int(seconds * rate)], rate)
+
+
+class LoopedWav:
+    """A WavFileSource looped until `seconds` of audio have been delivered
+    (the real WAV reader each pass: soundfile in a worker thread, 100 ms blocks)."""
+
+    def __init__(self, path: Path, seconds: float, speed: float = 0.0) -> None:
+        from captioner.audio.sources import WavFileSource
+
+        self._make = lambda: WavFileSource(path, speed=speed)
+        first = self._make()
+        self.sample_rate = first.sample_rate
+        self.channels = first.channels
+        self.name = first.name
+        self.seconds = seconds
+        self.frames_done = 0
+
+    def __aiter__(self) -> AsyncIterator[np.ndarray]:
+        return self._blocks()
+
+    async def _blocks(self) -> AsyncIterator[np.ndarray]:
+        limit = int(self.seconds * self.sample_rate)
+        while self.frames_done < limit:
+            async for block in self._make():
+                block = block[: limit - self.frames_done]
+                self.frames_done += len(block)
+                yield block
+                if self.frames_done >= limit:
+                    return
+
+
+def bench_dir() -> Path:
+    d = Path(os.environ.get("CAPTIONER_BENCH_DIR", "/tmp/captioner-bench"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def make_session(provider: str, fake: FakeProcess, retry: Any = None, config: Any = None) -> Any:
+    from captioner.captioning import CaptionJob
+    from captioner.captioning import make_session as _make
+
+    job = CaptionJob(provider, fake.options, fake.url)
+    return _make(job, fake.key, config, retry)
+
+
+def run_async(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def now() -> float:
+    return time.perf_counter()

@@ -1,0 +1,160 @@
+"""CPU per hour of audio on the streaming path, and side by side with the
+official AudioPod SDK.
+
+What is measured (client process only; the fake runs in its own process):
+a 48 kHz stereo Int16 WAV (60 s of tone-language speech, looped by the real
+WavFileSource reader) → downmix → soxr resample to the provider's rate →
+Int16LE → provider frames → WebSocket on loopback; server events → normalized
+events → Transcript. Unpaced (as fast as the fake takes it).
+`time.process_time()` around the run, scaled to one hour of audio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from bench.common import (
+    FakeProcess,
+    LoopedWav,
+    NotAvailable,
+    Result,
+    bench_dir,
+    make_session,
+    na,
+    provider_available,
+    speech_wav,
+)
+
+BINARY = ("audiopod", "smallest")
+JSON_B64 = ("voicerun", "inworld", "uglabs")
+TARGET = {p: 3.0 for p in BINARY} | {p: 6.0 for p in JSON_B64}
+
+
+async def _stream(provider: str, fake: FakeProcess, seconds: float) -> tuple[float, float, Any]:
+    from captioner.captioning import caption_source
+
+    wav = speech_wav(bench_dir() / "speech48k2ch.wav")
+    source = LoopedWav(wav, seconds)
+    session = make_session(provider, fake)
+    t0, c0 = time.perf_counter(), time.process_time()
+    transcript = await caption_source(source, session, [], live=False, provider=provider)
+    cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+    return cpu, wall, (transcript, session, source)
+
+
+def cpu_per_hour(provider: str, seconds: float) -> Result:
+    name = f"CPU/audio-hour {provider}"
+    target = f"<= {TARGET[provider]:g} s"
+    try:
+        provider_available(provider)
+    except NotAvailable as exc:
+        return na(name, target, str(exc))
+    with FakeProcess(provider) as fake:
+        cpu, wall, (transcript, session, source) = asyncio.run(_stream(provider, fake, seconds))
+    audio_s = source.frames_done / source.sample_rate
+    per_hour = cpu * 3600.0 / audio_s
+    words = len(transcript.text.split())
+    note = (
+        f"{audio_s:.0f} s of 48k/2ch audio in {wall:.1f} s wall, {cpu:.2f} CPU-s; "
+        f"{len(transcript.segments)} finals, {words} words; {session.stats.connections} connection(s)"
+    )
+    if fake.report.get("violations"):
+        note += f"; fake violations: {fake.report['violations']}"
+    ok = per_hour <= TARGET[provider] and words > 0 and not fake.report.get("violations")
+    return Result(name, f"{per_hour:.2f} CPU-s", target, ok, note)
+
+
+# ----------------------------------------------------------- official SDK
+def _pcm_frames(seconds: float) -> list[bytes]:
+    """The same PCM both clients send: the bench WAV converted once to 16 kHz
+    mono Int16LE, in 100 ms (3200-byte) frames; looped to `seconds` by reuse."""
+    import soundfile
+
+    from captioner.audio.dsp import PcmConverter
+
+    wav = speech_wav(bench_dir() / "speech48k2ch.wav")
+    data, rate = soundfile.read(str(wav), dtype="float32", always_2d=True)
+    conv = PcmConverter(rate, 16000)
+    pcm = conv.convert(data) + conv.flush()
+    one = [pcm[i : i + 3200] for i in range(0, len(pcm) - len(pcm) % 3200, 3200)]
+    n = int(seconds * 10)
+    return [one[i % len(one)] for i in range(n)]
+
+
+async def _ours(fake: FakeProcess, frames: list[bytes]) -> tuple[float, int]:
+    from captioner.stt.events import Final
+
+    session = make_session("audiopod", fake)
+    finals = 0
+
+    def count(event: Any) -> None:
+        nonlocal finals
+        if isinstance(event, Final):
+            finals += 1
+
+    session.subscribe(count)
+
+    async def blocks() -> Any:
+        for f in frames:
+            yield f
+
+    c0 = time.process_time()
+    await session.run(blocks(), live=False)
+    return time.process_time() - c0, finals
+
+
+async def _sdk(fake: FakeProcess, frames: list[bytes]) -> tuple[float, int]:
+    from audiopod import AsyncClient  # type: ignore[import-not-found]
+
+    base = fake.url.split("/api/")[0].replace("ws://", "http://")
+    finals = 0
+    c0 = time.process_time()
+    async with AsyncClient(api_key=fake.key, base_url=base) as client:
+        async with client.transcription.stream(language="en") as stream:
+
+            async def feed() -> None:
+                for f in frames:
+                    await stream.send_audio(f)
+                await stream.end()
+
+            feeder = asyncio.ensure_future(feed())
+            async for event in stream:
+                if event.get("type") == "final":
+                    finals += 1
+                elif event.get("type") in ("completed", "error"):
+                    break
+            await feeder
+    return time.process_time() - c0, finals
+
+
+def versus_sdk(seconds: float) -> Result:
+    name = "CPU vs AudioPod SDK"
+    target = "ours/SDK <= 1.00"
+    try:
+        import audiopod  # type: ignore[import-not-found]
+        from audiopod.services import transcription_stream  # noqa: F401
+    except ImportError as exc:
+        return na(name, target, f"`pip install audiopod` into the venv to compare ({exc})")
+    frames = _pcm_frames(seconds)
+    cpu: dict[str, float] = {}
+    finals: dict[str, int] = {}
+    # alternate and keep the best of two runs each: less noise from the other core
+    for who, fn in (("ours", _ours), ("sdk", _sdk), ("ours", _ours), ("sdk", _sdk)):
+        with FakeProcess("audiopod") as fake:
+            c, n = asyncio.run(fn(fake, frames))
+        if fake.report.get("violations"):
+            raise RuntimeError(f"{who} broke the AudioPod protocol: {fake.report['violations']}")
+        cpu[who] = min(cpu.get(who, float("inf")), c)
+        finals[who] = n
+    audio_h = len(frames) / 10 / 3600
+    ratio = cpu["ours"] / cpu["sdk"]
+    note = (
+        f"same 16 kHz PCM, 100 ms frames, {len(frames) / 10:.0f} s unpaced; per audio hour: ours "
+        f"{cpu['ours'] / audio_h:.2f} CPU-s (StreamSession: decode, normalize, clock, replay buffer), "
+        f"SDK {audiopod.__version__ if hasattr(audiopod, '__version__') else ''} "
+        f"{cpu['sdk'] / audio_h:.2f} CPU-s (aiohttp; send + json.loads only); finals {finals['ours']} vs {finals['sdk']}; "
+        "SDK pointed at the fake with AsyncClient(base_url='http://127.0.0.1:PORT')"
+    )
+    return Result(name, f"{ratio:.2f}", target, ratio <= 1.0 and finals["ours"] == finals["sdk"] > 0, note)

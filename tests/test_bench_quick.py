@@ -1,0 +1,22 @@
+"""The benchmark suite works: `python bench/run.py --quick` exits 0 and prints
+its table (figures are not asserted: benchmarks are not timed unit tests)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_bench_quick_runs_and_prints_the_table() -> None:
+    proc = subprocess.run(
+        [sys.executable, "bench/run.py", "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=180
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    header = next(line for line in proc.stdout.splitlines() if line.startswith("benchmark"))
+    assert header.split() == ["benchmark", "figure", "target", "result"]
+    assert "ERROR" not in proc.stdout
+    for name in ("CPU/audio-hour audiopod", "latency callback→socket", "export 8 h → SRT", "reconnect → captions again"):
+        assert name in proc.stdout
