@@ -57,6 +57,12 @@ def parse_words(items: Any, units: str = "s") -> tuple[Word, ...]:
     return tuple(words)
 
 
+def span(words: tuple[Word, ...]) -> tuple[float, float]:
+    """(start, end) covered by the words: the earliest start and latest end,
+    so out-of-order word lists from a provider never make a backwards cue."""
+    return min(w.start for w in words), max(w.end for w in words)
+
+
 def join_words(words: Iterable[Word]) -> str:
     return " ".join(w.text for w in words if w.text)
 

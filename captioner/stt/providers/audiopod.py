@@ -24,7 +24,7 @@ from captioner.stt.protocol import (
     parse_json_object,
 )
 from captioner.stt.urls import with_query
-from captioner.stt.words import join_words, majority_speaker, parse_words
+from captioner.stt.words import join_words, majority_speaker, parse_words, span
 
 DEFAULT_ENDPOINT = "wss://api.audiopod.ai/api/v1/transcription/stream"
 
@@ -116,7 +116,7 @@ class AudioPodProtocol(WireProtocol):
         speaker = msg.get("speaker")
         speaker = str(speaker) if speaker is not None else majority_speaker(words)
         if words:
-            final = Final(text.strip(), words[0].start, words[-1].end, words, speaker, end_of_utterance)
+            final = Final(text.strip(), *span(words), words, speaker, end_of_utterance)
         else:
             start = min(self._last_end, audio_sent)
             final = Final(text.strip() or join_words(words), start, audio_sent, (), speaker, end_of_utterance, timed=False)

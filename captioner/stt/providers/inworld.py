@@ -25,7 +25,7 @@ from typing import Any
 from captioner.stt.events import ErrorKind, Final, Partial, ProviderError, SpeechStarted, SpeechStopped, Usage
 from captioner.stt.options import OptionError, option
 from captioner.stt.protocol import ConnectRequest, Decoded, Outgoing, ProtocolError, WireProtocol, as_float, parse_json_object
-from captioner.stt.words import join_words, parse_words
+from captioner.stt.words import join_words, parse_words, span
 
 DEFAULT_ENDPOINT = "wss://api.inworld.ai/stt/v1/transcribe:streamBidirectional"
 
@@ -148,10 +148,10 @@ class InworldProtocol(WireProtocol):
         words = parse_words(_word_items(t.get("wordTimestamps")), self.options.word_time_units)
         text = text.strip() or join_words(words)
         if not t.get("isFinal"):
-            start = words[0].start if words else self._utterance_start(audio_sent)
-            return [Partial(text, start=start, end=words[-1].end if words else None)]
+            start = span(words)[0] if words else self._utterance_start(audio_sent)
+            return [Partial(text, start=start, end=span(words)[1] if words else None)]
         if words:
-            final = Final(text, words[0].start, words[-1].end, words)
+            final = Final(text, *span(words), words)
         else:
             # No word times: place the turn by its speechStarted and the sample clock.
             start = self._utterance_start(audio_sent)

@@ -43,7 +43,7 @@ from captioner.stt.protocol import (
     parse_json_object,
 )
 from captioner.stt.urls import with_query
-from captioner.stt.words import join_words, majority_speaker, parse_words
+from captioner.stt.words import join_words, majority_speaker, parse_words, span
 
 DEFAULT_ENDPOINT = "wss://api.smallest.ai/waves/v1/stt/live"
 LEGACY_ENDPOINT = "wss://waves-api.smallest.ai/api/v1/lightning/get_text"
@@ -213,8 +213,8 @@ class SmallestProtocol(WireProtocol):
         events: list[CaptionEvent] = []
         if not is_final and not is_last:
             if text:
-                start = words[0].start if words else self._last_end
-                events.append(Partial(text, start=start, end=words[-1].end if words else None, speaker=speaker))
+                start = span(words)[0] if words else self._last_end
+                events.append(Partial(text, start=start, end=span(words)[1] if words else None, speaker=speaker))
         elif text or words:
             events.append(self._final(text, words, speaker, audio_sent, msg.get("from_finalize") is not True))
         return Decoded(events, done=is_last)
@@ -235,7 +235,7 @@ class SmallestProtocol(WireProtocol):
 
     def _final(self, text: str, words: tuple[Word, ...], speaker: str | None, audio_sent: float, eou: bool) -> Final:
         if words:
-            final = Final(text, words[0].start, words[-1].end, words, speaker, eou)
+            final = Final(text, *span(words), words, speaker, eou)
         else:
             start = min(self._last_end, audio_sent)
             final = Final(text, start, max(start, audio_sent), (), speaker, eou, timed=False)

@@ -23,7 +23,7 @@ from typing import Any
 from captioner.stt.events import ErrorKind, Final, Partial, ProviderError, SpeechStarted, SpeechStopped
 from captioner.stt.options import OptionError, option
 from captioner.stt.protocol import ConnectRequest, Decoded, Outgoing, ProtocolError, WireProtocol, parse_json_object
-from captioner.stt.words import join_words, parse_words
+from captioner.stt.words import join_words, parse_words, span
 
 DEFAULT_ENDPOINT = "wss://transcribe.voicerun.com/ws"
 UPSTREAMS = ("DEEPGRAM", "OPENAI", "CARTESIA", "QWEN3")
@@ -163,12 +163,12 @@ class VoiceRunProtocol(WireProtocol):
         text = _text(msg, "transcription.completed")
         words = parse_words(msg.get("words"), self.options.word_units)
         if words:
-            final = Final(text or join_words(words), words[0].start, words[-1].end, words)
+            final = Final(text or join_words(words), *span(words), words)
         else:
             # Segment-level times, should the event carry any (read like one word).
-            span = parse_words([{**msg, "text": text}], self.options.word_units)
-            if span:
-                final = Final(text, span[0].start, span[0].end)
+            segment = parse_words([{**msg, "text": text}], self.options.word_units)
+            if segment:
+                final = Final(text, segment[0].start, segment[0].end)
             else:
                 start = self._utterance_start(audio_sent)
                 heard = self._stopped_at if self._stopped_at is not None else audio_sent
