@@ -461,8 +461,11 @@ class WavFileSource:
                 data = await asyncio.to_thread(f.read, chunk, "float32", True)
                 if len(data) == 0:
                     return
-                for at in range(0, len(data), self.block_frames):
-                    block = data[at : at + self.block_frames]
+                # Unpaced, a whole chunk goes at once: fewer, larger blocks cost
+                # less per second of audio (the resampler keeps its state either way).
+                step = len(data) if self.speed == 0 else self.block_frames
+                for at in range(0, len(data), step):
+                    block = data[at : at + step]
                     if self.speed > 0:
                         due = started + done / self.sample_rate / self.speed
                         delay = due - loop.time()

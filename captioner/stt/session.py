@@ -18,7 +18,7 @@ import random
 import ssl
 import time
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable
 
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
@@ -106,6 +106,15 @@ class _Connection:
     opened_at: float | None = None
     last_frame_at: float = 0.0
     sent_at_last_frame: int = 0
+    recv_deadline: Any = None  # the asyncio.timeout() guarding the pending recv()
+
+    def wake_receiver(self, _: object = None) -> None:
+        """End the pending receive wait now (the timeout that applies changed)."""
+        if self.recv_deadline is not None:
+            self.recv_deadline.reschedule(asyncio.get_running_loop().time())
+
+
+_HAS_TIMEOUT = hasattr(asyncio, "timeout")  # Python 3.11+
 
 
 class StreamSession:
@@ -420,6 +429,7 @@ class StreamSession:
                 if proto.ready_on_open:
                     self._mark_live(conn)
                 sender = asyncio.ensure_future(self._send_audio(ws, conn))
+                sender.add_done_callback(conn.wake_receiver)
                 try:
                     await self._receive(ws, conn, sender)
                 except _Done:
@@ -497,7 +507,7 @@ class StreamSession:
                 else:
                     raise exc  # type: ignore[misc]
             sending = not sender.done()
-            frame = await self._next_frame(ws, sender, self._receive_timeout(conn))
+            frame = await self._next_frame(ws, conn, sender, self._receive_timeout(conn))
             if frame is None:
                 if sending and sender.done():
                     continue  # the end of stream went out: wait again with the drain timeout
@@ -527,16 +537,32 @@ class StreamSession:
                 raise _Retry(ProviderError("ENDED", "the provider ended the session early", ErrorKind.RETRYABLE), conn.opened_at)
 
     @staticmethod
-    async def _next_frame(ws: websockets.ClientConnection, sender: asyncio.Future, timeout: float) -> str | bytes | None:
+    async def _next_frame(
+        ws: websockets.ClientConnection, conn: _Connection, sender: asyncio.Future, timeout: float
+    ) -> str | bytes | None:
         """The next server frame; None when `timeout` passed or the sender
-        finished first (the timeout that applies changes then)."""
+        finished first (the timeout that applies changes then).
+
+        On Python 3.11+ this awaits recv() directly under asyncio.timeout(),
+        which the sender's completion reschedules to now: no task per frame.
+        recv() is cancellation-safe in websockets: no message is lost."""
+        if _HAS_TIMEOUT:
+            try:
+                async with asyncio.timeout(timeout) as deadline:
+                    # only a wait that began while sending may be cut short by the sender's end
+                    conn.recv_deadline = None if sender.done() else deadline
+                    return await ws.recv()
+            except TimeoutError:
+                return None
+            finally:
+                conn.recv_deadline = None
         recv = asyncio.ensure_future(ws.recv())
         watch = {recv} if sender.done() else {recv, sender}
         try:
             await asyncio.wait(watch, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             if not recv.done():
-                recv.cancel()  # safe in websockets: no message is lost
+                recv.cancel()
                 await asyncio.gather(recv, return_exceptions=True)
         if recv.cancelled():
             return None
