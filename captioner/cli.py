@@ -33,6 +33,22 @@ class CliError(Exception):
         self.code = code
 
 
+def _add_cue_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("caption layout (SRT and WebVTT)")
+    g.add_argument("--line-chars", type=int, default=42, metavar="N", help="characters per line (default 42)")
+    g.add_argument("--lines", type=int, default=2, metavar="N", help="lines per cue (default 2)")
+    g.add_argument("--reading-speed", type=float, default=20.0, metavar="CPS",
+                   help="longest reading speed in characters per second (default 20)")
+
+
+def _cue_rules(args: argparse.Namespace) -> Any:
+    from captioner.transcript.segmentation import CueRules
+
+    if args.line_chars < 10 or not 1 <= args.lines <= 4 or args.reading_speed <= 0:
+        raise CliError("--line-chars must be at least 10, --lines 1 to 4, --reading-speed positive", EXIT_USAGE)
+    return CueRules(max_chars_per_line=args.line_chars, max_lines=args.lines, max_chars_per_second=args.reading_speed)
+
+
 def _add_session_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--provider", required=True, help="uglabs, audiopod, voicerun, smallest or inworld")
     p.add_argument("--endpoint", help="replace the provider's default URL (ws:// only for loopback)")
@@ -44,6 +60,7 @@ def _add_session_args(p: argparse.ArgumentParser) -> None:
         p.add_argument(f"--{fmt}", metavar="FILE", help=f"write a {fmt.upper()} file at the end")
     p.add_argument("--partials", action="store_true", help="also print interim text to stderr")
     p.add_argument("--no-save", action="store_true", help="do not keep a session journal")
+    _add_cue_args(p)
     p.add_argument("-v", "--verbose", action="store_true", help="log connection details to stderr")
 
 
@@ -79,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("session", help="session id (or a unique prefix) from `captioner sessions`, or a journal path")
     for fmt in EXPORT_FORMATS:
         e.add_argument(f"--{fmt}", metavar="FILE", help=f"write a {fmt.upper()} file")
+    _add_cue_args(e)
     sub.add_parser("providers", help="list providers and what they can do")
 
     k = sub.add_parser("keys", help="store API keys in the OS keyring")
@@ -195,6 +213,7 @@ async def _caption(args: argparse.Namespace, source: Any, live: bool) -> int:
     from captioner.transcript.export import ExportError, export
     from captioner.transcript.model import Transcript
 
+    rules = _cue_rules(args)
     session, provider_id = _prepare(args)
     code, message = EXIT_OK, ""
     transcript: Transcript | None = None
@@ -250,7 +269,7 @@ async def _caption(args: argparse.Namespace, source: Any, live: bool) -> int:
             path = getattr(args, fmt)
             if path:
                 try:
-                    await asyncio.to_thread(export, transcript, fmt, path)
+                    await asyncio.to_thread(export, transcript, fmt, path, rules)
                 except ExportError as exc:
                     print(f"error: {exc.strerror}", file=sys.stderr)
                     code = code or EXIT_EXPORT
@@ -327,12 +346,13 @@ def _export_session(args: argparse.Namespace) -> int:
         transcript, _ = load_journal(find_session(args.session))
     except OSError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
+    rules = _cue_rules(args)
     targets = [(fmt, getattr(args, fmt)) for fmt in EXPORT_FORMATS if getattr(args, fmt)]
     if not targets:
         raise CliError("name at least one of --srt, --vtt, --txt, --json", EXIT_USAGE)
     for fmt, path in targets:
         try:
-            export(transcript, fmt, path)
+            export(transcript, fmt, path, rules)
         except ExportError as exc:
             raise CliError(exc.strerror, EXIT_EXPORT) from None
     return EXIT_OK

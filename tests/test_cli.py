@@ -193,3 +193,19 @@ async def test_sessions_are_saved_listed_and_exported(tone_wav, tmp_path):
     assert code == 0, err
     cues = parse_srt_strict((tmp_path / "s.srt").read_text())
     assert [" ".join(c[2]) for c in cues] == [" ".join(u) for u in SCRIPT]
+
+
+async def test_cue_layout_options_shape_the_srt(tone_wav, tmp_path):
+    wav, _ = tone_wav
+    async with FakeAudioPod() as fake:
+        code, _, err = await captioner(
+            "transcribe", str(wav), "--provider", "audiopod", "--endpoint", fake.url, "--speed", "0",
+            "--line-chars", "12", "--lines", "1", "--srt", str(tmp_path / "narrow.srt"),
+            env={"CAPTIONER_AUDIOPOD_KEY": fake.key},
+        )
+    assert code == 0, err
+    cues = parse_srt_strict((tmp_path / "narrow.srt").read_text())
+    assert all(len(c[2]) == 1 and len(c[2][0]) <= 12 for c in cues)
+    assert " ".join(" ".join(c[2]) for c in cues).split() == [w for u in SCRIPT for w in u]
+    code, _, err = await captioner("transcribe", str(wav), "--provider", "audiopod", "--lines", "9")
+    assert code == 2 and "--lines 1 to 4" in err

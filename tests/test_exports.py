@@ -158,3 +158,44 @@ def test_full_disk_keeps_the_old_file(tmp_path, monkeypatch):
 def test_json_export_is_utf8_and_marked():
     data = json.loads(to_json(Transcript(segments=[], provider="x")))
     assert data["format"] == "captioner-transcript" and data["version"] == 1
+
+
+def _cues_for(text: str, start: float = 0.0, per_word: float = 0.3, rules: CueRules | None = None):
+    words, at = [], start
+    for token in text.split():
+        words.append(Word(token, at, at + per_word * 0.8))
+        at += per_word
+    t = Transcript()
+    t.apply(Final(text, words[0].start, words[-1].end, tuple(words)))
+    return build_cues(t.segments, rules)
+
+
+def test_lines_do_not_end_on_articles_or_titles():
+    # the most balanced split would be "... I will present the | quarterly ...";
+    # a line must not end on "the" when another split fits
+    (cue,) = _cues_for("Tomorrow morning I will present the quarterly results to the board members")
+    assert cue.lines == ("Tomorrow morning I will present", "the quarterly results to the board members")
+    (cue,) = _cues_for("Yesterday I spoke at length with Dr. Johnson about the new plans")
+    assert all(not line.endswith("Dr.") for line in cue.lines)
+
+
+def test_cues_are_not_cut_after_a_word_that_binds_forward():
+    text = " ".join(["alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike the november"] * 2)
+    cues = _cues_for(text, per_word=0.2)
+    assert len(cues) > 1
+    for cue in cues[:-1]:
+        assert cue.lines[-1].split()[-1] not in ("the",)
+
+
+def test_fast_speech_is_held_long_enough_to_read_when_silence_follows():
+    # 40 characters spoken in 0.9 s: at 20 chars/s it needs 2 s on screen
+    (cue,) = _cues_for("Quick words spoken very fast indeed now", per_word=0.15)
+    assert cue.end - cue.start == pytest.approx(len("Quick words spoken very fast indeed now") / 20.0, abs=0.01)
+
+
+def test_reading_time_never_overlaps_the_next_cue():
+    t = Transcript()
+    t.apply(Final("A long first sentence with many words in it.", 0.0, 0.8))
+    t.apply(Final("Next.", 1.0, 1.5))
+    first, second = build_cues(t.segments)
+    assert first.end == pytest.approx(1.0) and second.start == pytest.approx(1.0)

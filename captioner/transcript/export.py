@@ -121,5 +121,14 @@ def write_atomic(path: str | Path, text: str) -> None:
                 pass
 
 
-def export(transcript: Transcript, fmt: str, path: str | Path) -> None:
-    write_atomic(path, FORMATS[fmt](transcript))
+def render(transcript: Transcript, fmt: str, rules: CueRules | None = None) -> str:
+    """The text of one export format; `rules` shape SRT and WebVTT cues."""
+    if fmt == "srt":
+        return to_srt(transcript, rules)
+    if fmt == "vtt":
+        return to_vtt(transcript, rules)
+    return FORMATS[fmt](transcript)
+
+
+def export(transcript: Transcript, fmt: str, path: str | Path, rules: CueRules | None = None) -> None:
+    write_atomic(path, render(transcript, fmt, rules))

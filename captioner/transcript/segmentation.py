@@ -1,8 +1,12 @@
 """Caption cues from transcript segments, with broadcast-style limits.
 
-Defaults follow common subtitle guidelines: at most 2 lines of at most 42
-characters, cues between 0.8 s and 7 s, no overlaps. Cues are cut at word
-times when the provider gave them, preferring breaks after punctuation.
+Defaults follow common subtitle guidelines (e.g. the BBC's and Netflix's
+timed-text style guides): at most 2 lines of at most 42 characters, reading
+speed at most ~20 characters per second where the gap to the next cue allows,
+cues between 0.8 s and 7 s, no overlaps. Cues are cut at word times when the
+provider gave them, preferring breaks after punctuation, and lines never end
+on a word that binds to the next one (an article, a preposition, a title)
+when another break fits.
 """
 
 from __future__ import annotations
@@ -13,6 +17,18 @@ from captioner.stt.events import Word
 from captioner.transcript.model import Segment
 
 _BREAK_AFTER = (".", "?", "!", ",", ";", ":", "…")
+# Words that bind to the next one: a line or cue should not end on them.
+_BINDS_FORWARD = frozenset(
+    """a an the of to in on at by for from with into onto about over under between
+    and or but nor my your his her its our their this that these those
+    mr. mrs. ms. dr. prof. st. mr mrs ms dr prof""".split()
+)
+# Words a new line may well start with (a clause begins).
+_STARTS_CLAUSE = frozenset("and but or so because which who when while although if".split())
+
+
+def _binds(word: str) -> bool:
+    return word.lower() in _BINDS_FORWARD
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +37,7 @@ class CueRules:
     max_lines: int = 2
     min_duration: float = 0.8
     max_duration: float = 7.0
+    max_chars_per_second: float = 20.0  # reading speed; cues are lengthened into silence to meet it
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +82,12 @@ def balance_two(text: str, width: int) -> list[str]:
         if len(top) > width or len(bottom) > width:
             continue
         score = abs(len(top) - len(bottom)) + (0 if len(bottom) >= len(top) else 2)
-        if words[i - 1].endswith(_BREAK_AFTER):
+        if _binds(words[i - 1]):
+            score += 12  # never "the | meeting", "Dr. | Smith" when another split fits
+        elif words[i - 1].endswith(_BREAK_AFTER):
             score -= 8
+        elif words[i].lower() in _STARTS_CLAUSE:
+            score -= 4
         if best is None or score < best[0]:
             best = (score, i)
     if best is None:
@@ -147,9 +168,16 @@ def cues_for_segment(segment: Segment, rules: CueRules) -> list[Cue]:
             if too_long or speaker_change or not fits:
                 # Prefer to cut after the last punctuation in the second half of the chunk.
                 cut = next(
-                    (i + 1 for i in range(len(chunk) - 1, len(chunk) // 2 - 1, -1) if chunk[i].text.endswith(_BREAK_AFTER)),
+                    (
+                        i + 1
+                        for i in range(len(chunk) - 1, len(chunk) // 2 - 1, -1)
+                        if chunk[i].text.endswith(_BREAK_AFTER) and not _binds(chunk[i].text)
+                    ),
                     len(chunk),
                 )
+                # A cue should not end on "the", "of", "Dr.": carry such words over.
+                while cut > max(1, len(chunk) // 2) and _binds(chunk[cut - 1].text):
+                    cut -= 1
                 rest = chunk[cut:]
                 del chunk[cut:]
                 flush()
@@ -172,7 +200,9 @@ def build_cues(segments: list[Segment], rules: CueRules | None = None) -> list[C
     fixed: list[Cue] = []
     for i, cue in enumerate(cues):
         start = max(cue.start, fixed[-1].end if fixed else 0.0)
-        end = max(cue.end, start + rules.min_duration)
+        chars = sum(len(line) for line in cue.lines)
+        reading = chars / rules.max_chars_per_second if rules.max_chars_per_second > 0 else 0.0
+        end = max(cue.end, start + rules.min_duration, min(start + reading, start + rules.max_duration))
         if i + 1 < len(cues):
             end = min(end, max(cues[i + 1].start, start + 0.001))
         end = max(end, start + 0.001)
