@@ -153,6 +153,7 @@ class CaptionerApp(QObject):
             w.device_combo.addItem(a.device, a.device)
             w.device_combo.setCurrentIndex(w.device_combo.count() - 1)
         await w.load_devices()
+        w.spawn(w.offer_recovery())  # unfinished sessions from a crash, in the background
         if a.device:
             w.device_combo.setCurrentIndex(max(0, w.device_combo.findData(a.device)))
         await w.refresh_key_status()

@@ -107,6 +107,24 @@ class Settings:
     def device(self, value: str | None) -> None:
         self._set("session/device", value or "")
 
+    @property
+    def mix_device(self) -> str:
+        """System-audio device captioned along with the input (by name); empty: the first one."""
+        return self._str("session/mix_device", "")
+
+    @mix_device.setter
+    def mix_device(self, value: str | None) -> None:
+        self._set("session/mix_device", value or "")
+
+    @property
+    def mix_enabled(self) -> bool:
+        """"Also caption what I hear": mix the input with `mix_device`."""
+        return self._bool("session/mix_enabled", False)
+
+    @mix_enabled.setter
+    def mix_enabled(self, value: bool) -> None:
+        self._set("session/mix_enabled", bool(value))
+
     def endpoint(self, provider: str) -> str:
         return self._str(f"providers/{provider}/endpoint", "")
 

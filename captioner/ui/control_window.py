@@ -73,7 +73,24 @@ def is_wayland() -> bool:
 def list_devices() -> list[Any]:
     from captioner.audio.sources import list_input_devices
 
-    return list_input_devices()
+    return list_input_devices(system=True)
+
+
+def refresh_devices() -> list[Any]:
+    """Re-list after a hot-plug (PortAudio re-scanned while no stream is open)."""
+    from captioner.audio.sources import refresh_input_devices
+
+    return refresh_input_devices(system=True)
+
+
+def _system_help(devices: list[Any]) -> str | None:
+    from captioner.audio.sources import system_audio_help
+
+    return system_audio_help(devices)
+
+
+SYSTEM_HEADER = "Speakers — what you hear"
+DEVICE_REFRESH_MS = 15_000  # re-list devices this often while idle (hot-plug)
 
 
 class ControlWindow(QMainWindow):
@@ -94,6 +111,12 @@ class ControlWindow(QMainWindow):
         self.overlay = overlay
         self.tray_available = tray_available
         self.device_lister = device_lister
+        #: Re-lists after a hot-plug; a custom lister (tests) is used for both.
+        self.device_refresher = refresh_devices if device_lister is list_devices else device_lister
+        self.devices: list[Any] = []
+        self.history: Any = None
+        self._device_lock = asyncio.Lock()  # listing, the input test and start never overlap
+        self._listing = False
         self.ask_save_path: Callable[[str], str | None] = self._ask_save_path
         self.open_url: Callable[[QUrl], Any] = QDesktopServices.openUrl
         self._tasks: set[asyncio.Task] = set()
@@ -108,6 +131,10 @@ class ControlWindow(QMainWindow):
         self._timer = QTimer(self)
         self._timer.setInterval(1000)
         self._timer.timeout.connect(self._tick)
+        self._device_timer = QTimer(self)
+        self._device_timer.setInterval(DEVICE_REFRESH_MS)
+        self._device_timer.timeout.connect(self._auto_refresh_devices)
+        self._device_timer.start()
         self._refresh_notes()
 
     # ------------------------------------------------------------ layout
@@ -122,6 +149,10 @@ class ControlWindow(QMainWindow):
         self.banner.setAccessibleName("Notices")
         self.banner.hide()
         outer.addWidget(self.banner)
+        from captioner.ui.history import RecoveryBar
+
+        self.recovery = RecoveryBar(self._active_journal, self)
+        outer.addWidget(self.recovery)
         columns = QHBoxLayout()
         outer.addLayout(columns, 1)
 
@@ -159,12 +190,39 @@ class ControlWindow(QMainWindow):
         device_label = QLabel("&Input:")
         device_label.setBuddy(self.device_combo)
         form.addRow(device_label, device_row)
+        mix_row = QHBoxLayout()
+        self.mix_check = QCheckBox("Also caption what I &hear:")
+        self.mix_check.setAccessibleName("Also caption what I hear: mix system audio with the input")
+        self.mix_check.setChecked(self.settings.mix_enabled)
+        self.mix_combo = QComboBox()
+        self.mix_combo.setAccessibleName("System audio to mix with the input")
+        self.mix_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.mix_combo.setMinimumContentsLength(14)
+        if self.settings.mix_device:
+            self.mix_combo.addItem(self.settings.mix_device, self.settings.mix_device)
+        mix_row.addWidget(self.mix_check)
+        mix_row.addWidget(self.mix_combo, 1)
+        form.addRow("", mix_row)
+        self.system_help = QLabel()
+        self.system_help.setWordWrap(True)
+        self.system_help.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.system_help.setStyleSheet("color: #4b5563;")
+        self.system_help.setAccessibleName("How to caption system audio")
+        self.system_help.hide()
+        form.addRow("", self.system_help)
+        meter_row = QHBoxLayout()
         self.level_meter = QProgressBar()
         self.level_meter.setRange(0, 60)
         self.level_meter.setValue(0)
         self.level_meter.setTextVisible(False)
         self.level_meter.setAccessibleName("Input level meter")
-        form.addRow("Level:", self.level_meter)
+        meter_row.addWidget(self.level_meter, 1)
+        self.test_input_button = QPushButton("Test input")
+        self.test_input_button.setCheckable(True)
+        self.test_input_button.setAccessibleName("Test the input: the level meter moves without captioning")
+        self.test_input_button.setToolTip("Opens the input for up to 30 s so you can see its level; nothing is sent.")
+        meter_row.addWidget(self.test_input_button)
+        form.addRow("Level:", meter_row)
         self.endpoint_edit = QLineEdit()
         self.endpoint_edit.setAccessibleName("Endpoint URL (leave empty for the provider's default)")
         self.endpoint_edit.setClearButtonEnabled(True)
@@ -241,6 +299,9 @@ class ControlWindow(QMainWindow):
             self.export_buttons[fmt] = b
             export_row.addWidget(b)
         export_row.addStretch(1)
+        self.history_button = QPushButton("History…")
+        self.history_button.setAccessibleName("Open the history of past sessions")
+        export_row.addWidget(self.history_button)
         self.open_folder_button = QPushButton("Open saved sessions")
         self.open_folder_button.setAccessibleName("Open the folder of saved sessions")
         export_row.addWidget(self.open_folder_button)
@@ -268,6 +329,13 @@ class ControlWindow(QMainWindow):
         self.settings_button.clicked.connect(self.settings_requested.emit)
         self.quit_button.clicked.connect(self.quit_requested.emit)
         self.open_folder_button.clicked.connect(lambda: self.spawn(self.open_sessions_folder()))
+        self.history_button.clicked.connect(lambda: self.spawn(self.open_history()))
+        self.recovery.open_requested.connect(lambda path: self.spawn(self.open_history(path)))
+        self.device_combo.activated.connect(lambda _i: self._input_chosen())
+        self.mix_combo.activated.connect(lambda _i: self._input_chosen())
+        self.mix_check.toggled.connect(lambda _on: self._input_chosen(only_if_testing=True))
+        self.test_input_button.toggled.connect(self._test_toggled)
+        c.monitoring_changed.connect(self._on_monitoring)
         self._sync_overlay_checks()
         self._on_state("idle", "")
 
@@ -295,6 +363,9 @@ class ControlWindow(QMainWindow):
         """Await every task this window started (tests and shutdown)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.recovery.settle()
+        if self.history is not None:
+            await self.history.settle()
 
     # ---------------------------------------------------------- provider
     @property
@@ -388,29 +459,114 @@ class ControlWindow(QMainWindow):
             self.key_status.setText("Key: none yet — add one in Settings → API keys")
 
     # ----------------------------------------------------------- devices
-    async def load_devices(self) -> None:
-        """Fill the device list off the loop (PortAudio can take a while)."""
+    async def load_devices(self, refresh: bool = False) -> None:
+        """Fill the device lists off the loop (PortAudio can take a while);
+        `refresh` re-scans for devices plugged in since start-up."""
         from captioner.audio.feed import AudioSourceError
 
+        lister = self.device_refresher if refresh else self.device_lister
         self.refresh_devices_button.setEnabled(False)
+        self._listing = True
+        help_text: str | None = None
         try:
-            devices = await asyncio.to_thread(self.device_lister)
+            async with self._device_lock:
+                devices, help_text = await asyncio.to_thread(_list_with_help, lister)
         except AudioSourceError as exc:
             self.show_notice(f"Audio input: {exc}")
             devices = []
         finally:
-            self.refresh_devices_button.setEnabled(True)
+            self._listing = False
+            self.refresh_devices_button.setEnabled(not self.controller.running)
+        self.devices = devices
+        system = [d for d in devices if getattr(d, "is_system", False)]
+        inputs = [d for d in devices if not getattr(d, "is_system", False)]
         wanted = self.device_combo.currentData() or self.settings.device
-        self.device_combo.blockSignals(True)
-        self.device_combo.clear()
-        self.device_combo.addItem("System default input", "")
-        for dev in devices:
-            suffix = " (default)" if dev.is_default else ""
-            self.device_combo.addItem(f"{dev.name}{suffix}", dev.name)
-        if wanted and self.device_combo.findData(wanted) < 0:
-            self.device_combo.addItem(f"{wanted} (not connected)", wanted)
-        self.device_combo.setCurrentIndex(max(0, self.device_combo.findData(wanted or "")))
-        self.device_combo.blockSignals(False)
+        combo = self.device_combo
+        combo.blockSignals(True)
+        combo.clear()
+        combo.addItem("System default input", "")
+        for dev in inputs:
+            combo.addItem(_device_text(dev), dev.name)
+            combo.setItemData(combo.count() - 1, f"{dev.name} ({dev.hostapi})", Qt.ItemDataRole.ToolTipRole)
+        if system:
+            combo.insertSeparator(combo.count())
+            combo.addItem(SYSTEM_HEADER)
+            combo.model().item(combo.count() - 1).setEnabled(False)  # a heading, not a choice
+            for dev in system:
+                combo.addItem(f"    {_device_text(dev)}", dev.name)
+                combo.setItemData(combo.count() - 1, f"System audio: {dev.name} ({dev.hostapi})", Qt.ItemDataRole.ToolTipRole)
+        if wanted and combo.findData(wanted) < 0:
+            combo.addItem(f"{wanted} (not connected)", wanted)
+        combo.setCurrentIndex(max(0, combo.findData(wanted or "")))
+        combo.blockSignals(False)
+
+        mix_wanted = self.mix_combo.currentData() or self.settings.mix_device
+        self.mix_combo.blockSignals(True)
+        self.mix_combo.clear()
+        for dev in system:
+            self.mix_combo.addItem(_device_text(dev), dev.name)
+        if mix_wanted and self.mix_combo.findData(mix_wanted) < 0 and system:
+            self.mix_combo.addItem(f"{mix_wanted} (not connected)", mix_wanted)
+        self.mix_combo.setCurrentIndex(max(0, self.mix_combo.findData(mix_wanted)) if system else -1)
+        self.mix_combo.blockSignals(False)
+        self.system_help.setText(help_text or "")
+        self.system_help.setVisible(bool(help_text))
+        self._sync_mix_enabled()
+
+    def _sync_mix_enabled(self) -> None:
+        idle = not self.controller.running
+        has_system = self.mix_combo.count() > 0
+        self.mix_check.setEnabled(idle and has_system)
+        self.mix_combo.setEnabled(idle and has_system)
+
+    def _auto_refresh_devices(self) -> None:
+        """Hot-plug: re-list now and then while idle and nothing is open."""
+        c = self.controller
+        if (
+            self.isVisible()
+            and not c.running
+            and not c.monitoring
+            and not self._listing
+            and not self.device_combo.view().isVisible()
+            and not self.mix_combo.view().isVisible()
+        ):
+            self.spawn(self.load_devices(refresh=True))
+
+    def chosen_devices(self) -> tuple[str, str | None]:
+        """(input device name or "" for the default, system device to mix or None)."""
+        device = self.device_combo.currentData() or ""
+        mix = self.mix_combo.currentData() if self.mix_check.isChecked() and self.mix_check.isEnabled() else None
+        return device, (mix or None)
+
+    # -------------------------------------------------------- input test
+    def _input_chosen(self, only_if_testing: bool = False) -> None:
+        """A device was picked: show its level at once (the input test)."""
+        if self.controller.running or (only_if_testing and not self.controller.monitoring):
+            return
+        self.spawn(self.test_input())
+
+    def _test_toggled(self, on: bool) -> None:
+        if on and not self.controller.monitoring:
+            self.spawn(self.test_input())
+        elif not on and self.controller.monitoring:
+            self.spawn(self.controller.stop_monitor())
+
+    async def test_input(self) -> bool:
+        """Open the chosen input for the meter only (closed again on start)."""
+        device, mix = self.chosen_devices()
+        async with self._device_lock:
+            ok = await self.controller.start_monitor(device or None, mix)
+        if not ok:
+            self._on_monitoring(self.controller.monitoring)
+        return ok
+
+    def _on_monitoring(self, on: bool) -> None:
+        self.test_input_button.blockSignals(True)
+        self.test_input_button.setChecked(on)
+        self.test_input_button.setText("Stop test" if on else "Test input")
+        self.test_input_button.blockSignals(False)
+        if not on and not self.controller.running:
+            self.level_meter.setValue(0)
 
     # --------------------------------------------------------- start/stop
     def toggle_start(self) -> None:
@@ -425,16 +581,20 @@ class ControlWindow(QMainWindow):
         pid = self.provider_id
         options = self.option_values()
         endpoint = self.endpoint_edit.text().strip()
-        device = self.device_combo.currentData() or ""
+        device, mix = self.chosen_devices()
         self.settings.provider = pid
         self.settings.set_options(pid, options)
         self.settings.set_endpoint(pid, endpoint)
         self.settings.device = device
+        self.settings.mix_enabled = self.mix_check.isChecked()
+        if self.mix_combo.currentData():
+            self.settings.mix_device = self.mix_combo.currentData()
         self.transcript_view.clear()
         self.partial_label.clear()
         self._last_speaker = None
         self.overlay.clear_captions()
-        return await self.controller.start(pid, options, endpoint or None, device or None)
+        async with self._device_lock:  # not while devices are re-scanned
+            return await self.controller.start(pid, options, endpoint or None, device or None, mix)
 
     def _on_running(self, running: bool) -> None:
         self.start_button.setEnabled(True)
@@ -442,8 +602,9 @@ class ControlWindow(QMainWindow):
         self.start_button.setProperty("running", "true" if running else "false")
         self.start_button.style().unpolish(self.start_button)
         self.start_button.style().polish(self.start_button)
-        for w in (self.provider_combo, self.device_combo, self.endpoint_edit, self.options_box, self.refresh_devices_button):
+        for w in (self.provider_combo, self.device_combo, self.endpoint_edit, self.options_box, self.refresh_devices_button, self.test_input_button):
             w.setEnabled(not running)
+        self._sync_mix_enabled()
         if running:
             self._timer.start()
             self._tick()
@@ -586,7 +747,35 @@ class ControlWindow(QMainWindow):
         if not self.open_url(QUrl.fromLocalFile(str(path))):
             self.show_notice(f"Saved sessions are in {path}")
 
+    # ------------------------------------------------------------ history
+    def _active_journal(self) -> Any:
+        """The running session's journal path (never offered, deleted or renamed)."""
+        return getattr(self.controller.journal, "path", None)
+
+    async def open_history(self, select: Any = None) -> Any:
+        """Show the History window (one, non-modal) and load it off the loop."""
+        from captioner.ui.history import HistoryWindow
+
+        if self.history is None:
+            self.history = HistoryWindow(self._active_journal, self)
+            self.history.setStyleSheet(self.styleSheet())
+            self.history.recovered.connect(self.recovery.forget)
+        self.history.show()
+        self.history.raise_()
+        self.history.activateWindow()
+        await self.history.load(select=select)
+        return self.history
+
+    async def offer_recovery(self) -> list[Any]:
+        """Offer sessions a crash left unfinished (not the one running now)."""
+        return await self.recovery.check()
+
     # -------------------------------------------------------------- close
+    def hideEvent(self, event: Any) -> None:  # noqa: N802
+        if self.controller.monitoring:  # the input test never runs unseen
+            self.spawn(self.controller.stop_monitor())
+        super().hideEvent(event)
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         if self.tray_available:
             event.ignore()
@@ -594,6 +783,21 @@ class ControlWindow(QMainWindow):
         else:
             event.ignore()
             self.quit_requested.emit()
+
+
+def _device_text(dev: Any) -> str:
+    name = getattr(dev, "display_name", None) or dev.name
+    return f"{name} (default)" if getattr(dev, "is_default", False) else name
+
+
+def _list_with_help(lister: Callable[[], list[Any]]) -> tuple[list[Any], str | None]:
+    """The devices and, when none is system audio, how to get it (blocking)."""
+    devices = list(lister())
+    try:
+        help_text = _system_help(devices)
+    except Exception:  # the help is a nicety: never lose the device list over it
+        help_text = None
+    return devices, help_text
 
 
 def _key_where(provider: str) -> str | None:

@@ -28,7 +28,9 @@ NETWORK_CODES = {"CONNECT_FAILED", "NETWORK", "NOT_READY", "WATCHDOG", "LOGIN_FA
 
 
 def microphone_factory(device: str | None) -> Any:
-    """The real app's source: a capture device (blocking: queries PortAudio)."""
+    """The real app's source: a capture device (blocking: queries PortAudio).
+    With mixing, the controller calls it once per device and wraps both in a
+    MixedSource: MixedSource(MicrophoneSource(mic), MicrophoneSource(monitor))."""
     from captioner.audio.sources import MicrophoneSource
 
     return MicrophoneSource(device or None)
@@ -55,6 +57,9 @@ class CaptionController(QObject):
     lag_changed = Signal(float)  # seconds captions trail the audio
     running_changed = Signal(bool)
     notice = Signal(str)  # something to tell the user in words
+    monitoring_changed = Signal(bool)  # the meter-only input test opened / closed
+
+    MONITOR_SECONDS = 30.0  # a forgotten input test does not keep the microphone open
 
     LEVEL_INTERVAL = 0.05
 
@@ -90,6 +95,9 @@ class CaptionController(QObject):
         self._lag_timer = QTimer(self)
         self._lag_timer.setInterval(500)
         self._lag_timer.timeout.connect(self._poll_lag)
+        self._monitor_task: asyncio.Task | None = None
+        self._monitor_gen = 0  # bumped by every start/stop, so a stale open is dropped
+        self.monitor_source: Any = None
 
     # --------------------------------------------------------------- state
     @property
@@ -118,15 +126,18 @@ class CaptionController(QObject):
         options: dict[str, Any] | None = None,
         endpoint: str | None = None,
         device: str | None = None,
+        mix_with: str | None = None,
     ) -> bool:
         """Validate, fetch the key, open the source, and start streaming.
-        Returns False (with the reason in `state_changed`) when it cannot."""
+        `mix_with` names a second device (system audio) captioned mixed with
+        `device`. Returns False (with the reason in `state_changed`) when it cannot."""
         if self.running:
             return False
         self._starting = True
         self.running_changed.emit(True)
         try:
-            ok = await self._start(provider_id, options or {}, endpoint or None, device)
+            await self.stop_monitor()  # never two streams on one device
+            ok = await self._start(provider_id, options or {}, endpoint or None, device, mix_with)
         except Exception as exc:  # anything unexpected is shown, never swallowed
             log.exception("could not start captioning")
             self._fail(f"could not start: {exc}")
@@ -137,7 +148,9 @@ class CaptionController(QObject):
             self.running_changed.emit(False)
         return ok
 
-    async def _start(self, provider_id: str, options: dict[str, Any], endpoint: str | None, device: str | None) -> bool:
+    async def _start(
+        self, provider_id: str, options: dict[str, Any], endpoint: str | None, device: str | None, mix_with: str | None = None
+    ) -> bool:
         from captioner.audio.feed import AudioSourceError
         from captioner.captioning import CaptionJob, MissingKey, make_session
         from captioner.stt.options import OptionError
@@ -170,7 +183,7 @@ class CaptionController(QObject):
 
         logs.add_secret(key)
         try:
-            source = await asyncio.to_thread(self.source_factory, device)
+            source = await asyncio.to_thread(self.make_source, device, mix_with)
         except AudioSourceError as exc:
             self._fail(str(exc))
             return False
@@ -239,6 +252,75 @@ class CaptionController(QObject):
             self.level.emit(-120.0)
             self.running_changed.emit(False)
 
+    def make_source(self, device: str | None, mix_with: str | None = None) -> Any:
+        """The source to caption (blocking: call it off the loop): `device`, or
+        `device` and `mix_with` mixed into one stream."""
+        from captioner.audio.feed import AudioSourceError
+
+        if mix_with and mix_with == (device or ""):
+            raise AudioSourceError(f"{mix_with!r} is chosen twice: choose a different device to mix with")
+        first = self.source_factory(device)
+        if not mix_with:
+            return first
+        from captioner.audio.mixer import MixedSource
+
+        return MixedSource(first, self.source_factory(mix_with))
+
+    # ------------------------------------------------------------- input test
+    @property
+    def monitoring(self) -> bool:
+        return self._monitor_task is not None and not self._monitor_task.done()
+
+    async def start_monitor(self, device: str | None, mix_with: str | None = None, seconds: float | None = None) -> bool:
+        """Open the input for the level meter only ("Test microphone"), until
+        stop_monitor(), start() or `seconds` pass. False when captioning or the
+        device cannot be opened (the reason goes to `notice`)."""
+        from captioner.audio.feed import AudioSourceError
+
+        await self.stop_monitor()
+        if self.running:
+            return False
+        gen = self._monitor_gen
+        try:
+            source = await asyncio.to_thread(self.make_source, device, mix_with)
+        except AudioSourceError as exc:
+            self.notice.emit(f"Input test: {exc}")
+            return False
+        if self.running or gen != self._monitor_gen:  # started or stopped meanwhile
+            return False
+        self.monitor_source = source
+        self._monitor_task = asyncio.ensure_future(self._monitor(source, seconds or self.MONITOR_SECONDS))
+        self.monitoring_changed.emit(True)
+        return True
+
+    async def _monitor(self, source: Any, seconds: float) -> None:
+        from captioner.audio.dsp import downmix, level_dbfs
+        from captioner.audio.feed import AudioSourceError
+
+        async def meter() -> None:
+            async for block in source:
+                self._on_level(level_dbfs(downmix(block)))
+
+        try:
+            async with source:
+                await asyncio.wait_for(meter(), seconds)
+        except asyncio.TimeoutError:
+            pass
+        except AudioSourceError as exc:
+            self.notice.emit(f"Input test: {exc}")
+        finally:
+            self.monitor_source = None
+            self.level.emit(-120.0)
+            self.monitoring_changed.emit(False)
+
+    async def stop_monitor(self) -> None:
+        """Close the meter-only stream and wait until it is closed."""
+        self._monitor_gen += 1
+        task, self._monitor_task = self._monitor_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
     def _on_event(self, event: CaptionEvent) -> None:
         if isinstance(event, StateChanged):
             if event.state is SessionState.FAILED:
@@ -275,6 +357,7 @@ class CaptionController(QObject):
             await asyncio.gather(task, return_exceptions=True)
 
     async def stop_and_wait(self, timeout: float = 10.0) -> None:
+        await self.stop_monitor()
         self.stop()
         task = self._task
         if task is None:
