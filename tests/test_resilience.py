@@ -74,3 +74,71 @@ async def test_the_exact_transcript_survives(provider, fault_name, tone_wav):
         first_word = spoken.words[0][1]
         assert abs(log.finals[0].start - first_word) < 0.7
         assert abs(log.finals[-1].end - spoken.words[-1][2]) < 0.9
+
+
+async def test_an_input_device_that_fails_mid_session_loses_no_caption(monkeypatch):
+    """The PortAudio stream dies between two utterances (the USB mic is
+    unplugged and plugged back): the device is reopened, the outage is a gap
+    on the timeline, and every word spoken while it worked is captioned once,
+    at its true time."""
+    import asyncio
+    import types
+
+    import numpy as np
+
+    import captioner.audio.sources as sources
+    from captioner.audio.sources import MicrophoneSource
+    from captioner.stt.events import Gap
+    from tests.conftest import SCRIPT
+    from tests.fakes.tones import synthesize
+    from tests.test_audio_sources import FakeStream
+
+    plugged = [{"name": "USB Mic", "max_input_channels": 1, "hostapi": 0, "default_samplerate": 16000.0}]
+    fake_sd = types.SimpleNamespace(
+        InputStream=FakeStream,
+        query_devices=lambda: list(plugged),
+        query_hostapis=lambda: [{"name": "ALSA"}],
+        default=types.SimpleNamespace(device=(0, 0)),
+        _terminate=lambda: None,
+        _initialize=lambda: None,
+    )
+    monkeypatch.setattr(sources, "_sd", lambda: fake_sd)
+    audio, spoken = synthesize(SCRIPT, rate=16000)
+    blocks = [audio[i : i + 320] for i in range(0, len(audio), 320)]
+    unplug_at = int(1.9 * 16000 / 320)  # after the first utterance, before the second
+    ok = types.SimpleNamespace(input_overflow=False)
+
+    async with FakeAudioPod() as fake:
+        session = make_session(CaptionJob("audiopod", {}, fake.url), fake.key, SessionConfig(fake.url), FAST)
+        log = EventLog()
+        mic = MicrophoneSource("USB Mic", reopen_timeout=5)
+
+        async def play() -> None:
+            await asyncio.sleep(0.2)
+            for n, block in enumerate(blocks):
+                if n == unplug_at:
+                    dead = FakeStream.instances[-1]
+                    device = plugged.pop()  # unplugged: the stream dies and the device is gone
+                    dead.kwargs["finished_callback"]()
+                    await asyncio.sleep(0.6)
+                    plugged.append(device)  # plugged back in
+                    while FakeStream.instances[-1] is dead:
+                        await asyncio.sleep(0.01)
+                FakeStream.instances[-1].kwargs["callback"](block.copy(), len(block), None, ok)
+                await asyncio.sleep(0.005)
+            await asyncio.sleep(0.3)
+            session.stop()
+
+        async with mic:
+            player = asyncio.ensure_future(play())
+            await caption_source(mic, session, [log], live=True, provider="audiopod")
+            await player
+    (gap,) = [e for e in log.events if isinstance(e, Gap)]
+    assert gap.start == pytest.approx(unplug_at * 320 / 16000, abs=0.05) and gap.end - gap.start >= 0.3
+    assert " ".join(f.text for f in log.finals).split() == [w for w, _, _ in spoken.words]
+    outage = gap.end - gap.start
+    got = [w for f in log.finals for w in f.words]
+    for word, (_, start, _) in zip(got, spoken.words):
+        expected = start if start < gap.start else start + outage
+        assert abs(word.start - expected) < 0.08, (word, expected)
+    assert np.isfinite(outage)
