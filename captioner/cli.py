@@ -206,7 +206,7 @@ def _printer(partials: bool) -> Any:
     return on_event
 
 
-async def _caption(args: argparse.Namespace, source: Any, live: bool) -> int:
+async def _caption(args: argparse.Namespace, source: Any, live: bool, banner: str = "") -> int:
     from captioner.audio.feed import AudioSourceError
     from captioner.captioning import caption_source
     from captioner.stt.events import ProviderFailure
@@ -246,6 +246,8 @@ async def _caption(args: argparse.Namespace, source: Any, live: bool) -> int:
             print(f"warning: the session will not be autosaved: {exc}", file=sys.stderr)
     try:
         async with source:
+            if banner:  # said once the device is really open, so scripts can start playing
+                print(banner, file=sys.stderr, flush=True)
             transcript = await caption_source(source, session, listeners, live=live, provider=provider_id)
     except ProviderFailure as exc:
         transcript = getattr(exc, "transcript", None)
@@ -303,9 +305,9 @@ async def _listen(args: argparse.Namespace) -> int:
             source = MixedSource(source, MicrophoneSource(args.mix_with))
     except AudioSourceError as exc:
         raise CliError(str(exc), EXIT_AUDIO) from None
-    print(f"listening on {source.name} ({source.sample_rate} Hz); Ctrl-C to stop", file=sys.stderr, flush=True)
+    banner = f"listening on {source.name} ({source.sample_rate} Hz); Ctrl-C to stop"
     source.on_notice = lambda text: print(f"warning: {text}", file=sys.stderr, flush=True)
-    return await _caption(args, source, live=True)
+    return await _caption(args, source, live=True, banner=banner)
 
 
 def _devices() -> int:

@@ -26,9 +26,13 @@ async def test_listen_captions_what_the_device_hears(pulse, tmp_path):  # noqa: 
             env={**pulse.env, "CAPTIONER_AUDIOPOD_KEY": fake.key, "CAPTIONER_DATA_DIR": str(tmp_path)},
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )
-        await asyncio.sleep(1.5)  # let the stream open
+        # play only once the capture stream is open (the CLI says so on stderr)
+        first = await asyncio.wait_for(proc.stderr.readline(), 30)
+        assert first.startswith(b"listening on"), first
+        await asyncio.sleep(0.7)
         player = pulse.play(wav)
-        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        out, rest = await asyncio.wait_for(proc.communicate(), 30)
+        err = first + rest
         player.wait(10)
     assert proc.returncode == 0, err.decode()
     assert out.decode().splitlines() == [" ".join(u) for u in WORDS], err.decode()
