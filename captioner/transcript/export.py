@@ -8,6 +8,8 @@ of a good one.
 from __future__ import annotations
 
 import json
+
+import orjson
 import os
 import tempfile
 from pathlib import Path
@@ -69,14 +71,15 @@ _JSON = json.JSONEncoder(ensure_ascii=False)
 
 
 def to_json(transcript: Transcript) -> str:
-    """Indented head, then one segment per line: json's C encoder only runs
-    without `indent`, and an 8-hour transcript was 4x slower pretty-printed."""
+    """Indented head, then one segment per line. Segments are encoded with
+    orjson: exact shortest float repr (lossless round trip), and an 8-hour
+    transcript in a few hundredths of a second instead of 0.2 s."""
     data = transcript.to_dict()
     segments = data.pop("segments")
     head = [f" {_JSON.encode(k)}: {_JSON.encode(v)}," for k, v in data.items()]
     if not segments:
         return "{\n" + "\n".join(head) + '\n "segments": []\n}\n'
-    body = ",\n  ".join(map(_JSON.encode, segments))
+    body = ",\n  ".join([orjson.dumps(seg).decode("utf-8") for seg in segments])
     return "{\n" + "\n".join(head) + '\n "segments": [\n  ' + body + "\n ]\n}\n"
 
 

@@ -6,13 +6,21 @@ however long the session has run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from captioner.stt.events import CaptionEvent, Final, Gap, Partial, Word
 
 FORMAT_VERSION = 1
-_WORD_FIELDS = tuple(f.name for f in fields(Word))  # what asdict() gave, without its deep copies
+
+
+def _word_dict(w: Word) -> dict[str, Any]:
+    d: dict[str, Any] = {"text": w.text, "start": w.start, "end": w.end}
+    if w.confidence is not None:
+        d["confidence"] = w.confidence
+    if w.speaker is not None:
+        d["speaker"] = w.speaker
+    return d
 
 
 @dataclass(slots=True)
@@ -38,7 +46,7 @@ class Segment:
         if self.gap:
             d["gap"] = True
         if self.words:
-            d["words"] = [{k: v for k in _WORD_FIELDS if (v := getattr(w, k)) is not None} for w in self.words]
+            d["words"] = [_word_dict(w) for w in self.words]
         return d
 
     @classmethod

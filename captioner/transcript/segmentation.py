@@ -72,16 +72,21 @@ def wrap_lines(text: str, width: int) -> list[str]:
 
 def balance_two(text: str, width: int) -> list[str]:
     """Split text that needs two lines near the middle (bottom-heavy), at a
-    punctuation mark when one is close."""
+    punctuation mark when one is close. One pass over the word lengths."""
     if len(text) <= width:
         return [text]
     words = text.split()
+    total = sum(map(len, words)) + len(words) - 1
     best: tuple[float, int] | None = None
+    top = -1  # len(" ".join(words[:i]))
     for i in range(1, len(words)):
-        top, bottom = " ".join(words[:i]), " ".join(words[i:])
-        if len(top) > width or len(bottom) > width:
+        top += len(words[i - 1]) + 1
+        if top > width:
+            break
+        bottom = total - top - 1
+        if bottom > width:
             continue
-        score = abs(len(top) - len(bottom)) + (0 if len(bottom) >= len(top) else 2)
+        score = abs(top - bottom) + (0 if bottom >= top else 2)
         if _binds(words[i - 1]):
             score += 12  # never "the | meeting", "Dr. | Smith" when another split fits
         elif words[i - 1].endswith(_BREAK_AFTER):
@@ -155,15 +160,26 @@ def cues_for_segment(segment: Segment, rules: CueRules) -> list[Cue]:
             chunk.clear()
 
     width = rules.max_chars_per_line
-    one_line_ok = rules.max_lines >= 1
-    chars = 0  # len(" ".join(w.text for w in chunk)), kept as words come and go
+    # Greedy wrap of the chunk, kept as words come: greedy wrapping uses the
+    # fewest lines, so "fits" is "greedy needs at most max_lines" — O(1) per word.
+    lines_used, line_len, overlong = 0, 0, False
+
+    def add(length: int) -> None:
+        nonlocal lines_used, line_len, overlong
+        if lines_used and line_len + 1 + length <= width:
+            line_len += 1 + length
+        else:
+            lines_used += 1
+            line_len = length
+        overlong = overlong or length > width
+
     for word in words:
+        length = len(word.text)
         if chunk:
             too_long = word.end - chunk[0].start > rules.max_duration
             speaker_change = word.speaker is not None and word.speaker != chunk[-1].speaker
-            # Most words still fit on the first line: no need to join and wrap the chunk.
-            fits = (one_line_ok and chars + 1 + len(word.text) <= width) or _fits(
-                [w.text for w in chunk] + [word.text], rules
+            fits = not overlong and (
+                line_len + 1 + length <= width or (lines_used < rules.max_lines and length <= width)
             )
             if too_long or speaker_change or not fits:
                 # Prefer to cut after the last punctuation in the second half of the chunk.
@@ -182,8 +198,16 @@ def cues_for_segment(segment: Segment, rules: CueRules) -> list[Cue]:
                 del chunk[cut:]
                 flush()
                 chunk.extend(rest)
-                chars = len(" ".join(w.text for w in chunk))
-        chars = chars + 1 + len(word.text) if chunk else len(word.text)
+                lines_used, line_len, overlong = 0, 0, False
+                for w in chunk:
+                    add(len(w.text))
+        # add(length), inlined: this loop runs once per word of the transcript
+        if lines_used and line_len + 1 + length <= width:
+            line_len += 1 + length
+        else:
+            lines_used += 1
+            line_len = length
+            overlong = overlong or length > width
         chunk.append(word)
     flush()
     return cues
@@ -200,7 +224,7 @@ def build_cues(segments: list[Segment], rules: CueRules | None = None) -> list[C
     fixed: list[Cue] = []
     for i, cue in enumerate(cues):
         start = max(cue.start, fixed[-1].end if fixed else 0.0)
-        chars = sum(len(line) for line in cue.lines)
+        chars = sum(map(len, cue.lines))
         reading = chars / rules.max_chars_per_second if rules.max_chars_per_second > 0 else 0.0
         end = max(cue.end, start + rules.min_duration, min(start + reading, start + rules.max_duration))
         if i + 1 < len(cues):
