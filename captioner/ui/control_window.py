@@ -505,6 +505,7 @@ class ControlWindow(QMainWindow):
         self.mix_combo.clear()
         for dev in system:
             self.mix_combo.addItem(_device_text(dev), dev.name)
+            self.mix_combo.setItemData(self.mix_combo.count() - 1, _device_text(dev), Qt.ItemDataRole.ToolTipRole)
         if mix_wanted and self.mix_combo.findData(mix_wanted) < 0 and system:
             self.mix_combo.addItem(f"{mix_wanted} (not connected)", mix_wanted)
         self.mix_combo.setCurrentIndex(max(0, self.mix_combo.findData(mix_wanted)) if system else -1)
@@ -760,11 +761,17 @@ class ControlWindow(QMainWindow):
             self.history = HistoryWindow(self._active_journal, self)
             self.history.setStyleSheet(self.styleSheet())
             self.history.recovered.connect(self.recovery.forget)
+            self.controller.running_changed.connect(self._reload_history)
         self.history.show()
         self.history.raise_()
         self.history.activateWindow()
         await self.history.load(select=select)
         return self.history
+
+    def _reload_history(self, running: bool) -> None:
+        """A session started or ended: the open history shows it at once."""
+        if self.history is not None and self.history.isVisible():
+            self.history.tasks.spawn(self.history.load())
 
     async def offer_recovery(self) -> list[Any]:
         """Offer sessions a crash left unfinished (not the one running now)."""

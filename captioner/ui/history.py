@@ -69,6 +69,10 @@ def duration_text(seconds: float) -> str:
     return f"{h}:{rem // 60:02d}:{rem % 60:02d}" if h else f"{rem // 60}:{rem % 60:02d}"
 
 
+def captions_text(n: int) -> str:
+    return f"{n} caption" if n == 1 else f"{n} captions"
+
+
 def session_title(info: Any) -> str:
     return info.title or info.source or "—"
 
@@ -372,7 +376,7 @@ class HistoryWindow(QWidget):
         self.view.setPlainText(loaded.text)
         info = loaded.info
         state = RUNNING if self._is_active(info) else ("finished" if info.finished else "not finished (the app stopped before the session ended)")
-        self.show_status(f"{session_title(info)} — {info.segments} captions, {duration_text(info.duration)}, {state}.")
+        self.show_status(f"{session_title(info)} — {captions_text(info.segments)}, {duration_text(info.duration)}, {state}.")
 
     # ---------------------------------------------------------- actions
     def _rename_clicked(self) -> None:
@@ -483,6 +487,7 @@ class RecoveryBar(QFrame):
         self.since = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
         self.setObjectName("recoveryBar")
         self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setStyleSheet("QFrame#recoveryBar { background: #e8f0fe; border: 1px solid #9db8ec; border-radius: 5px; }")
         self.setAccessibleName("Unfinished session")
         row = QHBoxLayout(self)
         self.label = QLabel()
@@ -527,7 +532,7 @@ class RecoveryBar(QFrame):
         what = f" — {info.title}" if info.title else ""
         self.label.setText(
             f"A session from {started_text(info.started_at, info.id)}{what} was not finished "
-            f"({info.segments} captions).{more}"
+            f"({captions_text(info.segments)}).{more}"
         )
         self.show()
 

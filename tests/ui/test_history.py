@@ -159,7 +159,7 @@ async def test_recovery_is_offered_once_and_not_again(qtbot, settings, journals)
     await capp.settle()
     bar = capp.window.recovery
     assert bar.isVisibleTo(capp.window)
-    assert bar.label.text().startswith(f"A session from {started_text(NEWER.isoformat())} was not finished (1 captions)")
+    assert bar.label.text().startswith(f"A session from {started_text(NEWER.isoformat())} was not finished (1 caption)")
     bar.dismiss_button.click()
     await capp.settle()
     assert not bar.isVisibleTo(capp.window)
@@ -233,4 +233,27 @@ async def test_history_button_opens_the_window(qtbot, settings, journals):
     capp.window.history_button.click()
     await capp.settle()
     assert capp.window.history.isVisible() and len(capp.window.history.rows()) == 2
+    await capp.shutdown()
+
+
+async def test_open_history_follows_a_session_that_ends(qtbot, settings, tone_wav):
+    from captioner import keys
+    from captioner.audio.sources import WavFileSource
+    from tests.fakes.audiopod import FakeAudioPod
+
+    async with FakeAudioPod() as fake:
+        keys.set_key("audiopod", fake.key)
+        controller = CaptionController(source_factory=lambda d: WavFileSource(tone_wav[0], speed=0.0))
+        capp = CaptionerApp(settings, build_parser().parse_args([]), controller, tray_available=False, device_lister=lambda: [])
+        w = capp.window
+        qtbot.addWidget(w)
+        w.show()
+        h = await w.open_history()
+        assert h.rows() == []
+        w.provider_combo.setCurrentIndex(w.provider_combo.findData("audiopod"))
+        w.endpoint_edit.setText(fake.url)
+        assert await w.start()
+        await controller.wait()
+        await w.settle()
+    assert [r[2:4] + r[5:] for r in h.rows()] == [["AudioPod", "3", ""]]  # reloaded when it ended
     await capp.shutdown()
