@@ -278,16 +278,27 @@ class MicrophoneSource:
             self._feed.fail(AudioSourceError(f"the input device {self.device.name!r} stopped delivering audio"))
 
     async def start(self) -> None:
-        sd = _sd()
+        """Open and start the stream in a worker thread: loading PortAudio and
+        opening a device (a sound server round trip) can take a while, and the
+        event loop — the GUI — must not wait for it."""
+        sd = await asyncio.to_thread(_sd)
         self._loop = asyncio.get_running_loop()
         try:
-            self._stream = self._open_stream(sd)
-            self._stream.start()
+            self._stream = await asyncio.to_thread(self._open_and_start, sd)
             global _open_streams
             _open_streams += 1
         except Exception as exc:
             self._stream = None
             raise AudioSourceError(f"cannot open {self.device.name!r}: {exc}") from None
+
+    def _open_and_start(self, sd: Any) -> Any:
+        stream = self._open_stream(sd)
+        try:
+            stream.start()
+        except Exception:
+            stream.close()
+            raise
+        return stream
 
     def _open_stream(self, sd: Any) -> Any:
         kwargs = dict(
