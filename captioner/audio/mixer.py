@@ -146,7 +146,7 @@ class MixedSource:
         sample_rate: int | None = None,
         gain_db: float = -6.0,
         block_ms: int = 20,
-        max_lag_s: float = 0.25,
+        max_lag_s: float = 1.0,  # a busy machine delays callbacks by far more than 0.25 s
     ) -> None:
         if not sources:
             raise ValueError("mixing needs at least one source")
