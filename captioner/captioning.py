@@ -10,6 +10,7 @@ from typing import Any, Callable
 from captioner import keys
 from captioner.audio.sources import pcm_blocks
 from captioner.stt.events import CaptionEvent, ProviderError
+from captioner.stt.options import OptionError
 from captioner.stt.registry import ProviderInfo, get_provider
 from captioner.stt.session import RetryPolicy, SessionConfig, StreamSession
 from captioner.stt.urls import validate_endpoint
@@ -40,6 +41,10 @@ class CaptionJob:
         """(provider, options, endpoint), or an error in words before connecting."""
         provider = self.provider
         options = provider.options(self.option_values)
+        if not provider.needs_key:  # the offline engine: nothing to connect to
+            if self.endpoint:
+                raise OptionError(f"{provider.name} runs on this computer and takes no endpoint")
+            return provider, options, ""
         endpoint = validate_endpoint(self.endpoint or provider.default_endpoint)
         return provider, options, endpoint
 
@@ -49,8 +54,13 @@ def make_session(
     key: str,
     config: SessionConfig | None = None,
     retry: RetryPolicy | None = None,
-) -> StreamSession:
+) -> Any:
+    """A StreamSession, or a LocalSession for the offline engine (same surface)."""
     provider, options, endpoint = job.validated()
+    if not provider.needs_key:
+        from captioner.stt.local.session import LocalSession
+
+        return LocalSession(options, config)
     if config is None:
         config = SessionConfig(endpoint)
     else:
@@ -60,7 +70,7 @@ def make_session(
 
 async def caption_source(
     source: Any,
-    session: StreamSession,
+    session: Any,
     listeners: list[Callable[[CaptionEvent], None]] = (),  # type: ignore[assignment]
     live: bool = True,
     on_level: Callable[[float], None] | None = None,

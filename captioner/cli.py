@@ -50,7 +50,11 @@ def _cue_rules(args: argparse.Namespace) -> Any:
 
 
 def _add_session_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--provider", required=True, help="uglabs, audiopod, voicerun, smallest or inworld")
+    p.add_argument(
+        "--provider",
+        help="local (built in: basic accuracy, on this computer, no key), uglabs, audiopod, voicerun, smallest or "
+        "inworld; default: the first cloud provider with a key, else local",
+    )
     p.add_argument("--endpoint", help="replace the provider's default URL (ws:// only for loopback)")
     p.add_argument("--language", help="language code (provider-specific; see `captioner providers`)")
     p.add_argument(
@@ -173,11 +177,16 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, str]:
     from captioner.stt.urls import EndpointError
 
     logs.setup_logging(args.verbose)
+    if not args.provider:
+        from captioner.stt.registry import default_provider_id
+
+        args.provider = default_provider_id(lambda pid: keys.key_source(pid) is not None)
+        print(f"note: no --provider given: using {args.provider}", file=sys.stderr, flush=True)
     job = CaptionJob(args.provider, _parse_options(args), args.endpoint)
     try:
         provider, _, _ = job.validated()
-        key = keys.get_key(provider.id)
-        if not key:
+        key = keys.get_key(provider.id) if provider.needs_key else ""  # the offline engine needs none
+        if provider.needs_key and not key:
             raise MissingKey(provider)
     except (UnknownProvider, OptionError, EndpointError, MissingKey) as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
@@ -373,7 +382,7 @@ def _providers() -> int:
         print(f"  languages: {p.languages}")
         print(f"  auth: {p.auth}")
         print(f"  limits: {p.limits}")
-        print(f"  endpoint: {p.default_endpoint}")
+        print(f"  endpoint: {p.default_endpoint or 'none (runs on this computer)'}")
         opts = ", ".join(f"{name}={default!r}" + (f" {{{'|'.join(map(str, ch))}}}" if ch else "") for name, default, _, ch in describe_options(p.options_class))
         print(f"  options: {opts}")
     return EXIT_OK
@@ -385,10 +394,12 @@ def _keys(args: argparse.Namespace) -> int:
 
     try:
         if args.keys_command == "list":
-            for pid in PROVIDERS:
+            for pid in (p.id for p in PROVIDERS.values() if p.needs_key):
                 print(f"{pid}\t{keys.key_source(pid) or 'no key'}")
             return EXIT_OK
         provider = get_provider(args.provider)
+        if not provider.needs_key:
+            raise CliError(f"{provider.name} runs on this computer and needs no key", EXIT_USAGE)
         if args.keys_command == "set":
             if args.stdin or not sys.stdin.isatty():
                 key = sys.stdin.readline().strip()

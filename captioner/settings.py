@@ -92,7 +92,9 @@ class Settings:
     # ---------------------------------------------------------- captioning
     @property
     def provider(self) -> str:
-        return self._str("session/provider", "audiopod")
+        """The provider last used; empty before the first session (the window
+        then picks a cloud provider with a key, else the built-in engine)."""
+        return self._str("session/provider", "")
 
     @provider.setter
     def provider(self, value: str) -> None:

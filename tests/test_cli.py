@@ -167,7 +167,7 @@ async def test_providers_lists_all_five_with_capabilities():
     code, out, _ = await captioner("providers")
     assert code == 0
     ids = [line.split("\t")[0] for line in out.splitlines() if not line.startswith(" ")]
-    assert ids == ["uglabs", "audiopod", "voicerun", "smallest", "inworld"]
+    assert ids == ["uglabs", "audiopod", "voicerun", "smallest", "inworld", "local"]  # + the built-in offline engine
     assert "partials: yes" in out and "word times:" in out
 
 

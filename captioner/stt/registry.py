@@ -18,7 +18,7 @@ from captioner.stt.protocol import WireProtocol
 class ProviderInfo:
     id: str
     name: str
-    module: str  # "captioner.stt.providers.x:ProtocolClass:OptionsClass"
+    module: str  # "captioner.stt.providers.x:ProtocolClass:OptionsClass" (local: SessionClass)
     default_endpoint: str
     auth: str
     partials: bool
@@ -26,6 +26,13 @@ class ProviderInfo:
     diarization: bool
     languages: str
     limits: str
+    #: "cloud": a WireProtocol driven by StreamSession, needs a key.
+    #: "local": an offline engine (LocalSession): no key, no endpoint, no network.
+    kind: str = "cloud"
+
+    @property
+    def needs_key(self) -> bool:
+        return self.kind != "local"
 
     def _load(self) -> tuple[type[WireProtocol], type]:
         mod_name, proto_name, opts_name = self.module.split(":")
@@ -113,8 +120,30 @@ PROVIDERS: dict[str, ProviderInfo] = {
             languages="BCP-47 (e.g. en-US), model-dependent",
             limits="undocumented",
         ),
+        ProviderInfo(
+            id="local",
+            name="Built-in: basic accuracy, on this computer",
+            module="captioner.stt.local.session:LocalSession:LocalOptions",
+            default_endpoint="",
+            auth="none: runs on this computer, audio never leaves it",
+            partials=True,
+            word_times=True,
+            diarization=False,
+            languages="US English",
+            limits="basic accuracy, on this computer (PocketSphinx, built in); better with the Vosk model (40 MB, downloaded once)",
+            kind="local",
+        ),
     )
 }
+
+
+def default_provider_id(has_key: Callable[[str], bool] = lambda _pid: False) -> str:
+    """The first cloud provider that has a key, else the built-in offline
+    engine: a newcomer with no key gets captions at once."""
+    for p in PROVIDERS.values():
+        if p.needs_key and has_key(p.id):
+            return p.id
+    return "local"
 
 
 class UnknownProvider(KeyError):

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from captioner.settings import Settings
 from captioner.stt.events import Final, Gap, Partial
+from captioner.stt.local.events import ModelProgress
 from captioner.transcript.export import speaker_label
 from captioner.ui.controller import CaptionController
 from captioner.ui.overlay import CaptionOverlay
@@ -164,7 +165,7 @@ class ControlWindow(QMainWindow):
         self.provider_combo.setAccessibleName("Speech-to-text provider")
         for p in PROVIDERS.values():
             self.provider_combo.addItem(p.name, p.id)
-        index = self.provider_combo.findData(self.settings.provider)
+        index = self.provider_combo.findData(self.settings.provider or _first_run_provider())
         self.provider_combo.setCurrentIndex(max(0, index))
         form.addRow("&Provider:", self.provider_combo)
         self.provider_info = QLabel()
@@ -173,6 +174,11 @@ class ControlWindow(QMainWindow):
         self.key_status = QLabel("Key: checking…")
         self.key_status.setAccessibleName("API key status")
         form.addRow("", self.key_status)
+        self.model_progress = QProgressBar()  # the offline engine's first-run model download
+        self.model_progress.setAccessibleName("Speech model download")
+        self.model_progress.setFormat("Downloading the speech model… %p%")
+        self.model_progress.hide()
+        form.addRow("", self.model_progress)
 
         device_row = QHBoxLayout()
         self.device_combo = QComboBox()
@@ -384,7 +390,7 @@ class ControlWindow(QMainWindow):
         self.provider_info.setText(" · ".join(caps))
         self.provider_info.setToolTip(f"Languages: {p.languages}\nLimits: {p.limits}\nAuth: {p.auth}")
         self.provider_info.setAccessibleDescription(f"Languages: {p.languages}")
-        self.endpoint_edit.setPlaceholderText(p.default_endpoint)
+        self.endpoint_edit.setPlaceholderText(p.default_endpoint or "none: runs on this computer")
         self.endpoint_edit.setText(self.settings.endpoint(p.id))
         self._build_options(p)
         if check_key:
@@ -440,8 +446,13 @@ class ControlWindow(QMainWindow):
 
     async def refresh_key_status(self) -> None:
         from captioner import keys
+        from captioner.stt.registry import PROVIDERS
 
         pid = self.provider_id
+        if not PROVIDERS[pid].needs_key:
+            self.key_status.setText("Key: none needed — audio stays on this computer")
+            self.key_status.setToolTip("")
+            return
         try:
             where = await asyncio.to_thread(_key_where, pid)
         except keys.KeyStoreError as exc:
@@ -623,6 +634,11 @@ class ControlWindow(QMainWindow):
 
     # ------------------------------------------------------------ events
     def _on_caption_event(self, event: Any) -> None:
+        if isinstance(event, ModelProgress):
+            self.model_progress.setRange(0, 1000 if event.total else 0)  # 0..0: busy, size unknown
+            self.model_progress.setValue(int((event.fraction or 0.0) * 1000))
+            self.model_progress.show()
+            return
         if isinstance(event, Partial):
             self.partial_label.setText(event.text)
         elif isinstance(event, Final):
@@ -640,6 +656,8 @@ class ControlWindow(QMainWindow):
         self.overlay.on_event(event)
 
     def _on_state(self, state: str, detail: str) -> None:
+        if state != "connecting":
+            self.model_progress.hide()
         text, color = STATE_TEXT.get(state, (state.capitalize(), "#4b5563"))
         if state == "error" and detail:
             text = f"Error: {detail}"
@@ -814,3 +832,15 @@ def _key_where(provider: str) -> str | None:
     if keys.get_key(provider) is None:
         return None
     return keys.key_source(provider) or "keyring"
+
+
+def _first_run_provider() -> str:
+    """Before any session: a cloud provider whose key is in the environment,
+    else the built-in offline engine, so a newcomer sees captions at once.
+    (Keyring keys are not read here: that can block the first paint, and a
+    key stored through the app comes with a saved provider choice.)"""
+    import os
+
+    from captioner.stt.registry import default_provider_id
+
+    return default_provider_id(lambda pid: bool(os.environ.get(f"CAPTIONER_{pid.upper()}_KEY")))

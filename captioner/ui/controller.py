@@ -171,11 +171,12 @@ class CaptionController(QObject):
         from captioner import keys
 
         try:
-            key = await self.key_getter(provider.id)
+            # The built-in offline engine needs no key (and no keyring).
+            key = await self.key_getter(provider.id) if provider.needs_key else ""
         except keys.KeyStoreError as exc:
             self._fail(str(exc))
             return False
-        if not key:
+        if provider.needs_key and not key:
             self._fail(f"no API key for {provider.name}: add one in Settings → API keys")
             return False
         self._secret = key

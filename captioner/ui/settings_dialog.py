@@ -131,7 +131,7 @@ class SettingsDialog(QDialog):
         from captioner.stt.registry import PROVIDERS
 
         self.settings = settings
-        self.providers = PROVIDERS
+        self.providers = {pid: p for pid, p in PROVIDERS.items() if p.needs_key}  # the offline engine has no key
         self.setWindowTitle("Captioner settings")
         self.setAccessibleName("Captioner settings")
         self._tasks: set[asyncio.Task] = set()
@@ -154,7 +154,7 @@ class SettingsDialog(QDialog):
         box.rejected.connect(self.reject)
         layout.addWidget(box)
         self.resize(760, 560)
-        if provider_id in PROVIDERS:
+        if provider_id in self.key_edits:
             self.key_edits[provider_id].setFocus()
 
     # ------------------------------------------------------------- tasks

@@ -230,7 +230,7 @@ async def test_all_five_providers_and_accessible_names(qtbot, settings, tone_wav
     w = capp.window
     qtbot.addWidget(w)
     ids = [w.provider_combo.itemData(i) for i in range(w.provider_combo.count())]
-    assert sorted(ids) == sorted(["uglabs", "audiopod", "voicerun", "smallest", "inworld"])
+    assert sorted(ids) == sorted(["uglabs", "audiopod", "voicerun", "smallest", "inworld", "local"])
     for i in range(w.provider_combo.count()):
         w.provider_combo.setCurrentIndex(i)  # every provider's options form builds
         assert w.options_form.rowCount() >= 1
