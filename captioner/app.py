@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="captioner", description="Open the Captioner app.")
-    p.add_argument("--provider", help="provider id (uglabs, audiopod, voicerun, smallest, inworld)")
+    p.add_argument("--provider", help="provider id (local = built in, no key; uglabs, audiopod, voicerun, smallest, inworld)")
     p.add_argument("--device", help="input device name (or part of it); default input if omitted")
     p.add_argument("--endpoint", help="replace the provider's default URL")
     p.add_argument("--start", action="store_true", help="start captioning at once")
