@@ -1,29 +1,33 @@
 """The desktop app: QApplication + qasync loop, the overlay, the control
 window, the tray and the settings dialog, wired together.
 
-Start-up is kept fast: keyring, sounddevice (PortAudio) and numpy are not
-imported before the first paint; device listing and the key check run in
-worker threads after it.
+Start-up shows the overlay first: before its first paint only PySide6, the
+settings and the overlay are imported (no asyncio, qasync, numpy, keyring,
+sounddevice, websockets or provider modules) and nothing else is built. The
+control window, the loop and the rest come right after; device listing and
+the key check run in worker threads after that.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import logging
 import os
 import sys
-from typing import Any, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
 
-from PySide6.QtCore import QObject, QTimer
-from PySide6.QtWidgets import QApplication, QSystemTrayIcon
+from PySide6.QtCore import QEventLoop, QObject, QTimer
+from PySide6.QtWidgets import QApplication
 
 from captioner.settings import Settings
-from captioner.ui.control_window import ControlWindow, list_devices
-from captioner.ui.controller import CaptionController
 from captioner.ui.overlay import CaptionOverlay
 from captioner.ui.theme import CONTROL_STYLE, app_icon
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from captioner.ui.controller import CaptionController
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +81,22 @@ class CaptionerApp(QObject):
         args: argparse.Namespace | None = None,
         controller: CaptionController | None = None,
         tray_available: bool | None = None,
-        device_lister: Callable[[], list[Any]] = list_devices,
+        device_lister: Callable[[], list[Any]] | None = None,
+        overlay: CaptionOverlay | None = None,
     ) -> None:
+        import asyncio
+
+        from PySide6.QtWidgets import QSystemTrayIcon
+
+        from captioner.ui.control_window import ControlWindow, list_devices
+        from captioner.ui.controller import CaptionController
+
         super().__init__()
         self.settings = settings
         self.args = args or build_parser().parse_args([])
         self.controller = controller or CaptionController()
-        self.overlay = CaptionOverlay(settings)
+        self.overlay = overlay or CaptionOverlay(settings)
+        device_lister = device_lister or list_devices
         if tray_available is None:
             tray_available = QSystemTrayIcon.isSystemTrayAvailable()
         self.window = ControlWindow(settings, self.controller, self.overlay, tray_available, device_lister)
@@ -112,6 +125,8 @@ class CaptionerApp(QObject):
 
     # ------------------------------------------------------------- tasks
     def spawn(self, coro: Awaitable[Any]) -> asyncio.Task | None:
+        import asyncio
+
         try:
             asyncio.get_running_loop()
         except RuntimeError:  # no loop any more (the app is gone): nothing can run
@@ -123,6 +138,8 @@ class CaptionerApp(QObject):
         return task
 
     async def settle(self) -> None:
+        import asyncio
+
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         await self.window.settle()
@@ -198,32 +215,59 @@ class CaptionerApp(QObject):
         self.closed.set()
 
 
+def show_overlay_first(settings: Settings, timeout_ms: int = 1000) -> CaptionOverlay:
+    """Create the overlay and, if it opens at start, let it paint before
+    anything else is imported or built (waits at most `timeout_ms`)."""
+    overlay = CaptionOverlay(settings)
+    if settings.start_options().show_overlay and settings.overlay_visible:
+        waiter = QEventLoop()
+        overlay.first_painted.connect(waiter.quit)
+        timer = QTimer(waiter)
+        timer.setSingleShot(True)
+        timer.timeout.connect(waiter.quit)
+        timer.start(timeout_ms)
+        overlay.show()
+        if not overlay.has_painted:
+            waiter.exec()
+        timer.stop()
+        overlay.first_painted.disconnect(waiter.quit)
+    return overlay
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    from captioner.stt.registry import PROVIDERS
+    if args.provider:
+        from captioner.stt.registry import PROVIDERS
 
-    if args.provider and args.provider not in PROVIDERS:
-        print(f"error: unknown provider {args.provider!r}; choose one of: {', '.join(PROVIDERS)}", file=sys.stderr)
-        return 2
-    import qasync
+        if args.provider not in PROVIDERS:
+            print(f"error: unknown provider {args.provider!r}; choose one of: {', '.join(PROVIDERS)}", file=sys.stderr)
+            return 2
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Captioner")
     app.setOrganizationName("Captioner")
     app.setDesktopFileName("captioner")
     app.setQuitOnLastWindowClosed(False)
-    app.setWindowIcon(app_icon())
-    loop = qasync.QEventLoop(app)
-    asyncio.set_event_loop(loop)
     collector = MainThreadGC()
     from captioner import logs
 
     logs.setup_logging(False)
-    capp = CaptionerApp(Settings(), args)
+    settings = Settings()
+    overlay = show_overlay_first(settings)
+
+    # After the overlay's first paint: the loop, the control window and the rest.
+    import asyncio
+
+    import qasync
+
+    app.setWindowIcon(app_icon())
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    capp = CaptionerApp(settings, args, overlay=overlay)
     capp.show()
     # after the first paint: nothing that can block or is slow to import before it
     if os.environ.get("CAPTIONER_SMOKE_TEST") == "1":

@@ -6,6 +6,9 @@ Unpinned it can be dragged and resized; pinned it is click-through
 Rendering is O(1) per event: the renderer keeps only the last N caption
 lines plus the live partial, each line is wrapped once (its rows are cached
 until the width or the font changes), and a paint touches at most N lines.
+Painting is cheap: text is drawn once per word into cached images and rows
+are composed from them (caption_text.RowImages), the panel/status layer is
+one cached image, and a changed partial repaints only the rows it changed.
 Captions are anchored to the bottom and the window never resizes itself
 while captioning, so nothing jumps.
 """
@@ -13,6 +16,7 @@ while captioning, so nothing jumps.
 from __future__ import annotations
 
 import collections
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,10 +28,11 @@ from PySide6.QtGui import (
     QFontMetrics,
     QGuiApplication,
     QMouseEvent,
+    QImage,
     QPainter,
-    QPainterPath,
     QPaintEvent,
     QPen,
+    QRegion,
     QScreen,
     QTextLayout,
     QTextOption,
@@ -36,6 +41,7 @@ from PySide6.QtWidgets import QMenu, QWidget
 
 from captioner.stt.events import Final, Gap, Partial, ProviderError, SessionState, StateChanged
 from captioner.transcript.export import speaker_label
+from captioner.ui.caption_text import RowImages, Runs, dpi_of
 from captioner.ui.theme import OverlayStyle
 
 MARGIN = 14  # px around the text
@@ -66,6 +72,7 @@ class CaptionRenderer:
         self.partial: CaptionLine | None = None
         self._last_speaker: str | None = None
         self.layouts_made = 0  # how many lines were wrapped (tests check O(1))
+        self.images = RowImages()
         self.set_style(style or OverlayStyle())
 
     # -------------------------------------------------------------- style
@@ -175,49 +182,58 @@ class CaptionRenderer:
         p.setBrush(color)
         p.drawRoundedRect(rect, radius, radius)
 
-    def paint_text(self, p: QPainter, rect: QRect) -> None:
-        """Bottom-anchored rows inside `rect`."""
+    def row_layout(self, rect: QRect) -> list[tuple[int, Runs]]:
+        """Bottom-anchored rows inside `rect`: (top y, runs) each, runs as
+        (text, colour, x from rect.left()). Nothing is drawn."""
         lh = self.line_height
         max_rows = max(1, min(self.style.lines, rect.height() // lh if lh else 1))
         rows = self.visible_rows(rect.width(), max_rows)
-        p.setFont(self.font)
         y = rect.bottom() + 1 - len(rows) * lh
         st = self.style
+        out: list[tuple[int, Runs]] = []
         for line, index, text in rows:
             color = st.text_color if line.kind == "final" else st.partial_color
-            x = rect.left()
+            x = 0
             if st.align == "center":
                 x += max(0, (rect.width() - self.metrics.horizontalAdvance(text)) // 2)
-            baseline = y + self.metrics.ascent() + (lh - self.metrics.height()) // 2
+            runs: list[tuple[str, str, int]] = []
             if index == 0 and line.label and text.startswith(line.label.rstrip()):
                 label = line.label
-                self._draw_run(p, x, baseline, label, st.speaker_color)
+                runs.append((label, st.speaker_color, x))
                 x += self.metrics.horizontalAdvance(label)
                 text = text[len(label):]
-            self._draw_run(p, x, baseline, text, color)
+            if text:
+                runs.append((text, color, x))
+            out.append((y, tuple(runs)))
             y += lh
+        return out
 
-    def _draw_run(self, p: QPainter, x: float, baseline: float, text: str, color: str) -> None:
-        if not text:
-            return
+    def row_rects(self, rect: QRect) -> list[tuple[QRect, tuple]]:
+        """Each visible row's painted area (with room for outline and shadow)
+        and what it shows: the overlay repaints only rows whose pair changed."""
+        pad = self.images.pad if self.images.look is not None else self.line_height
+        w = rect.width()
+        return [(QRect(rect.left() - pad, y - pad, w + 2 * pad, self.line_height + 2 * pad), (runs, w))
+                for y, runs in self.row_layout(rect)]
+
+    def prepare(self, device: Any) -> None:
+        """Match the image cache to the style and the device (pixel ratio, DPI)."""
         st = self.style
-        if st.effect == "outline":
-            path = QPainterPath()
-            path.addText(QPointF(x, baseline), self.font, text)
-            width = max(2.0, st.font_size / 9)
-            pen = QPen(QColor(st.effect_color), width)
-            pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
-            p.strokePath(path, pen)
-            p.fillPath(path, QColor(color))
-            return
-        if st.effect == "shadow":
-            off = max(1.0, st.font_size / 14)
-            shadow = QColor(st.effect_color)
-            shadow.setAlphaF(0.85)
-            p.setPen(shadow)
-            p.drawText(QPointF(x + off, baseline + off), text)
-        p.setPen(QColor(color))
-        p.drawText(QPointF(x, baseline), text)
+        m = self.metrics
+        self.images.configure(self.font, m.lineSpacing(), m.ascent(), m.height(), st.effect, st.effect_color,
+                              st.font_size, float(device.devicePixelRatioF()), dpi_of(device))
+
+    def paint_text(self, p: QPainter, rect: QRect) -> list[tuple[QRect, tuple]]:
+        """Bottom-anchored rows inside `rect`, copied from cached row images.
+        Returns `row_rects(rect)` as painted."""
+        self.prepare(p.device())
+        images = self.images
+        rows = self.row_rects(rect)
+        for area, (runs, width) in rows:
+            if runs:
+                p.drawImage(area.topLeft(), images.row(runs, width))
+        images.end_paint()
+        return rows
 
 
 def screen_key(screen: QScreen) -> str:
@@ -252,6 +268,7 @@ class CaptionOverlay(QWidget):
     shown_changed = Signal(bool)
     control_window_requested = Signal()
     settings_requested = Signal()
+    first_painted = Signal()  # start-up builds the rest of the app after this
 
     LAG_WARN_S = 2.0
 
@@ -276,6 +293,8 @@ class CaptionOverlay(QWidget):
         self.status_state = "idle"
         self.status_detail = ""
         self.lag = 0.0
+        self._base: tuple[tuple, QImage] | None = None  # background layer and its key
+        self._painted: tuple[tuple | None, list[tuple[QRect, tuple]]] | None = None  # what the last paint showed
         self._status_font = QFont()
         self._status_font.setBold(True)
         self._size_status_font()
@@ -485,7 +504,7 @@ class CaptionOverlay(QWidget):
         clear_after = self.renderer.style.clear_after
         if clear_after > 0:
             self._clear_timer.start(int(clear_after * 1000))
-        self.update()
+        self._repaint_captions()
 
     def clear_captions(self) -> None:
         self.renderer.clear()
@@ -527,13 +546,36 @@ class CaptionOverlay(QWidget):
         return ("" if self._pinned else "Not captioning"), "idle"
 
     # ------------------------------------------------------------- paint
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
-        p = QPainter(self)
+    def _text_rect(self) -> QRect:
+        sh = self._status_height()
+        return QRect(MARGIN, sh + MARGIN // 2, self.width() - 2 * MARGIN, self.height() - sh - MARGIN - MARGIN // 2)
+
+    def _base_key(self) -> tuple:
+        """Everything the background layer (panel, border, grip, status) depends on."""
+        status, color_key = self.status_text()
+        show_bg = not self.renderer.empty or not self._pinned or bool(status and color_key != "live")
+        st = self.renderer.style
+        return (self.width(), self.height(), self.devicePixelRatioF(), self.logicalDpiX(), self.logicalDpiY(),
+                self._pinned, show_bg, st.background_color, st.background_opacity, status, color_key,
+                self._status_font.pointSize())
+
+    def _base_image(self) -> QImage:
+        """The background layer, drawn once per change (not per caption)."""
+        key = self._base_key()
+        if self._base is not None and self._base[0] == key:
+            return self._base[1]
+        w, h, d, dpi_x, dpi_y, _pinned, show_bg, *_rest = key
+        status, color_key = key[9], key[10]
+        img = QImage(max(1, math.ceil(w * d)), max(1, math.ceil(h * d)), QImage.Format.Format_ARGB32_Premultiplied)
+        img.setDotsPerMeterX(round(dpi_x / 0.0254))
+        img.setDotsPerMeterY(round(dpi_y / 0.0254))
+        img.setDevicePixelRatio(d)
+        img.fill(0)
+        p = QPainter(img)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         p.setRenderHint(QPainter.RenderHint.TextAntialiasing)
-        rect = QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5)
-        status, color_key = self.status_text()
-        if not self.renderer.empty or not self._pinned or (status and color_key != "live"):
+        rect = QRectF(0, 0, w, h).adjusted(0.5, 0.5, -0.5, -0.5)
+        if show_bg:
             self.renderer.paint_background(p, rect)
         if not self._pinned:
             pen = QPen(QColor(255, 255, 255, 150), 1, Qt.PenStyle.DashLine)
@@ -541,12 +583,44 @@ class CaptionOverlay(QWidget):
             p.setBrush(Qt.BrushStyle.NoBrush)
             p.drawRoundedRect(rect, 10, 10)
             self._paint_grip(p)
-        sh = self._status_height()
         if status:
-            self._paint_status(p, status, color_key, QRect(MARGIN, 4, self.width() - 2 * MARGIN, sh - 4))
-        text_rect = QRect(MARGIN, sh + MARGIN // 2, self.width() - 2 * MARGIN, self.height() - sh - MARGIN - MARGIN // 2)
-        self.renderer.paint_text(p, text_rect)
+            self._paint_status(p, status, color_key, QRect(MARGIN, 4, w - 2 * MARGIN, self._status_height() - 4))
         p.end()
+        self._base = (key, img)
+        return img
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+        p = QPainter(self)
+        # The layer replaces the (cleared) window pixels: a copy, not a blend.
+        p.setCompositionMode(QPainter.CompositionMode.CompositionMode_Source)
+        p.drawImage(QPointF(0, 0), self._base_image())
+        p.setCompositionMode(QPainter.CompositionMode.CompositionMode_SourceOver)
+        rows = self.renderer.paint_text(p, self._text_rect())
+        p.end()
+        first = self._painted is None
+        self._painted = (self._base[0] if self._base else None, rows)
+        if first:
+            self.first_painted.emit()
+
+    @property
+    def has_painted(self) -> bool:
+        return self._painted is not None
+
+    def _repaint_captions(self) -> None:
+        """Schedule a repaint of only the caption rows that changed since the
+        last paint (a growing partial is usually one row)."""
+        painted = self._painted
+        if painted is None or not self.isVisible() or painted[0] != self._base_key():
+            self.update()
+            return
+        self.renderer.prepare(self)
+        before = {(r.getRect(), k) for r, k in painted[1]}
+        after = {(r.getRect(), k) for r, k in self.renderer.row_rects(self._text_rect())}
+        region = QRegion()
+        for rect, _ in before ^ after:
+            region += QRect(*rect)
+        if not region.isEmpty():
+            self.update(region)
 
     def _paint_status(self, p: QPainter, text: str, key: str, rect: QRect) -> None:
         fm = self._status_metrics

@@ -1,0 +1,184 @@
+"""Caption rows as cached images.
+
+Stroking an outline (`QPainter.strokePath` of a text path) costs milliseconds
+per row, and a live partial changes ~10 times a second. So each word is drawn
+once (outline or shadow included) into a small image, each visible row is
+composed once from its words, and a paint only copies row images. A partial
+that grows by a word renders that one word and re-composes one row.
+
+The result is pixel-for-pixel what drawing each run directly gives: a word is
+drawn at the same fractional position it has inside its run (the run's text
+advance up to the word) and copied at a whole device pixel, and words never
+overlap (a space is wider than the outline), so drawing them one by one
+equals drawing the run. tests/ui/test_overlay_cache.py compares the two.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import re
+from typing import Any
+
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPainterPath, QPen
+
+WORD = re.compile(r"\S+")
+_FORMAT = QImage.Format.Format_ARGB32_Premultiplied
+_SUB = 64  # fractional positions are kept in 1/64 px (Qt's own text precision)
+
+#: One row: runs of (text, colour, x) with x in whole px from the row's left.
+Runs = tuple[tuple[str, str, int], ...]
+
+
+def draw_run(p: QPainter, x: float, baseline: float, text: str, color: str, font: QFont, effect: str,
+             effect_color: str, font_size: int) -> None:
+    """Draw one run of text the way captions look (outline, shadow or plain).
+    The painter's font must be `font`."""
+    if not text:
+        return
+    if effect == "outline":
+        path = QPainterPath()
+        path.addText(QPointF(x, baseline), font, text)
+        pen = QPen(QColor(effect_color), outline_width(font_size))
+        pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
+        p.strokePath(path, pen)
+        p.fillPath(path, QColor(color))
+        return
+    if effect == "shadow":
+        off = shadow_offset(font_size)
+        shadow = QColor(effect_color)
+        shadow.setAlphaF(0.85)
+        p.setPen(shadow)
+        p.drawText(QPointF(x + off, baseline + off), text)
+    p.setPen(QColor(color))
+    p.drawText(QPointF(x, baseline), text)
+
+
+def outline_width(font_size: int) -> float:
+    return max(2.0, font_size / 9)
+
+
+def shadow_offset(font_size: int) -> float:
+    return max(1.0, font_size / 14)
+
+
+class RowImages:
+    """Word and row images for one look (font, effect, device pixel ratio).
+    `configure` drops everything when the look changes."""
+
+    def __init__(self, max_words: int = 600) -> None:
+        self._max_words = max_words
+        self._words: collections.OrderedDict[tuple, tuple[QImage, int, int]] = collections.OrderedDict()
+        self._rows: dict[tuple, QImage] = {}
+        self._rows_used: dict[tuple, QImage] = {}
+        self._look: tuple | None = None
+        self.words_drawn = 0  # counters for tests and benchmarks
+        self.rows_composed = 0
+
+    def configure(self, font: QFont, line_height: int, ascent: int, height: int, effect: str, effect_color: str,
+                  font_size: int, dpr: float, dpi: tuple[int, int]) -> None:
+        look = (font.toString(), line_height, effect, effect_color, font_size, dpr, dpi)
+        if look == self._look:
+            return
+        self._look = look
+        self._words.clear()
+        self._rows.clear()
+        self._rows_used.clear()
+        self.font, self.effect, self.effect_color, self.font_size = font, effect, effect_color, font_size
+        self.fm = QFontMetricsF(font)
+        self.dpr, self.dpi = dpr, dpi
+        self.line_height = line_height
+        extra = outline_width(font_size) / 2 if effect == "outline" else shadow_offset(font_size) if effect == "shadow" else 0.0
+        #: Room around a row for outline, shadow and glyphs that overhang the line box.
+        self.pad = math.ceil(extra) + max(2, line_height // 4)
+        self.baseline = self.pad + ascent + (line_height - height) // 2
+
+    @property
+    def look(self) -> tuple | None:
+        return self._look
+
+    # ------------------------------------------------------------- rows
+    def row(self, runs: Runs, width: int) -> QImage:
+        """The image of one row, `pad` px larger than the row box on every side
+        (device pixel ratio set: draw it at logical coordinates)."""
+        key = (runs, width)
+        img = self._rows.get(key) or self._rows_used.get(key)
+        if img is None:
+            img = self._compose(runs, width)
+        self._rows_used[key] = img
+        return img
+
+    def end_paint(self) -> None:
+        """Keep the rows drawn by this paint (and the previous one), forget older ones."""
+        self._rows, self._rows_used = self._rows_used, {}
+
+    def _compose(self, runs: Runs, width: int) -> QImage:
+        self.rows_composed += 1
+        d = self.dpr
+        w = math.ceil((width + 2 * self.pad) * d)
+        h = math.ceil((self.line_height + 2 * self.pad) * d)
+        img = QImage(max(1, w), max(1, h), _FORMAT)
+        img.fill(0)
+        p = QPainter(img)
+        for text, color, x in runs:
+            for m in WORD.finditer(text):
+                wx = (self.pad + x + self.fm.horizontalAdvance(text[: m.start()])) * d
+                wy = self.baseline * d
+                ix, fx = _split(wx)
+                iy, fy = _split(wy)
+                word, ox, oy = self._word(m.group(), color, fx, fy)
+                p.drawImage(ix + ox, iy + oy, word)
+        p.end()
+        img.setDevicePixelRatio(d)
+        return img
+
+    # ------------------------------------------------------------ words
+    def _word(self, text: str, color: str, fx: int, fy: int) -> tuple[QImage, int, int]:
+        """(image, left, top) of one word whose pen position is (fx, fy)/64 px
+        inside a whole device pixel; left/top are where the image starts
+        relative to that pixel (device px)."""
+        key = (text, color, fx, fy)
+        hit = self._words.get(key)
+        if hit is not None:
+            self._words.move_to_end(key)
+            return hit
+        self.words_drawn += 1
+        d = self.dpr
+        ink = self.fm.boundingRect(text)
+        extra = self.pad  # outline/shadow plus a margin, logical px
+        left = math.floor((min(0.0, ink.left()) - extra) * d)
+        right = math.ceil((max(self.fm.horizontalAdvance(text), ink.right()) + extra) * d) + 1
+        top = math.floor((min(-self.fm.ascent(), ink.top()) - extra) * d)
+        bottom = math.ceil((max(self.fm.descent(), ink.bottom()) + extra) * d) + 1
+        img = QImage(right - left, bottom - top, _FORMAT)
+        img.setDotsPerMeterX(round(self.dpi[0] / 0.0254))
+        img.setDotsPerMeterY(round(self.dpi[1] / 0.0254))
+        img.fill(0)
+        img.setDevicePixelRatio(d)
+        p = QPainter(img)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        p.setRenderHint(QPainter.RenderHint.TextAntialiasing)
+        p.setFont(self.font)
+        pos = ((-left + fx / _SUB) / d, (-top + fy / _SUB) / d)
+        draw_run(p, pos[0], pos[1], text, color, self.font, self.effect, self.effect_color, self.font_size)
+        p.end()
+        img.setDevicePixelRatio(1.0)  # composed in device pixels
+        hit = (img, left, top)
+        self._words[key] = hit
+        if len(self._words) > self._max_words:
+            self._words.popitem(last=False)
+        return hit
+
+
+def _split(v: float) -> tuple[int, int]:
+    """A device coordinate as (whole pixel, 1/64 fraction)."""
+    q = round(v * _SUB)
+    return q // _SUB, q % _SUB
+
+
+def dpi_of(device: Any) -> tuple[int, int]:
+    try:
+        return int(device.logicalDpiX()), int(device.logicalDpiY())
+    except AttributeError:
+        return 96, 96
