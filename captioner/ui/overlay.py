@@ -40,7 +40,6 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QMenu, QWidget
 
 from captioner.stt.events import Final, Gap, Partial, ProviderError, SessionState, StateChanged
-from captioner.transcript.export import speaker_label
 from captioner.ui.caption_text import RowImages, Runs, dpi_of
 from captioner.ui.theme import OverlayStyle
 
@@ -100,6 +99,8 @@ class CaptionRenderer:
     def _label_for(self, speaker: str | None) -> str:
         if not self.style.speaker_labels or speaker is None or speaker == self._last_speaker:
             return ""
+        from captioner.transcript.export import speaker_label  # not needed before the first paint
+
         return f"{speaker_label(speaker)}: "
 
     def add_final(self, text: str, speaker: str | None = None) -> None:
