@@ -83,7 +83,9 @@ class PocketSphinxEngine:
         # each utterance decoded whole. Whole-utterance decoding normalizes the
         # cepstral mean over the utterance; pocketsphinx's live estimate lags
         # and costs a lot of accuracy on the first utterances (WER 0.74 vs 0.26
-        # on our espeak set, 0.34 vs 0.28 on LibriVox; bench/local_engine.py).
+        # on our espeak set, 0.34 vs 0.30 on LibriVox; bench/local_engine.py).
+        # Partials stay rough (last-partial WER ~0.6 on the espeak set); seeding
+        # the live pass with the final pass's mean made them worse (0.76).
         self._decoder = pocketsphinx.Decoder(samprate=SAMPLE_RATE, loglevel="FATAL")
         self._live = (
             pocketsphinx.Decoder(samprate=SAMPLE_RATE, loglevel="FATAL", fwdflat=False, bestpath=False)
