@@ -58,7 +58,7 @@ def app_cpu(seconds: float) -> list:
     note = (
         f"{r['wall']:.0f} s window after 3 s warm-up: {r['cpu']:.2f} CPU-s; {r['partials'] / r['wall']:.1f} partials/s, "
         f"{r['finals']} finals, {r['paints']} overlay paints; control window and overlay shown (offscreen), "
-        "fake mic 48k/2ch 20 ms blocks → AudioFeed → AudioPod fake (own process), journal on"
+        "fake mic 48k/2ch in MicrophoneSource's blocks (100 ms) → AudioFeed → AudioPod fake (own process), journal on"
     )
     note2 = f"{r.get('frames', len(lat))} caption frames, {len(lat)} of them changed the overlay's text; p50 {p50:.2f} ms, max {max(lat) if lat else float('nan'):.2f} ms (recv() returned → paintEvent done)"
     return [

@@ -292,6 +292,14 @@ class ControlWindow(QMainWindow):
         self.partial_label = QLabel()
         self.partial_label.setObjectName("partial")
         self.partial_label.setWordWrap(True)
+        # two lines, fixed: a growing partial must not re-lay out the window
+        self.partial_label.setFixedHeight(self.partial_label.fontMetrics().lineSpacing() * 2 + 4)
+        self.partial_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom)
+        self._pending_partial = ""
+        self._partial_timer = QTimer(self)
+        self._partial_timer.setSingleShot(True)
+        self._partial_timer.setInterval(200)
+        self._partial_timer.timeout.connect(lambda: self.partial_label.setText(self._pending_partial))
         self.partial_label.setAccessibleName("Words being recognized now")
         tl.addWidget(self.partial_label)
         export_row = QHBoxLayout()
@@ -640,8 +648,14 @@ class ControlWindow(QMainWindow):
             self.model_progress.show()
             return
         if isinstance(event, Partial):
-            self.partial_label.setText(event.text)
+            # The overlay shows every partial; this label only needs to keep up
+            # with reading, and each update re-lays out the window: ≤ 5 per second.
+            self._pending_partial = event.text
+            if not self._partial_timer.isActive():
+                self._partial_timer.start()
         elif isinstance(event, Final):
+            self._partial_timer.stop()
+            self._pending_partial = ""
             self.partial_label.clear()
             text = " ".join(event.text.split())
             if text:
@@ -678,7 +692,9 @@ class ControlWindow(QMainWindow):
                 self.status_label.setText(text)
 
     def _on_level(self, dbfs: float) -> None:
-        self.level_meter.setValue(int(max(0.0, min(60.0, dbfs + 60.0))))
+        value = int(max(0.0, min(60.0, dbfs + 60.0)))
+        if abs(value - self.level_meter.value()) >= 2 or value == 0:  # a styled bar repaints on every change
+            self.level_meter.setValue(value)
 
     # ------------------------------------------------------------ overlay
     def _sync_overlay_checks(self, *_: object) -> None:

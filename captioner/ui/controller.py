@@ -61,7 +61,7 @@ class CaptionController(QObject):
 
     MONITOR_SECONDS = 30.0  # a forgotten input test does not keep the microphone open
 
-    LEVEL_INTERVAL = 0.05
+    LEVEL_INTERVAL = 0.1  # meter updates per second: 10 follow speech; more only repaint
 
     def __init__(
         self,
