@@ -41,12 +41,14 @@ def test_linux_bundle_builds_fits_and_runs():
     if importlib.util.find_spec("PyInstaller") is None:
         pytest.fail("PyInstaller is missing: it is part of the [test] extra")
     out = subprocess.run(
-        [sys.executable, str(ROOT / "packaging" / "build.py")],
+        [sys.executable, str(ROOT / "packaging" / "build.py"), "--xz"],
         capture_output=True, text=True, timeout=600, cwd=ROOT, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert "smoke test: passed" in out.stdout
+    assert "smoke test: passed (--version, providers, offline engine, GUI offscreen)" in out.stdout
     unpacked = float(re.search(r"unpacked size:\s+([\d.]+) MB", out.stdout).group(1))
-    packed = float(re.search(r"compressed tar.gz:\s+([\d.]+) MB", out.stdout).group(1))
+    # The built-in offline engine's model (37 MB) compresses poorly: gzip lands
+    # at ~82 MB, xz under the 70 MB target (see README, "Installable app").
+    packed = float(re.search(r"compressed tar.xz:\s+([\d.]+) MB", out.stdout).group(1))
     assert unpacked < 180 and packed < 70, out.stdout
     print(out.stdout)
