@@ -31,7 +31,7 @@ HEADER = f"{'benchmark':<34} {'figure':>22}  {'target':<18} {'result':<6}"
 
 def plan(quick: bool) -> list[tuple[str, str, str, Callable[[], list[Result]]]]:
     """(group, name, target, thunk) for every benchmark."""
-    from bench import exports, gui, latency, longrun, reconnect, startup, streaming
+    from bench import exports, gui, latency, local_engine, longrun, reconnect, startup, streaming
 
     audio_s = 60.0 if quick else 3600.0
     items: list[tuple[str, str, str, Callable[[], list[Result]]]] = []
@@ -46,13 +46,14 @@ def plan(quick: bool) -> list[tuple[str, str, str, Callable[[], list[Result]]]]:
     items.append(("export", "export 8 h", "<= 0.1 s", lambda: exports.run(quick)))
     items.append(("startup", "start-up", "", lambda: startup.run(quick)))
     items.append(("reconnect", "reconnect", "<= 1 s p50", lambda: [reconnect.run(2 if quick else 12)]))
+    items.append(("local", "offline engine", "", lambda: local_engine.run(quick)))
     return items
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short runs (seconds), for CI")
-    ap.add_argument("--only", help="comma-separated groups: cpu, app, sdk, latency, long, events, export, startup, reconnect")
+    ap.add_argument("--only", help="comma-separated groups: cpu, app, sdk, latency, long, events, export, startup, reconnect, local")
     args = ap.parse_args(argv)
     only = set(args.only.split(",")) if args.only else None
     results: list[Result] = []
