@@ -107,7 +107,9 @@ class CaptionerApp(QObject):
         self.overlay.settings_requested.connect(self.open_settings)
         self.overlay.control_window_requested.connect(self.show_window)
         self.closed = asyncio.Event()
-        self._tasks: set[asyncio.Task] = set()
+        from captioner.ui.tasks import TaskSet
+
+        self.tasks = TaskSet()
         self.dialog: Any = None
         self.tray: Any = None
         if tray_available:
@@ -125,23 +127,10 @@ class CaptionerApp(QObject):
 
     # ------------------------------------------------------------- tasks
     def spawn(self, coro: Awaitable[Any]) -> asyncio.Task | None:
-        import asyncio
-
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:  # no loop any more (the app is gone): nothing can run
-            getattr(coro, "close", lambda: None)()
-            return None
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        return self.tasks.spawn(coro)
 
     async def settle(self) -> None:
-        import asyncio
-
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.tasks.settle()
         await self.window.settle()
 
     # --------------------------------------------------------------- show

@@ -207,7 +207,7 @@ async def test_windows_loopback_devices_are_listed_and_captured(monkeypatch):
     stream = pa.streams[-1]
     kw = stream.kwargs
     assert (kw["input_device_index"], kw["format"], kw["channels"], kw["rate"]) == (8, 1, 2, 48000)
-    assert (kw["input"], kw["start"], kw["frames_per_buffer"]) == (True, False, 960)
+    assert (kw["input"], kw["start"], kw["frames_per_buffer"]) == (True, False, 4800)  # 100 ms blocks
     assert stream.calls == ["start"]
     frames = np.arange(960 * 2, dtype=np.float32).reshape(960, 2) / 4096
     assert kw["stream_callback"](frames.tobytes(), 960, {}, 0) == (None, 0)

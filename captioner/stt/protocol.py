@@ -115,7 +115,7 @@ class WireProtocol(abc.ABC):
 
     def classify_http(self, status: int, body: bytes) -> ProviderError:
         """An HTTP status that refused the WebSocket upgrade, in words."""
-        detail = _http_detail(body)
+        detail = http_detail(body)
         if status in (401, 403):
             return ProviderError("KEY_REJECTED", f"the provider rejected the API key (HTTP {status}){detail}")
         if status == 429:
@@ -155,7 +155,9 @@ def parse_json_object(frame: Outgoing, provider: str) -> dict[str, Any]:
     return data
 
 
-def _http_detail(body: bytes) -> str:
+def http_detail(body: bytes) -> str:
+    """The server's own words from a refusal body ({"message"}, {"error"},
+    {"detail"}, or {"error": {"message"}}), as ": words", or ""."""
     if not body:
         return ""
     try:
@@ -165,8 +167,11 @@ def _http_detail(body: bytes) -> str:
         return f": {text}" if text else ""
     if isinstance(data, dict):
         for key in ("message", "error", "detail"):
-            if isinstance(data.get(key), str):
-                return f": {data[key]}"
+            value = data.get(key)
+            if isinstance(value, str) and value:
+                return f": {value}"
+            if isinstance(value, dict) and isinstance(value.get("message"), str):
+                return f": {value['message']}"
     return ""
 
 

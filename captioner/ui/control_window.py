@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from captioner.ui.tasks import TaskSet
 from captioner.settings import Settings
 from captioner.stt.events import Final, Gap, Partial
 from captioner.stt.local.events import ModelProgress
@@ -120,7 +121,7 @@ class ControlWindow(QMainWindow):
         self._listing = False
         self.ask_save_path: Callable[[str], str | None] = self._ask_save_path
         self.open_url: Callable[[QUrl], Any] = QDesktopServices.openUrl
-        self._tasks: set[asyncio.Task] = set()
+        self.tasks = TaskSet(self.show_notice)
         self._option_widgets: dict[str, QWidget] = {}
         self._last_speaker: str | None = None
         self._shortcuts: list[QShortcut] = []
@@ -356,27 +357,11 @@ class ControlWindow(QMainWindow):
     # ------------------------------------------------------------- tasks
     def spawn(self, coro: Awaitable[Any]) -> asyncio.Task | None:
         """Run a coroutine on the loop; failures are shown, never lost."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:  # no loop any more (the app is gone): nothing can run
-            getattr(coro, "close", lambda: None)()
-            return None
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
-            log.error("background task failed: %s", exc)
-            self.show_notice(f"Something went wrong: {exc}")
+        return self.tasks.spawn(coro)
 
     async def settle(self) -> None:
         """Await every task this window started (tests and shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.tasks.settle()
         await self.recovery.settle()
         if self.history is not None:
             await self.history.settle()

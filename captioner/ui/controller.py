@@ -152,7 +152,7 @@ class CaptionController(QObject):
         self, provider_id: str, options: dict[str, Any], endpoint: str | None, device: str | None, mix_with: str | None = None
     ) -> bool:
         from captioner.audio.feed import AudioSourceError
-        from captioner.captioning import CaptionJob, MissingKey, make_session
+        from captioner.captioning import CaptionJob, make_session
         from captioner.stt.options import OptionError
         from captioner.stt.registry import UnknownProvider
         from captioner.stt.session import SessionConfig

@@ -14,7 +14,7 @@ import datetime as _dt
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -34,6 +34,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from captioner.ui.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -159,35 +161,6 @@ def ask_export_target(parent: QWidget | None, stem: str, fmt: str | None = None)
     return f"{path}.{picked}", picked
 
 
-class _Tasks:
-    """Coroutines a widget started: failures are reported, settle() awaits them."""
-
-    def __init__(self, on_error: Callable[[str], None]) -> None:
-        self._tasks: set[asyncio.Task] = set()
-        self._on_error = on_error
-
-    def spawn(self, coro: Awaitable[Any]) -> asyncio.Task | None:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            getattr(coro, "close", lambda: None)()
-            return None
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-        return task
-
-    def _done(self, task: asyncio.Task) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("history task failed: %s", task.exception())
-            self._on_error(f"Something went wrong: {task.exception()}")
-
-    async def settle(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-
 # ---------------------------------------------------------------- window
 class HistoryWindow(QWidget):
     """Past sessions: list, read, rename, delete, export (non-modal window)."""
@@ -202,7 +175,7 @@ class HistoryWindow(QWidget):
         self.ask_save_path: Callable[[str, str], str | None] = self._ask_save_path
         self.ask_title: Callable[[str], str | None] = self._ask_title
         self.confirm: Callable[[str], bool] = self._confirm
-        self.tasks = _Tasks(self.show_status)
+        self.tasks = TaskSet(self.show_status)
         self.sessions: list[Any] = []
         self._shown: Path | None = None
         self.setWindowTitle("Captioner — session history")
@@ -481,7 +454,7 @@ class RecoveryBar(QFrame):
         self.active_path = active_path
         #: Hook (tests replace it): where to export, as (path, format).
         self.ask_export: Callable[[str], tuple[str, str] | None] = lambda stem: ask_export_target(self, stem)
-        self.tasks = _Tasks(self._error)
+        self.tasks = TaskSet(self._error)
         self.queue: list[Any] = []
         #: Journals started from now on belong to this run: never offered.
         self.since = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)

@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from captioner import keys
+from captioner.ui.tasks import TaskSet
 from captioner.settings import HOTKEY_LABELS, Settings, StartOptions
 from captioner.ui.overlay import CaptionRenderer
 from captioner.ui.theme import MAX_FONT_PT, MAX_LINES, MIN_FONT_PT, MIN_LINES, PRESETS, OverlayStyle, apply_preset
@@ -134,7 +135,7 @@ class SettingsDialog(QDialog):
         self.providers = {pid: p for pid, p in PROVIDERS.items() if p.needs_key}  # the offline engine has no key
         self.setWindowTitle("Captioner settings")
         self.setAccessibleName("Captioner settings")
-        self._tasks: set[asyncio.Task] = set()
+        self.tasks = TaskSet()
         self._original_style = settings.style()
         self.style_value = self._original_style
         self.key_edits: dict[str, QLineEdit] = {}
@@ -159,19 +160,10 @@ class SettingsDialog(QDialog):
 
     # ------------------------------------------------------------- tasks
     def spawn(self, coro: Awaitable[Any]) -> asyncio.Task | None:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:  # no loop any more (the app is gone): nothing can run
-            getattr(coro, "close", lambda: None)()
-            return None
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        return self.tasks.spawn(coro)
 
     async def settle(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.tasks.settle()
 
     # -------------------------------------------------------------- keys
     def _keys_tab(self) -> QWidget:

@@ -39,6 +39,7 @@ from captioner.stt.protocol import (
     Outgoing,
     ProtocolError,
     WireProtocol,
+    http_detail,
     as_float,
     parse_json_object,
 )
@@ -256,7 +257,7 @@ class SmallestProtocol(WireProtocol):
 
     # -------------------------------------------------------------- errors
     def classify_http(self, status: int, body: bytes) -> ProviderError:
-        detail = _detail(body)
+        detail = http_detail(body)
         if status == 401:
             return ProviderError("KEY_REJECTED", f"Smallest.ai rejected the API key (HTTP 401){detail}")
         if status == 400:
@@ -291,24 +292,6 @@ def _flag(msg: dict[str, Any], name: str) -> bool:
         raise _bad(f"{name} is not a boolean")
     return value
 
-
-def _detail(body: bytes) -> str:
-    """The server's own words from a refusal body ({"message"} or {"error"})."""
-    if not body:
-        return ""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        text = body[:200].decode("utf-8", "replace").strip()
-        return f": {text}" if text else ""
-    if isinstance(data, dict):
-        for key in ("message", "error", "detail"):
-            value = data.get(key)
-            if isinstance(value, str) and value:
-                return f": {value}"
-            if isinstance(value, dict) and isinstance(value.get("message"), str):
-                return f": {value['message']}"
-    return ""
 
 
 def _bad(what: str) -> ProtocolError:
