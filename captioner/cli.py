@@ -284,6 +284,13 @@ async def _caption(args: argparse.Namespace, source: Any, live: bool, banner: st
                 except ExportError as exc:
                     print(f"error: {exc.strerror}", file=sys.stderr)
                     code = code or EXIT_EXPORT
+    stats = getattr(source, "stats", None)
+    if live and stats is not None and (stats.device_overflows or stats.dropped_frames):
+        print(
+            f"warning: the input could not keep up: {stats.device_overflows} overflow(s) reported by the device, "
+            f"{stats.dropped_frames / source.sample_rate:.1f} s of audio replaced by silence",
+            file=sys.stderr,
+        )
     if message:
         print(f"error: {message}", file=sys.stderr)
     return code

@@ -235,3 +235,16 @@ async def test_garbage_frames_are_reported_and_nothing_is_lost(tone_wav):
     assert session.stats.bad_frames == 4 and session.stats.reconnects == 0
     assert len(log.errors) == 4 and all(e.retryable for e in log.errors)
     assert_times_match(log.finals, spoken)
+
+
+async def test_invalid_utf8_text_frame_reconnects_without_losing_words(tone_wav):
+    wav, spoken = tone_wav
+    async with FakeAudioPod() as fake:
+        fake.faults.append(Fault("bad-utf8", after_bytes=80000))
+        _, log, session = await run(fake, wav)
+    assert session.stats.reconnects == 1
+    from captioner.stt.events import StateChanged
+
+    reasons = [e.detail for e in log.events if isinstance(e, StateChanged) and e.state.value == "reconnecting"]
+    assert len(reasons) == 1 and "1007" in reasons[0]  # the client closed: invalid UTF-8
+    assert_times_match(log.finals, spoken)

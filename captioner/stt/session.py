@@ -445,6 +445,15 @@ class StreamSession:
             reason = exc.rcvd.reason if exc.rcvd is not None else "no close frame"
             if conn.ending and code == 1000:
                 return  # a clean close after we asked to end is a finish
+            sent = exc.sent
+            if sent is not None and sent.code not in (1000, 1001) and not exc.rcvd_then_sent:
+                # We closed first because the server broke the protocol (1007
+                # invalid UTF-8, 1009 too big, 1002): that is the reason to report.
+                error = ProviderError(
+                    f"CLOSE_{sent.code}", f"the server sent data that breaks the WebSocket protocol ({sent.code} {sent.reason})",
+                    ErrorKind.RETRYABLE,
+                )
+                raise _Retry(error, conn.opened_at) from None
             raise _Retry(proto.classify_close(code, reason), conn.opened_at) from None
         except OSError as exc:
             raise _Retry(ProviderError("NETWORK", f"network error: {exc}", ErrorKind.RETRYABLE), conn.opened_at) from None

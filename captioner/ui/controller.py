@@ -98,6 +98,8 @@ class CaptionController(QObject):
         self._monitor_task: asyncio.Task | None = None
         self._monitor_gen = 0  # bumped by every start/stop, so a stale open is dropped
         self.monitor_source: Any = None
+        self._source: Any = None  # the input of the running session
+        self._losses_shown = (0, 0)
 
     # --------------------------------------------------------------- state
     @property
@@ -198,6 +200,10 @@ class CaptionController(QObject):
         self.session = session
         self.provider_id = provider.id
         self.source_name = getattr(source, "name", "")
+        if hasattr(source, "on_notice"):
+            source.on_notice = self.notice.emit  # "the device stopped…", "capturing again from…"
+        self._source = source
+        self._losses_shown = (0, 0)
         self.journal = None
         if self.journal_factory is not None:
             try:
@@ -344,6 +350,23 @@ class CaptionController(QObject):
     def _poll_lag(self) -> None:
         if self.session is not None:
             self.lag_changed.emit(float(self.session.lag))
+        self._report_input_losses()
+
+    def _report_input_losses(self) -> None:
+        """Say so when the input overflowed (PortAudio's flag, or our feed was
+        full): that audio reached the provider as silence."""
+        stats = getattr(getattr(self, "_source", None), "stats", None)
+        if stats is None:
+            return
+        now = (int(stats.device_overflows), int(stats.dropped_frames))
+        if now == self._losses_shown:
+            return
+        self._losses_shown = now
+        rate = getattr(self._source, "sample_rate", 0) or 1
+        self.notice.emit(
+            f"The input could not keep up: {now[0]} overflow(s) reported by the audio device, "
+            f"{now[1] / rate:.1f} s of audio replaced by silence so far"
+        )
 
     # ---------------------------------------------------------------- stop
     def stop(self) -> None:

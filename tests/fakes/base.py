@@ -33,6 +33,7 @@ class Fault:
     (0-based) when that connection has received `after_bytes` of audio."""
 
     action: str  # "drop" | "close" | "silence" | "error" (send payload, end) | "inject" (send payload, go on)
+    # | "bad-utf8" (a text frame with invalid UTF-8, then stop)
     after_bytes: int = 0
     on_connection: int = 0
     code: int = 1011
@@ -106,6 +107,9 @@ class FakeServer:
                     await ws.send(json.dumps(fault.payload))
                 elif fault.action == "inject":
                     await ws.send(fault.payload)  # raw str or bytes, possibly garbage
+                elif fault.action == "bad-utf8":
+                    await ws.send(b'{"type": "partial", "text": "\xff\xfe"}', text=True)  # a text frame that is not UTF-8
+                    return "inject"  # keep serving: the client must fail the connection (1007)
                 return fault.action
         return None
 

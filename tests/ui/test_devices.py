@@ -261,3 +261,28 @@ async def test_unchecking_test_input_closes_the_device(qtbot, settings, tone_wav
     await w.settle()
     assert not capp.controller.monitoring
     assert log == ["open t", "close t"]
+
+
+async def test_input_overflow_and_device_notices_reach_the_window(qapp):
+    """PortAudio's overflow flag and a full feed are counted by the source;
+    the controller tells the user in words, once per change."""
+    from captioner.audio.feed import FeedStats
+
+    class Source:
+        sample_rate = 16000
+        on_notice = None
+
+        def __init__(self) -> None:
+            self.stats = FeedStats()
+
+    c = CaptionController(source_factory=lambda device: Source())
+    said: list[str] = []
+    c.notice.connect(said.append)
+    source = Source()
+    c._source = source
+    c._report_input_losses()
+    assert said == []
+    source.stats.device_overflows, source.stats.dropped_frames = 2, 8000
+    c._report_input_losses()
+    c._report_input_losses()  # nothing new: said once
+    assert said == ["The input could not keep up: 2 overflow(s) reported by the audio device, 0.5 s of audio replaced by silence so far"]
