@@ -192,7 +192,8 @@ def main() -> int:
     parser.add_argument("--xz", action="store_true", help="also measure a .tar.xz (slow)")
     args = parser.parse_args()
     write_platform_files()
-    dist, work = ROOT / "dist", ROOT / "build" / ("onefile" if args.onefile else "onedir")
+    dist = ROOT / "dist" / ("onefile" if args.onefile else "")
+    work = ROOT / "build" / ("onefile" if args.onefile else "onedir")
     t0 = time.perf_counter()
     env = {**os.environ, "ONEFILE": "1" if args.onefile else "0"}
     stub = build_icu_stub(ROOT / "build" / "icu")
