@@ -138,6 +138,10 @@ class CaptionerApp(QObject):
         self.window.show()
         if self.settings.start_options().show_overlay and self.settings.overlay_visible:
             self.overlay.show()
+        if self.overlay.isVisible():
+            # The overlay may have been shown before this window (fast start):
+            # keep it above it even where no window manager enforces "on top".
+            self.overlay.raise_()
         if self.tray is not None:
             self.tray.set_overlay_shown(self.overlay.isVisible())
             self.tray.show()
@@ -146,6 +150,8 @@ class CaptionerApp(QObject):
         self.window.showNormal()
         self.window.raise_()
         self.window.activateWindow()
+        if self.overlay.isVisible():
+            self.overlay.raise_()
 
     async def after_first_paint(self) -> None:
         """Apply the command line, list devices, check keys; start if asked."""
