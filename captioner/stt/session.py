@@ -32,15 +32,13 @@ from captioner.stt.events import (
     ProviderError,
     ProviderFailure,
     SessionState,
-    StateChanged,
 )
+from captioner.stt.core import SessionCore
 from captioner.stt.http import post_json
 from captioner.stt.protocol import ProtocolError, WireProtocol
 from captioner.stt.urls import redact_text, validate_endpoint
 
 log = logging.getLogger(__name__)
-
-Listener = Callable[[CaptionEvent], None]
 
 
 @dataclass(slots=True)
@@ -117,7 +115,7 @@ class _Connection:
 _HAS_TIMEOUT = hasattr(asyncio, "timeout")  # Python 3.11+
 
 
-class StreamSession:
+class StreamSession(SessionCore):
     """Streams PCM to a provider and publishes normalized events.
 
     Feed it an async iterator of Int16LE mono PCM at `sample_rate` with `run()`;
@@ -138,17 +136,13 @@ class StreamSession:
         self.retry = retry or RetryPolicy()
         self._secrets = tuple(s for s in secrets if s)
         probe = protocol_factory()
-        self.sample_rate = probe.sample_rate
+        self._init_core(probe.sample_rate)
         self._frame_samples = max(1, probe.sample_rate * probe.frame_ms // 1000)
         self._replay_extra = max(0.0, probe.replay_extra_seconds)
-        self._listeners: list[Listener] = []
         self.stats = SessionStats()
-        self.state = SessionState.CONNECTING
         # Audio buffer: PCM from stream position `_buf_start` to `_stream_end`.
         self._buf = bytearray()
         self._buf_start = 0
-        self._stream_end = 0
-        self._holes: list[tuple[int, int]] = []  # (stream position, samples dropped there)
         self._final_end = 0  # stream position up to which finals cover the audio
         self._sent_high = 0  # the furthest stream position ever sent
         self._space = asyncio.Event()  # set when sending frees backlog room
@@ -161,37 +155,8 @@ class StreamSession:
         self._event_latency = 0.0  # sent audio beyond the latest caption's end, at its arrival
         self.last_error: ProviderError | None = None
 
-    # ----------------------------------------------------------- listeners
-    def subscribe(self, listener: Listener) -> None:
-        self._listeners.append(listener)
-
-    def _emit(self, event: CaptionEvent) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(event)
-            except Exception:  # a broken consumer must not kill the stream
-                log.exception("caption event listener failed")
-
-    def _set_state(self, state: SessionState, detail: str = "") -> None:
-        self.state = state
-        self._emit(StateChanged(state, self._redact(detail)))
-
     def _redact(self, text: str) -> str:
         return redact_text(text, self._secrets)
-
-    # --------------------------------------------------------------- clock
-    def session_time(self, position: int) -> float:
-        """Seconds on the session timeline of a stream position."""
-        dropped = 0
-        for at, samples in self._holes:
-            if at <= position:
-                dropped += samples
-        return (position + dropped) / self.sample_rate
-
-    @property
-    def audio_time(self) -> float:
-        """Seconds of source audio taken in so far."""
-        return self.session_time(self._stream_end)
 
     @property
     def lag(self) -> float:
@@ -215,29 +180,14 @@ class StreamSession:
             return
         if self._backlog() + samples > self._backlog_cap:
             # The network is slower than the audio: drop this block, keep time true.
-            start = self.session_time(self._stream_end)
-            self._holes.append((self._stream_end, samples))
             self.stats.dropped_seconds += samples / self.sample_rate
-            self.stats.gaps += 1
-            self._emit(Gap(start, start + samples / self.sample_rate, "network too slow; audio dropped"))
+            self._add_hole(samples, "network too slow; audio dropped")
             return
         self._buf += pcm[: samples * 2]
         self._stream_end += samples
         conn = self._conn
         self._trim(conn.origin + conn.sent if conn else self._final_end)
         self._data.set()
-
-    def mark_gap(self, seconds: float, reason: str) -> None:
-        """Record audio that never existed for the provider (e.g. the input
-        device was unplugged): later captions keep their true times, and the
-        gap is shown."""
-        samples = int(round(seconds * self.sample_rate))
-        if samples <= 0:
-            return
-        start = self.session_time(self._stream_end)
-        self._holes.append((self._stream_end, samples))
-        self.stats.gaps += 1
-        self._emit(Gap(start, start + samples / self.sample_rate, reason))
 
     @property
     def _backlog_cap(self) -> int:

@@ -19,13 +19,12 @@ import logging
 import multiprocessing
 import queue
 import threading
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator
 
 from captioner.stt.events import (
     CaptionEvent,
     ErrorKind,
     Final,
-    Gap,
     Partial,
     ProviderError,
     ProviderFailure,
@@ -36,69 +35,31 @@ from captioner.stt.events import (
 from captioner.stt.local.engines import SAMPLE_RATE, RawResult
 from captioner.stt.local.events import ModelProgress
 from captioner.stt.local.options import LocalOptions
+from captioner.stt.core import SessionCore
 from captioner.stt.session import SessionConfig, SessionStats
 
 log = logging.getLogger(__name__)
 
-Listener = Callable[[Any], None]
 
-
-class LocalSession:
+class LocalSession(SessionCore):
     """Streams PCM to the offline recognizer process and publishes events."""
 
     def __init__(self, options: LocalOptions | None = None, config: SessionConfig | None = None) -> None:
         self.options = options or LocalOptions()
         self.config = config or SessionConfig("local:")
-        self.sample_rate = SAMPLE_RATE
+        self._init_core(SAMPLE_RATE)  # _stream_end: samples taken in (and sent to the engine)
         self.stats = SessionStats()
-        self.state = SessionState.CONNECTING
         self.provider_time = 0.0
         self.last_error: ProviderError | None = None
-        self._listeners: list[Listener] = []
-        self._holes: list[tuple[int, int]] = []
-        self._stream_end = 0  # samples taken in (and sent to the engine)
         self._processed = 0  # samples the engine has answered for
         self._stopping = False
         self._source_error: BaseException | None = None
         self._space: asyncio.Event | None = None
 
-    # ----------------------------------------------------------- listeners
-    def subscribe(self, listener: Listener) -> None:
-        self._listeners.append(listener)
-
-    def _emit(self, event: CaptionEvent | ModelProgress) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(event)
-            except Exception:  # a broken consumer must not kill the session
-                log.exception("caption event listener failed")
-
-    def _set_state(self, state: SessionState, detail: str = "") -> None:
-        self.state = state
-        self._emit(StateChanged(state, detail))
-
-    # --------------------------------------------------------------- clock
-    def session_time(self, position: int) -> float:
-        dropped = sum(samples for at, samples in self._holes if at <= position)
-        return (position + dropped) / self.sample_rate
-
-    @property
-    def audio_time(self) -> float:
-        return self.session_time(self._stream_end)
-
     @property
     def lag(self) -> float:
         """Seconds of audio taken in that the recognizer has not answered for."""
         return max(0.0, self.audio_time - self.session_time(self._processed))
-
-    def mark_gap(self, seconds: float, reason: str) -> None:
-        samples = int(round(seconds * self.sample_rate))
-        if samples <= 0:
-            return
-        start = self.session_time(self._stream_end)
-        self._holes.append((self._stream_end, samples))
-        self.stats.gaps += 1
-        self._emit(Gap(start, start + samples / self.sample_rate, reason))
 
     # ---------------------------------------------------------------- stop
     def stop(self) -> None:
@@ -157,11 +118,8 @@ class LocalSession:
                 if self._stopping:
                     break
                 if self._stream_end - self._processed + samples > cap:
-                    start = self.session_time(self._stream_end)
-                    self._holes.append((self._stream_end, samples))
                     self.stats.dropped_seconds += samples / self.sample_rate
-                    self.stats.gaps += 1
-                    self._emit(Gap(start, start + samples / self.sample_rate, "the offline recognizer fell behind; audio dropped"))
+                    self._add_hole(samples, "the offline recognizer fell behind; audio dropped")
                     continue
                 self._stream_end += samples
                 self.stats.bytes_sent += samples * 2
