@@ -46,6 +46,11 @@ def long_wav(tmp_path_factory: pytest.TempPathFactory):
     return write_wav(tmp_path_factory.mktemp("uglabs") / "long.wav", audio, RATE), spoken
 
 
+# Long pages, as these tests were written for: one silent page in the middle, a
+# drop after the first page (the default, 8 s pages, is covered by the others).
+LONG_PAGES = {"page_target_s": "26", "page_min_s": "10"}
+
+
 async def run(fake: FakeUgLabs, wav: Path, key: str | None = None, options=None, config=None, listeners=()):
     job = CaptionJob("uglabs", options or {}, fake.url)
     session = make_session(job, key or fake.api_key, config, FAST_RETRY)
@@ -197,7 +202,7 @@ async def test_silent_pages_are_not_sent_but_their_time_counts(tmp_path):
     spoken1.words += [(w, s + offset, e + offset) for w, s, e in spoken2.words]
     wav = write_wav(tmp_path / "gap.wav", audio, RATE)
     async with FakeUgLabs() as fake:
-        transcript, log, _ = await run(fake, wav)
+        transcript, log, _ = await run(fake, wav, options=LONG_PAGES)
     assert fake.violations == []
     assert len(fake.transcribes) == 2  # the silent page in the middle was never transcribed
     assert "ping" in kinds(fake.records[0])
@@ -300,7 +305,7 @@ async def test_reconnect_after_a_drop_loses_and_doubles_nothing(long_wav, fault)
     wav, spoken = long_wav
     async with FakeUgLabs() as fake:
         fake.faults.append(fault)
-        _, log, session = await run(fake, wav)
+        _, log, session = await run(fake, wav, options=LONG_PAGES)
     assert len(fake.records) == 2 and session.stats.reconnects == 1 and len(fake.logins) == 2
     assert_pages_match(log.finals, spoken)
     assert not [e for e in log.events if isinstance(e, Gap)]
@@ -609,3 +614,14 @@ def test_decoder_fuzz_any_frame_decodes_or_raises_protocol_error(data):
             continue
         assert isinstance(decoded, Decoded)
         assert all(isinstance(m, str) for m in decoded.send)
+
+
+async def test_default_pages_are_short_for_live_captions(long_wav):
+    """A caption comes when its page is transcribed: by default pages are cut
+    at the first good pause after ~8 s, not near UG Labs' 30-s ceiling."""
+    wav, spoken = long_wav
+    async with FakeUgLabs() as fake:
+        _, log, _ = await run(fake, wav)
+    assert_pages_match(log.finals, spoken)
+    spans = [f.end - f.start for f in log.finals if f.text]
+    assert len(spans) >= 6 and max(spans) < 12.0

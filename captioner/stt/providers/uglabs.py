@@ -62,9 +62,12 @@ class UgLabsOptions:
     team_name: str | None = option(None, "team_name for the login (optional)")
     federated_id: str | None = option(None, "federated_id for the login, with a service-account key (optional)")
     sample_rate: int = option(16000, "sample rate of the WAV pages (UG Labs recommends 48000)", (8000, 16000, 22050, 24000, 32000, 44100, 48000))
-    page_target_s: float = option(26.0, "seconds after which a page is cut at the best pause so far")
+    # Live captions want short pages (a page's caption comes when it is
+    # transcribed); 30 s is only UG Labs' ceiling. Longer targets mean fewer
+    # requests and more context per request, at the cost of caption delay.
+    page_target_s: float = option(8.0, "seconds after which a page is cut at the best pause so far")
     page_max_s: float = option(30.0, "hard page length limit in seconds (at most 30)")
-    page_min_s: float = option(10.0, "pauses earlier than this in a page are not preferred as cut points")
+    page_min_s: float = option(4.0, "pauses earlier than this in a page are not preferred as cut points")
     min_pause_s: float = option(0.3, "a silence at least this long counts as a pause")
     silence_dbfs: float = option(-50.0, "level below which audio is never speech (silent pages are not sent)")
     chunk_bytes: int = option(MAX_CHUNK_BYTES, "raw WAV bytes per add_audio message (at most 32000)")
