@@ -67,12 +67,16 @@ async def test_streams_whole_audio_and_gets_timed_finals(tone_wav):
 
 
 async def test_audio_is_binary_4096_byte_frames(tone_wav):
+    """Live audio goes in the documented 4096-byte chunks; audio that is already
+    late (an unpaced file) in chunks up to the documented 8192-byte maximum."""
     wav, _ = tone_wav
     async with FakeSmallest() as fake:
-        await run(fake, wav)
-    sizes = [m for m in fake.records[0].messages if isinstance(m, int)]
-    assert sizes[:-1] == [4096] * (len(sizes) - 1)
-    assert 0 < sizes[-1] <= 4096
+        await run(fake, wav, speed=2)
+        await run(fake, wav, speed=0)
+    live, late = ([m for m in r.messages if isinstance(m, int)] for r in fake.records)
+    assert live[:-1] == [4096] * (len(live) - 1) and 0 < live[-1] <= 4096
+    assert max(late) == 8192 and all(size % 2 == 0 for size in late)
+    assert sum(late) == sum(live)
 
 
 @pytest.mark.parametrize(

@@ -52,6 +52,11 @@ class WireProtocol(abc.ABC):
     sample_rate: int = 16000
     #: Preferred duration of one audio message.
     frame_ms: int = 100
+    #: The longest audio message the protocol allows. When audio is already
+    #: waiting (a file, the replay after a reconnect) frames up to this long go
+    #: out: small frames buy latency only for audio that is not late yet.
+    #: None: always `frame_ms`.
+    max_frame_ms: int | None = None
     #: True when audio may flow right after `on_open` without waiting for a reply.
     ready_on_open: bool = False
     #: WebSocket keepalive ping interval in seconds (None: no pings).

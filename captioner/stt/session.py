@@ -138,6 +138,7 @@ class StreamSession(SessionCore):
         probe = protocol_factory()
         self._init_core(probe.sample_rate)
         self._frame_samples = max(1, probe.sample_rate * probe.frame_ms // 1000)
+        self._max_frame_samples = max(self._frame_samples, probe.sample_rate * (probe.max_frame_ms or 0) // 1000)
         self._replay_extra = max(0.0, probe.replay_extra_seconds)
         self.stats = SessionStats()
         # Audio buffer: PCM from stream position `_buf_start` to `_stream_end`.
@@ -432,7 +433,9 @@ class StreamSession(SessionCore):
                 await self._data.wait()
                 continue
             if available >= frame or (self._source_done and available > 0):
-                n = min(frame, available)
+                # Live audio goes frame by frame; audio that is already late
+                # (backlog) goes in the largest frames the protocol allows.
+                n = min(available, self._max_frame_samples) if available >= 2 * frame else min(frame, available)
                 at = (pos - self._buf_start) * 2
                 pcm = bytes(self._buf[at : at + n * 2])
                 for message in proto.encode_audio(pcm):

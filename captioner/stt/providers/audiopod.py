@@ -52,7 +52,8 @@ _FATAL = {
 
 class AudioPodProtocol(WireProtocol):
     sample_rate = 16000
-    frame_ms = 100
+    frame_ms = 100  # "send audio in small chunks (e.g. 100 ms) for the lowest latency"
+    max_frame_ms = 500  # backlog only (files, replay): no documented limit; kept modest
     ping_interval = 8.0  # the official SDK's heartbeat
     secret_params: ClassVar[tuple[str, ...]] = ("api_key", "token")
 

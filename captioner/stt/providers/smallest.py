@@ -128,6 +128,7 @@ CONCURRENCY_TEXT = (
 class SmallestProtocol(WireProtocol):
     sample_rate = 16000
     frame_ms = 128  # 2048 samples = 4096 bytes, the documented chunk size
+    max_frame_ms = 256  # 8192 bytes: the top of the documented 1024–8192 range (backlog only)
     ready_on_open = True  # all configuration is in the URL; no handshake reply
     end_idle_timeout = None  # wait for is_last
     secret_params: ClassVar[tuple[str, ...]] = ("token",)
