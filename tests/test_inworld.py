@@ -242,7 +242,8 @@ async def test_unknown_and_malformed_frames_are_skipped(tone_wav):
         (60000, json.dumps({"result": {"transcription": "not an object"}})),
         (70000, b"\x00\x01 a binary frame"),
     ]
-    async with FakeInworld(inject=junk) as fake:
+    async with FakeInworld() as fake:
+        fake.faults += [Fault("inject", after_bytes=after, payload=frame) for after, frame in junk]
         _, log, session = await run(fake, wav)
     assert len(fake.records) == 1 and session.stats.bad_frames == 4
     assert [e.code for e in log.errors] == ["BAD_FRAME"] * 4

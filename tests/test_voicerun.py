@@ -189,7 +189,8 @@ async def test_unknown_and_malformed_frames_are_skipped(tone_wav):
         (70000, json.dumps(["a list"])),
         (75000, b"\x00\x01 a binary frame"),
     ]
-    async with FakeVoiceRun(inject=junk) as fake:
+    async with FakeVoiceRun() as fake:
+        fake.faults += [Fault("inject", after_bytes=after, payload=frame) for after, frame in junk]
         _, log, session = await run(fake, wav)
     assert len(fake.records) == 1 and session.stats.bad_frames == 5
     assert [e.code for e in log.errors] == ["BAD_FRAME"] * 5

@@ -61,7 +61,6 @@ class FakeInworld(FakeServer):
         after_close: str = "close",
         snake_case: bool = False,  # answer with proto field names (snake_case) instead of camelCase
         refuse_with: tuple[int, str] | None = None,  # error right after the config, then close 1000
-        inject: list[tuple[int, str | bytes]] | None = None,  # (after audio bytes, raw frame) sent once, stream goes on
     ) -> None:
         super().__init__()
         assert word_variant in WORD_VARIANTS and after_close in AFTER_CLOSE
@@ -70,7 +69,6 @@ class FakeInworld(FakeServer):
         self.after_close = after_close
         self.snake_case = snake_case
         self.refuse_with = refuse_with
-        self.inject = list(inject or [])
         self.configs: list[dict] = []
         self.finished_at: list[float] = []  # loop time each connection's handler ended
 
@@ -145,10 +143,6 @@ class FakeInworld(FakeServer):
                 if fault == "silence":
                     silent = True
                     continue
-                for after, frame in list(self.inject):
-                    if len(record.audio) >= after:
-                        self.inject.remove((after, frame))
-                        await ws.send(frame)
                 onset = vad.onset(pcm)
                 for kind, words in rec.feed(pcm):
                     in_speech = await self._result(ws, kind, words, with_words, in_speech)

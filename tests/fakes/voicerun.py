@@ -58,13 +58,11 @@ class FakeVoiceRun(FakeServer):
         key: str = "vr_test_key_0123456789",
         refuse_with: tuple[str, str] | None = None,  # (code, message) error frame right after session.update
         word_times: bool = False,  # add undocumented "words" (start/end in seconds) to completed events
-        inject: list[tuple[int, str | bytes]] | None = None,  # (after audio bytes, raw frame) sent once, stream goes on
     ) -> None:
         super().__init__()
         self.key = key
         self.refuse_with = refuse_with
         self.word_times = word_times
-        self.inject = list(inject or [])
         self.updates: list[dict] = []
         self.auth_modes: list[str] = []
 
@@ -147,10 +145,6 @@ class FakeVoiceRun(FakeServer):
                 if fault == "silence":
                     silent = True
                     continue
-                for after, frame in list(self.inject):
-                    if len(record.audio) >= after:
-                        self.inject.remove((after, frame))
-                        await ws.send(frame)
                 if not in_speech and vad.onset(pcm):
                     in_speech = True
                     await ws.send(json.dumps({"type": "speech.started"}))
