@@ -13,15 +13,7 @@ from captioner.audio.dsp import downmix
 from captioner.stt.events import Word
 from captioner.transcript.export import to_json
 from captioner.transcript.model import Segment, Transcript
-from captioner.transcript.segmentation import CueRules, balance_two, cues_for_segment, line_count, wrap_lines
-
-TEXT = st.lists(st.text(alphabet="ab,. x", min_size=0, max_size=12), max_size=12).map(" ".join)
-
-
-@settings(max_examples=500)
-@given(TEXT, st.integers(1, 40))
-def test_line_count_matches_balance_two(text: str, width: int) -> None:
-    assert line_count(text, width) == len(balance_two(text, width))
+from captioner.transcript.segmentation import CueRules, balance_two, cues_for_segment, wrap_lines
 
 
 def _reference_cues(segment: Segment, rules: CueRules) -> list[tuple]:

@@ -103,35 +103,6 @@ def balance_two(text: str, width: int) -> list[str]:
     return [" ".join(words[: best[1]]), " ".join(words[best[1] :])]
 
 
-def line_count(text: str, width: int) -> int:
-    """`len(balance_two(text, width))` without building and scoring every split:
-    two lines exist exactly when the longest top line that fits leaves a
-    bottom line that fits (top lengths grow with the split, bottoms shrink)."""
-    if len(text) <= width:
-        return 1
-    words = text.split()
-    total = sum(map(len, words)) + len(words) - 1
-    top = -1
-    for i in range(1, len(words)):
-        grown = top + 1 + len(words[i - 1])
-        if grown > width:
-            break
-        top = grown
-    if top >= 0 and total - top - 1 <= width:
-        return 2
-    return len(wrap_lines(text, width))
-
-
-def _fits(words: list[str], rules: CueRules) -> bool:
-    if len(words) == 1:
-        return True
-    width = rules.max_chars_per_line
-    text = " ".join(words)
-    if len(text) <= width:  # one line, and no word can be longer than it
-        return rules.max_lines >= 1
-    return max(map(len, words)) <= width and line_count(text, width) <= rules.max_lines
-
-
 def _estimated_words(segment: Segment) -> list[Word]:
     """Word times spread by character count when the provider gave none."""
     tokens = segment.text.split()
