@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from captioner import keys
 from captioner.audio.sources import pcm_blocks
-from captioner.stt.events import CaptionEvent, ProviderError
+from captioner.stt.events import CaptionEvent
 from captioner.stt.options import OptionError
 from captioner.stt.registry import ProviderInfo, get_provider
 from captioner.stt.session import RetryPolicy, SessionConfig, StreamSession
@@ -96,6 +96,3 @@ async def caption_source(
         raise
     return transcript
 
-
-def describe_error(error: ProviderError) -> str:
-    return f"{error.code}: {error.message}"

@@ -113,11 +113,6 @@ class WireProtocol(abc.ABC):
         watchdog counts a quiet server as dead. Streaming protocols keep True."""
         return True
 
-    def flush_messages(self) -> list[Outgoing]:
-        """Messages that ask for a final of what was sent without ending (e.g.
-        before rolling over). Empty when the protocol has none."""
-        return []
-
     def classify_http(self, status: int, body: bytes) -> ProviderError:
         """An HTTP status that refused the WebSocket upgrade, in words."""
         detail = http_detail(body)

@@ -179,10 +179,6 @@ class SmallestProtocol(WireProtocol):
     def end_stream(self) -> list[Outgoing]:
         return [json.dumps({"type": self.end_message})]
 
-    def flush_messages(self) -> list[Outgoing]:
-        # `finalize` (unified only) fixes what was sent and keeps the socket open.
-        return [json.dumps({"type": "finalize"})] if self.surface == UNIFIED else []
-
     # ----------------------------------------------------------- decoding
     def decode(self, frame: Outgoing, audio_sent: float) -> Decoded:
         msg = parse_json_object(frame, "Smallest.ai")
