@@ -212,3 +212,62 @@ async def test_cli_transcribes_with_no_key_and_no_network(speech, tmp_path):
     assert wer(REFERENCE, " ".join(lines)) <= WER_BOUND, lines
     assert lines[0] == TEST_SENTENCES[0]
     assert "00:00:01," in (tmp_path / "a.srt").read_text()  # the first cue starts after the 1-s lead silence
+
+
+# Real read speech (five LibriVox clips, 24.7 s) from Debian's
+# pocketsphinx-testdata, which .ci/run installs. Measured here: WER 0.30
+# (bench/local_engine.py); a lost or doubled block, or a wrong sample rate,
+# sends it well above the bound.
+LIBRIVOX = Path(os.environ.get("PS_TESTDATA", "/usr/share/pocketsphinx/test/data")) / "librivox"
+LIBRIVOX_WER_BOUND = 0.4
+
+
+def _librivox_wav(folder: Path) -> tuple[Path, str, float]:
+    """The clips joined with 0.7 s pauses, as one WAV, its reference and length."""
+    import numpy as np
+
+    from tests.speech import read_wav
+
+    if not (LIBRIVOX / "transcription").is_file():
+        pytest.fail(f"no LibriVox test speech at {LIBRIVOX}: apt-get install pocketsphinx-testdata (.ci/run does)")
+    refs, parts = [], []
+    pause = np.zeros(11200, np.int16)
+    for line in (LIBRIVOX / "transcription").read_text().splitlines():
+        refs.append(line.split("<s>")[1].split("</s>")[0].strip())
+        samples, rate = read_wav(LIBRIVOX / (line.rsplit("(", 1)[1].rstrip(")") + ".wav"))
+        assert rate == 16000
+        parts += [samples, pause]
+    joined = np.concatenate(parts)
+    path = folder / "librivox.wav"
+    import wave
+
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(joined.tobytes())
+    return path, " ".join(refs), len(joined) / 16000
+
+
+async def test_cli_captions_real_recorded_speech_offline(tmp_path):
+    """Human speech, not synthetic: the whole CLI path (WAV → local engine →
+    SRT) with no key and a dead network, checked for accuracy and cue times."""
+    from tests.test_exports import parse_srt_strict
+
+    wav, reference, duration = _librivox_wav(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not (k.startswith("CAPTIONER_") and k.endswith("_KEY"))}
+    env.update({"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "no_proxy": "",
+                "HOME": str(tmp_path), "CAPTIONER_DATA_DIR": str(tmp_path / "data")})
+    srt = tmp_path / "a.srt"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "captioner", "transcribe", str(wav), "--provider", "local", "--speed", "0", "--srt", str(srt),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 180)
+    assert proc.returncode == 0, err.decode()
+    text = " ".join(out.decode().split())
+    assert wer(reference, text) <= LIBRIVOX_WER_BOUND, text
+    cues = parse_srt_strict(srt.read_text())
+    assert cues and 0.0 <= cues[0][0] < 1.0 and cues[-1][1] <= duration + 0.5
+    assert all(a[1] <= b[0] for a, b in zip(cues, cues[1:])), "cues overlap"
+    assert " ".join(" ".join(c[2]) for c in cues).split() == text.split()  # the SRT says what was printed
