@@ -29,6 +29,25 @@ async def test_any_pcm_wav_becomes_16k_mono_that_recognizes(tmp_path, subtype, r
     assert [w.text for w in finals[0][1]] == ["alpha", "kilo", "papa"]
 
 
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "FLOAT"])
+async def test_blocks_are_the_files_samples_exactly(tmp_path, subtype):
+    """16-bit files take a faster read path (int16 + NumPy scaling); every
+    format must still give exactly what libsndfile's float32 read gives."""
+    import soundfile
+
+    rng = np.random.default_rng(1)
+    audio = rng.uniform(-1, 1, (44100 + 123, 2)).astype(np.float32)
+    audio[:5] = [[-1.0, 1.0], [0.0, -0.0], [0.5, -0.5], [-1.0, -1.0], [0.99997, 1.0]]  # the extremes
+    wav = tmp_path / "x.wav"
+    soundfile.write(str(wav), audio, 44100, subtype=subtype)
+    expected = soundfile.read(str(wav), dtype="float32", always_2d=True)[0]
+    blocks = [b async for b in WavFileSource(wav, speed=0)]
+    assert all(b.dtype == np.float32 and b.ndim == 2 for b in blocks)
+    got = np.concatenate(blocks)
+    assert got.shape == expected.shape
+    assert np.array_equal(got, expected)
+
+
 async def test_speed_paces_in_real_time(tmp_path):
     audio, _ = synthesize([["alpha"]], rate=16000, lead_s=0.2, tail_s=0.3)
     wav = write_wav(tmp_path / "x.wav", audio, 16000)
