@@ -37,7 +37,7 @@ def plan(quick: bool) -> list[tuple[str, str, str, Callable[[], list[Result]]]]:
     items: list[tuple[str, str, str, Callable[[], list[Result]]]] = []
     for p in streaming.BINARY + streaming.JSON_B64:
         items.append(("cpu", f"CPU/audio-hour {p}", f"<= {streaming.TARGET[p]:g} s",
-                      lambda p=p: [streaming.cpu_per_hour(p, audio_s)]))
+                      lambda p=p: [streaming.cpu_per_hour(p, audio_s, 1 if quick else 3)]))
     items.append(("app", "app CPU, live + overlay", "<= 2 % core", lambda: gui.app_cpu(5.0 if quick else 60.0)))
     items.append(("sdk", "CPU vs AudioPod SDK", "<= 1.00", lambda: [streaming.versus_sdk(30.0 if quick else 1200.0)]))
     items.append(("latency", "latency callback→socket", "<= 5 ms p99", lambda: [latency.callback_to_socket(4.0 if quick else 60.0)]))

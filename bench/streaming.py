@@ -44,25 +44,35 @@ async def _stream(provider: str, fake: FakeProcess, seconds: float) -> tuple[flo
     return cpu, wall, (transcript, session, source)
 
 
-def cpu_per_hour(provider: str, seconds: float) -> Result:
+def cpu_per_hour(provider: str, seconds: float, runs: int = 1) -> Result:
+    """Best of `runs` full runs: the other core's load and the VM's neighbours
+    only ever add CPU time, so the minimum is the path's own cost (as timeit
+    does); every run's figure is printed in the note."""
     name = f"CPU/audio-hour {provider}"
     target = f"<= {TARGET[provider]:g} s"
     try:
         provider_available(provider)
     except NotAvailable as exc:
         return na(name, target, str(exc))
-    with FakeProcess(provider) as fake:
-        cpu, wall, (transcript, session, source) = asyncio.run(_stream(provider, fake, seconds))
-    audio_s = source.frames_done / source.sample_rate
-    per_hour = cpu * 3600.0 / audio_s
+    runs_done = []  # (CPU-s per audio hour, wall, transcript, session, audio s, CPU-s, fake report)
+    for _ in range(runs):
+        with FakeProcess(provider) as fake:
+            cpu, wall, (transcript, session, source) = asyncio.run(_stream(provider, fake, seconds))
+        audio_s = source.frames_done / source.sample_rate
+        runs_done.append((cpu * 3600.0 / audio_s, wall, transcript, session, audio_s, cpu, dict(fake.report)))
+    figures = [r[0] for r in runs_done]
+    per_hour, wall, transcript, session, audio_s, cpu, _ = min(runs_done, key=lambda r: r[0])
+    violations = [v for r in runs_done for v in r[6].get("violations", [])]
     words = len(transcript.text.split())
     note = (
         f"{audio_s:.0f} s of 48k/2ch audio in {wall:.1f} s wall, {cpu:.2f} CPU-s; "
         f"{len(transcript.segments)} finals, {words} words; {session.stats.connections} connection(s)"
     )
-    if fake.report.get("violations"):
-        note += f"; fake violations: {fake.report['violations']}"
-    ok = per_hour <= TARGET[provider] and words > 0 and not fake.report.get("violations")
+    if runs > 1:
+        note += f"; best of {runs} runs: " + ", ".join(f"{f:.2f}" for f in figures)
+    if violations:
+        note += f"; fake violations: {violations}"
+    ok = per_hour <= TARGET[provider] and words > 0 and not violations
     return Result(name, f"{per_hour:.2f} CPU-s", target, ok, note)
 
 
