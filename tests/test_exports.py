@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from captioner.stt.events import Final, Gap, Partial, Word
-from captioner.transcript.export import ExportError, export, from_json, to_json, to_srt, to_txt, to_vtt, write_atomic
+from captioner.transcript import segmentation as seg
+from captioner.transcript.export import ExportError, _timing, export, from_json, to_json, to_srt, to_txt, to_vtt, write_atomic
 from captioner.transcript.model import Transcript
 from captioner.transcript.segmentation import CueRules, build_cues
 
@@ -199,3 +200,51 @@ def test_reading_time_never_overlaps_the_next_cue():
     t.apply(Final("Next.", 1.0, 1.5))
     first, second = build_cues(t.segments)
     assert first.end == pytest.approx(1.0) and second.start == pytest.approx(1.0)
+
+
+def _reference_balance(text: str, width: int) -> list[str]:
+    """balance_two as first written: score every split of text.split()."""
+    if len(text) <= width:
+        return [text]
+    words = text.split()
+    total = len(" ".join(words))
+    best = None
+    for i in range(1, len(words)):
+        top = len(" ".join(words[:i]))
+        bottom = total - top - 1
+        if top > width or bottom > width:
+            continue
+        score = abs(top - bottom) + (0 if bottom >= top else 2)
+        if words[i - 1].lower() in seg._BINDS_FORWARD:
+            score += 12
+        elif words[i - 1].endswith(seg._BREAK_AFTER):
+            score -= 8
+        elif words[i].lower() in seg._STARTS_CLAUSE:
+            score -= 4
+        if best is None or score < best[0]:
+            best = (score, i)
+    if best is None:
+        return seg.wrap_lines(text, width)
+    return [" ".join(words[: best[1]]), " ".join(words[best[1] :])]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(["a", "the", "Dr.", "and", "word", "longerword", "x,", "end.", "", " ", "\t", "\xa0", "İ"]), max_size=30),
+    st.integers(1, 45),
+)
+def test_balancing_scans_only_the_splits_that_fit_and_agrees_with_scoring_all(tokens, width):
+    text = " ".join(tokens)
+    assert seg.balance_two(text, width) == _reference_balance(text, width)
+
+
+@given(st.floats(-10, 400_000, allow_nan=False), st.floats(-10, 400_000, allow_nan=False), st.sampled_from([",", "."]))
+def test_cue_timing_is_the_plain_clock(start, end, sep):
+    def clock(seconds: float) -> str:
+        ms = max(0, int(round(seconds * 1000)))
+        h, rem = divmod(ms, 3_600_000)
+        m, rem = divmod(rem, 60_000)
+        s, ms = divmod(rem, 1000)
+        return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+    assert _timing(start, end, sep) == f"{clock(start)} --> {clock(end)}"

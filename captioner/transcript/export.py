@@ -23,21 +23,45 @@ class ExportError(OSError):
     """An export that could not be written (message is safe to show)."""
 
 
-def _clock(seconds: float, sep: str) -> str:
-    ms = max(0, int(round(seconds * 1000)))
-    h, rem = divmod(ms, 3_600_000)
-    m, rem = divmod(rem, 60_000)
-    s, ms = divmod(rem, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+_TWO_DIGITS = [f"{n:02d}" for n in range(100)]
+_THREE_DIGITS = [f"{n:03d}" for n in range(1000)]
+_MINUTES_SECONDS = [f"{m:02d}:{s:02d}" for m in range(60) for s in range(60)]
+
+
+def _timing(start: float, end: float, sep: str) -> str:
+    """`HH:MM:SS,mmm --> HH:MM:SS,mmm` (`sep` before the milliseconds). An
+    8-hour export has ~7,400 cues: integer milliseconds and table look-ups
+    take a third of the time format specs and divmod do."""
+    a, b = round(start * 1000), round(end * 1000)
+    a, b = (a if a > 0 else 0), (b if b > 0 else 0)  # max(0, ·), without the calls
+    h, h2 = a // 3_600_000, b // 3_600_000
+    two, mm_ss, three = _TWO_DIGITS, _MINUTES_SECONDS, _THREE_DIGITS
+    return (
+        f"{two[h] if h < 100 else h}:{mm_ss[a // 1000 % 3600]}{sep}{three[a % 1000]} --> "
+        f"{two[h2] if h2 < 100 else h2}:{mm_ss[b // 1000 % 3600]}{sep}{three[b % 1000]}"
+    )
+
+
+class _Labels(dict[str, str]):
+    """Speaker id → the label shown, worked out once per speaker per export."""
+
+    def __init__(self, label: Callable[[str], str]) -> None:
+        super().__init__()
+        self._label = label
+
+    def __missing__(self, speaker: str) -> str:
+        text = self[speaker] = self._label(speaker)
+        return text
 
 
 def to_srt(transcript: Transcript, rules: CueRules | None = None) -> str:
     blocks = []
-    for n, cue in enumerate(build_cues(transcript.segments, rules), 1):
-        lines = list(cue.lines)
-        if cue.speaker is not None and lines:
-            lines[0] = f"{speaker_label(cue.speaker)}: {lines[0]}"
-        blocks.append(f"{n}\n{_clock(cue.start, ',')} --> {_clock(cue.end, ',')}\n" + "\n".join(lines) + "\n")
+    labels = _Labels(speaker_label)
+    for n, (start, end, lines, speaker) in enumerate(build_cues(transcript.segments, rules), 1):
+        text = "\n".join(lines)
+        if speaker is not None and lines:
+            text = f"{labels[speaker]}: {text}"
+        blocks.append(f"{n}\n{_timing(start, end, ',')}\n{text}\n")
     return "\n".join(blocks)
 
 
@@ -47,11 +71,13 @@ def _vtt_escape(text: str) -> str:
 
 def to_vtt(transcript: Transcript, rules: CueRules | None = None) -> str:
     out = ["WEBVTT", ""]
-    for cue in build_cues(transcript.segments, rules):
-        text = "\n".join(_vtt_escape(line.replace("-->", "→")) for line in cue.lines)
-        if cue.speaker is not None:
-            text = f"<v {_vtt_escape(speaker_label(cue.speaker))}>{text}"
-        out += [f"{_clock(cue.start, '.')} --> {_clock(cue.end, '.')}", text, ""]
+    labels = _Labels(lambda speaker: _vtt_escape(speaker_label(speaker)))
+    for start, end, lines, speaker in build_cues(transcript.segments, rules):
+        # "-->" holds no newline, so escaping the joined lines is escaping each line
+        text = _vtt_escape("\n".join(lines).replace("-->", "→"))
+        if speaker is not None:
+            text = f"<v {labels[speaker]}>{text}"
+        out.append(f"{_timing(start, end, '.')}\n{text}\n")
     return "\n".join(out)
 
 

@@ -12,6 +12,8 @@ when another break fits.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
+from operator import itemgetter
 from typing import NamedTuple
 
 from captioner.stt.events import Word
@@ -75,32 +77,55 @@ def wrap_lines(text: str, width: int) -> list[str]:
 
 def balance_two(text: str, width: int) -> list[str]:
     """Split text that needs two lines near the middle (bottom-heavy), at a
-    punctuation mark when one is close. One pass over the word lengths."""
+    punctuation mark when one is close."""
+    return list(_two_lines(text, width))
+
+
+def _two_lines(text: str, width: int) -> tuple[str, ...]:
+    """`balance_two` as a tuple, what a Cue holds."""
     if len(text) <= width:
-        return [text]
-    words = text.split()
-    total = sum(map(len, words)) + len(words) - 1
-    best: tuple[float, int] | None = None
-    top = -1  # len(" ".join(words[:i]))
-    for i in range(1, len(words)):
-        top += len(words[i - 1]) + 1
-        if top > width:
-            break
-        bottom = total - top - 1
-        if bottom > width:
+        return (text,)
+    lines = _best_split(text if _single_spaced(text) else " ".join(text.split()), width)
+    return lines if lines is not None else tuple(wrap_lines(text, width))
+
+
+def _single_spaced(text: str) -> bool:
+    """Whether text == " ".join(text.split()), without building that: no
+    whitespace but single inner spaces (no other whitespace is printable)."""
+    return text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " "
+
+
+def _best_split(text: str, width: int) -> tuple[str, str] | None:
+    """The best two-line split of single-spaced text, or None when no split
+    fits both lines in `width`. Only the spaces where a split fits are
+    scored: a break at space p leaves p characters on top and
+    len(text) - p - 1 below."""
+    total = len(text)
+    best_score, best = 0, -1
+    p = text.find(" ", max(0, total - 1 - width), width + 1)
+    while p != -1:
+        bottom = total - p - 1
+        score = abs(p - bottom) + (0 if bottom >= p else 2)
+        if best != -1 and score - 8 >= best_score:  # not even the punctuation bonus would make it win
+            if bottom < p:
+                break  # past the middle, scores only grow
+            p = text.find(" ", p + 1, width + 1)
             continue
-        score = abs(top - bottom) + (0 if bottom >= top else 2)
-        if _binds(words[i - 1]):
+        before = text[text.rfind(" ", 0, p) + 1 : p]
+        if _binds(before):
             score += 12  # never "the | meeting", "Dr. | Smith" when another split fits
-        elif words[i - 1].endswith(_BREAK_AFTER):
+        elif before.endswith(_BREAK_AFTER):
             score -= 8
-        elif words[i].lower() in _STARTS_CLAUSE:
-            score -= 4
-        if best is None or score < best[0]:
-            best = (score, i)
-    if best is None:
-        return wrap_lines(text, width)
-    return [" ".join(words[: best[1]]), " ".join(words[best[1] :])]
+        else:
+            after_end = text.find(" ", p + 1)
+            if text[p + 1 : after_end if after_end != -1 else total].lower() in _STARTS_CLAUSE:
+                score -= 4
+        if best == -1 or score < best_score:
+            best_score, best = score, p
+        p = text.find(" ", p + 1, width + 1)
+    if best == -1:
+        return None
+    return text[:best], text[best + 1 :]
 
 
 def _estimated_words(segment: Segment) -> list[Word]:
@@ -119,72 +144,80 @@ def _estimated_words(segment: Segment) -> list[Word]:
 
 
 def cues_for_segment(segment: Segment, rules: CueRules) -> list[Cue]:
-    words = list(segment.words) or _estimated_words(segment)
-    if segment.gap or not words:
-        return [Cue(segment.start, segment.end, (segment.text,), segment.speaker)] if segment.text else []
-    cues: list[Cue] = []
-    chunk: list[Word] = []
+    """The cues of one segment, cut where the lines, the time or the speaker run out."""
+    return [Cue(*raw) for raw in _segment_cues(segment, rules)]
 
-    def flush() -> None:
-        if chunk:
-            text = " ".join(w.text for w in chunk)
-            lines = balance_two(text, rules.max_chars_per_line)
-            speaker = chunk[0].speaker if chunk[0].speaker is not None else segment.speaker
-            cues.append(Cue(chunk[0].start, chunk[-1].end, tuple(lines), speaker))
-            chunk.clear()
 
-    width = rules.max_chars_per_line
-    # Greedy wrap of the chunk, kept as words come: greedy wrapping uses the
-    # fewest lines, so "fits" is "greedy needs at most max_lines" — O(1) per word.
-    lines_used, line_len, overlong = 0, 0, False
+_RawCue = tuple[float, float, tuple[str, ...], str | None]  # a Cue before build_cues fixes its times
 
-    def add(length: int) -> None:
-        nonlocal lines_used, line_len, overlong
+
+def _greedy(lengths: list[int], width: int) -> tuple[int, int, bool]:
+    """Greedy wrap of words of these lengths: (lines used, length of the
+    last line, whether a word is longer than a line)."""
+    lines_used, line_len = 0, 0
+    for length in lengths:
         if lines_used and line_len + 1 + length <= width:
             line_len += 1 + length
         else:
             lines_used += 1
             line_len = length
-        overlong = overlong or length > width
+    return lines_used, line_len, max(lengths, default=width) > width  # False for no words
 
-    max_duration, max_lines = rules.max_duration, rules.max_lines
-    for word in words:
-        length = len(word.text)
-        if chunk:
-            if (
-                overlong
-                or (line_len + 1 + length > width and (lines_used >= max_lines or length > width))
-                or word.end - chunk[0].start > max_duration
-                or (word.speaker is not None and word.speaker != chunk[-1].speaker)
-            ):
-                # Prefer to cut after the last punctuation in the second half of the chunk.
-                cut = next(
-                    (
-                        i + 1
-                        for i in range(len(chunk) - 1, len(chunk) // 2 - 1, -1)
-                        if chunk[i].text.endswith(_BREAK_AFTER) and not _binds(chunk[i].text)
-                    ),
-                    len(chunk),
-                )
-                # A cue should not end on "the", "of", "Dr.": carry such words over.
-                while cut > max(1, len(chunk) // 2) and _binds(chunk[cut - 1].text):
-                    cut -= 1
-                rest = chunk[cut:]
-                del chunk[cut:]
-                flush()
-                chunk.extend(rest)
-                lines_used, line_len, overlong = 0, 0, False
-                for w in chunk:
-                    add(len(w.text))
-        # add(length), inlined: this loop runs once per word of the transcript
-        if lines_used and line_len + 1 + length <= width:
-            line_len += 1 + length
+
+def _segment_cues(segment: Segment, rules: CueRules) -> list[_RawCue]:
+    """`cues_for_segment` as plain tuples, so that `build_cues` makes each
+    Cue once, after fixing its times. The loop runs once per word of the
+    transcript: a chunk is the range words[lo:i], not a list."""
+    words = segment.words or _estimated_words(segment)
+    if segment.gap or not words:
+        return [(segment.start, segment.end, (segment.text,), segment.speaker)] if segment.text else []
+    width, max_duration, max_lines = rules.max_chars_per_line, rules.max_duration, rules.max_lines
+    texts = [w.text for w in words]
+    lengths = list(map(len, texts))
+    cuts = [0]
+    # Greedy wrap of the chunk, kept as words come: greedy wrapping uses the
+    # fewest lines, so "fits" is "greedy needs at most max_lines" — O(1) per word.
+    lines_used, line_len, overlong = _greedy(lengths[:1], width)  # the first word starts the chunk
+    lo, chunk_start, previous_speaker = 0, words[0].start, words[0].speaker
+    for i in range(1, len(words)):
+        word = words[i]
+        length, speaker = lengths[i], word.speaker
+        grown = line_len + 1 + length
+        if (
+            overlong
+            or (grown > width and (lines_used >= max_lines or length > width))
+            or word.end - chunk_start > max_duration
+            or (speaker != previous_speaker and speaker is not None)
+        ):
+            # Prefer to cut after the last punctuation in the second half of the chunk.
+            half = (i - lo) // 2
+            for cut in range(i, lo + half, -1):
+                if texts[cut - 1].endswith(_BREAK_AFTER) and not _binds(texts[cut - 1]):
+                    break
+            else:
+                cut = i
+            # A cue should not end on "the", "of", "Dr.": carry such words over.
+            while cut - lo > max(1, half) and _binds(texts[cut - 1]):
+                cut -= 1
+            cuts.append(cut)
+            lo, chunk_start = cut, words[cut].start
+            lines_used, line_len, overlong = _greedy(lengths[lo:i], width)
+            grown = line_len + 1 + length
+        # the word joins the chunk: _greedy's step, inlined on this per-word path
+        if lines_used and grown <= width:
+            line_len = grown
         else:
             lines_used += 1
             line_len = length
             overlong = overlong or length > width
-        chunk.append(word)
-    flush()
+        previous_speaker = speaker
+    cuts.append(len(words))
+
+    cues: list[_RawCue] = []
+    for lo, hi in pairwise(cuts):
+        first = words[lo]
+        speaker = first.speaker if first.speaker is not None else segment.speaker
+        cues.append((first.start, words[hi - 1].end, _two_lines(" ".join(texts[lo:hi]), width), speaker))
     return cues
 
 
@@ -192,18 +225,31 @@ def build_cues(segments: list[Segment], rules: CueRules | None = None) -> list[C
     """All cues of a transcript, ordered, non-overlapping, each at least
     `min_duration` long where the next cue leaves room."""
     rules = rules or CueRules()
-    cues: list[Cue] = []
+    raw: list[_RawCue] = []
     for segment in segments:
-        cues.extend(cues_for_segment(segment, rules))
-    cues.sort(key=lambda c: c.start)
+        raw.extend(_segment_cues(segment, rules))
+    raw.sort(key=itemgetter(0))  # stable, by start
+    cps, min_duration, max_duration = rules.max_chars_per_second, rules.min_duration, rules.max_duration
     fixed: list[Cue] = []
-    for i, cue in enumerate(cues):
-        start = max(cue.start, fixed[-1].end if fixed else 0.0)
-        chars = sum(map(len, cue.lines))
-        reading = chars / rules.max_chars_per_second if rules.max_chars_per_second > 0 else 0.0
-        end = max(cue.end, start + rules.min_duration, min(start + reading, start + rules.max_duration))
-        if i + 1 < len(cues):
-            end = min(end, max(cues[i + 1].start, start + 0.001))
-        end = max(end, start + 0.001)
-        fixed.append(Cue(start, end, cue.lines, cue.speaker))
+    end = 0.0
+    # One pass over the ~7,400 cues of an 8-hour transcript, hence `b if b > a
+    # else a` for max(a, b) and `b if b < a else a` for min(a, b): the same
+    # choice as the builtins (ties and NaN included), without the calls.
+    for i, (start, cue_end, lines, speaker) in enumerate(raw, 1):
+        start = end if end > start else start  # after the previous cue
+        reading = sum(map(len, lines)) / cps if cps > 0 else 0.0
+        longest = start + max_duration
+        held = start + reading
+        held = longest if longest < held else held
+        end = cue_end
+        shortest = start + min_duration
+        end = shortest if shortest > end else end
+        end = held if held > end else end
+        least = start + 0.001
+        if i < len(raw):
+            next_start = raw[i][0]
+            room = least if least > next_start else next_start
+            end = room if room < end else end
+        end = least if least > end else end
+        fixed.append(Cue(start, end, lines, speaker))
     return fixed
