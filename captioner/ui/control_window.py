@@ -35,6 +35,7 @@ from captioner.stt.events import Final, Gap, Partial
 from captioner.stt.local.events import ModelProgress
 from captioner.transcript.export import speaker_label
 from captioner.ui.controller import CaptionController
+from captioner.ui.live_widgets import LevelMeter, LiveTextLine
 from captioner.ui.overlay import CaptionOverlay
 
 log = logging.getLogger(__name__)
@@ -218,10 +219,7 @@ class ControlWindow(QMainWindow):
         self.system_help.hide()
         form.addRow("", self.system_help)
         meter_row = QHBoxLayout()
-        self.level_meter = QProgressBar()
-        self.level_meter.setRange(0, 60)
-        self.level_meter.setValue(0)
-        self.level_meter.setTextVisible(False)
+        self.level_meter = LevelMeter(60)
         self.level_meter.setAccessibleName("Input level meter")
         meter_row.addWidget(self.level_meter, 1)
         self.test_input_button = QPushButton("Test input")
@@ -290,12 +288,7 @@ class ControlWindow(QMainWindow):
         self.transcript_view.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.transcript_view.setMinimumWidth(360)
         tl.addWidget(self.transcript_view, 1)
-        self.partial_label = QLabel()
-        self.partial_label.setObjectName("partial")
-        self.partial_label.setWordWrap(True)
-        # two lines, fixed: a growing partial must not re-lay out the window
-        self.partial_label.setFixedHeight(self.partial_label.fontMetrics().lineSpacing() * 2 + 4)
-        self.partial_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom)
+        self.partial_label = LiveTextLine(lines=2)  # fixed size: a growing partial never re-lays out the window
         self._pending_partial = ""
         self._partial_timer = QTimer(self)
         self._partial_timer.setSingleShot(True)
@@ -678,7 +671,7 @@ class ControlWindow(QMainWindow):
 
     def _on_level(self, dbfs: float) -> None:
         value = int(max(0.0, min(60.0, dbfs + 60.0)))
-        if abs(value - self.level_meter.value()) >= 2 or value == 0:  # a styled bar repaints on every change
+        if abs(value - self.level_meter.value()) >= 2 or value == 0:  # a change under 2 dB is not worth a repaint
             self.level_meter.setValue(value)
 
     # ------------------------------------------------------------ overlay

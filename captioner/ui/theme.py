@@ -152,7 +152,6 @@ QPushButton#startButton:hover { background: #23904a; }
 QPushButton#startButton[running="true"] { background: #b42318; border-color: #8f1c13; }
 QLabel#banner { background: #fff4d6; color: #4a3500; border: 1px solid #e6c66a; border-radius: 5px; padding: 6px 8px; }
 QLabel#status { font-weight: 700; }
-QLabel#partial { color: #2457a6; font-style: italic; }
 QPlainTextEdit { background: #ffffff; color: #111111; border: 1px solid #d5d9e0; border-radius: 4px; font-size: 14px; }
 QProgressBar { border: 1px solid #b8c0cc; border-radius: 3px; background: #eceff3; height: 12px; text-align: center; }
 QProgressBar::chunk { background: #2e9d57; border-radius: 2px; }
