@@ -257,10 +257,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # After the overlay's first paint: the loop, the control window and the rest.
     import asyncio
 
-    import qasync
+    from captioner.ui.event_loop import CaptionerEventLoop
 
     app.setWindowIcon(app_icon())
-    loop = qasync.QEventLoop(app)
+    loop = CaptionerEventLoop(app)
     asyncio.set_event_loop(loop)
     capp = CaptionerApp(settings, args, overlay=overlay)
     capp.show()

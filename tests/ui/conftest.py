@@ -11,10 +11,10 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from pathlib import Path
 
 import pytest
-import qasync
 from PySide6.QtWidgets import QApplication
 
 from captioner.settings import Settings, open_qsettings
+from captioner.ui.event_loop import CaptionerEventLoop
 
 
 def _app() -> QApplication:
@@ -22,7 +22,7 @@ def _app() -> QApplication:
 
 
 def pytest_asyncio_loop_factories(config, item):  # noqa: ANN001
-    return {"qasync": lambda: qasync.QEventLoop(_app())}
+    return {"qasync": lambda: CaptionerEventLoop(_app())}
 
 
 @pytest.fixture
