@@ -14,7 +14,7 @@ from captioner.stt.events import Final, Gap, ProviderFailure
 from captioner.stt.session import RetryPolicy, SessionConfig
 from tests.fakes.audiopod import FakeAudioPod
 from tests.fakes.base import Fault
-from tests.helpers import EventLog
+from tests.helpers import EventLog, assert_times_match
 
 FAST = RetryPolicy(first_delay=0.01, base_delay=0.02, max_delay=0.05, max_attempts=3)
 
@@ -48,6 +48,21 @@ async def test_connections_that_die_at_once_are_fatal_not_a_storm(tone_wav):
             await caption_source(WavFileSource(wav, speed=0), s, live=False)
     assert "died right after opening" in info.value.error.message
     assert len(fake.records) == 3
+
+
+async def test_clean_close_without_the_done_message_recovers_the_tail(tone_wav):
+    """AudioPod ends with `completed`; a close 1000 after our `end` without it
+    may have dropped the last words: reconnect and replay from the last final."""
+    wav, spoken = tone_wav
+    async with FakeAudioPod() as fake:
+        fake.close_on_end = {0}
+        s = session_for(fake.url, fake.key)
+        log = EventLog()
+        await caption_source(WavFileSource(wav, speed=0), s, [log], live=False)
+    assert len(fake.records) == 2 and s.stats.reconnects == 1
+    assert fake.records[0].messages[-1] == {"type": "end"} and fake.records[1].messages[-1] == {"type": "end"}
+    assert_times_match(log.finals, spoken)  # every word, once, at its time
+    assert fake.violations == []
 
 
 async def test_unreachable_server_gives_up_after_the_retry_limit(tone_wav):

@@ -394,8 +394,12 @@ class StreamSession(SessionCore):
         except ConnectionClosed as exc:
             code = exc.rcvd.code if exc.rcvd is not None else 1006
             reason = exc.rcvd.reason if exc.rcvd is not None else "no close frame"
-            if conn.ending and code == 1000:
-                return  # a clean close after we asked to end is a finish
+            if conn.ending and code == 1000 and conn.protocol.end_idle_timeout is not None:
+                # A clean close after we asked to end is the finish of a protocol
+                # with no "done" message. One that has one (AudioPod `completed`,
+                # Smallest `is_last`…) and closes without it may not have
+                # recognized the tail: reconnect and replay it from the last final.
+                return
             sent = exc.sent
             if sent is not None and sent.code not in (1000, 1001) and not exc.rcvd_then_sent:
                 # We closed first because the server broke the protocol (1007

@@ -40,6 +40,9 @@ class FakeAudioPod(FakeServer):
         self.refuse_with = refuse_with
         self.max_duration_seconds = max_duration_seconds
         self.word_units = word_units
+        # Connections (0-based) that answer `end` with a bare close 1000: no
+        # flush, no `completed` (a server that fails while finishing).
+        self.close_on_end: set[int] = set()
         self.speaker = speaker
         self.starts: list[dict] = []
 
@@ -122,6 +125,9 @@ class FakeAudioPod(FakeServer):
                 if data == {"type": "end"}:
                     if silent:
                         continue
+                    if len(self.records) - 1 in self.close_on_end:
+                        await ws.close(1000)
+                        return
                     for kind, words in rec.flush():
                         await ws.send(json.dumps(self._event(kind, words, diarize)))
                     await ws.send(json.dumps(self._completed(rec)))
