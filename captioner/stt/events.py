@@ -24,7 +24,9 @@ class Word:
     speaker: str | None = None
 
     def shifted(self, offset: float) -> "Word":
-        return replace(self, start=self.start + offset, end=self.end + offset)
+        # The constructor, not dataclasses.replace: ~5x cheaper, and every
+        # word of every final passes here (all fields listed: keep in step).
+        return Word(self.text, self.start + offset, self.end + offset, self.confidence, self.speaker)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +39,11 @@ class Partial:
     speaker: str | None = None
 
     def shifted(self, offset: float) -> "Partial":
-        return replace(
-            self,
-            start=None if self.start is None else self.start + offset,
-            end=None if self.end is None else self.end + offset,
+        return Partial(
+            self.text,
+            None if self.start is None else self.start + offset,
+            None if self.end is None else self.end + offset,
+            self.speaker,
         )
 
 
@@ -58,11 +61,14 @@ class Final:
     timed: bool = True
 
     def shifted(self, offset: float) -> "Final":
-        return replace(
-            self,
-            start=self.start + offset,
-            end=self.end + offset,
-            words=tuple(w.shifted(offset) for w in self.words),
+        return Final(
+            self.text,
+            self.start + offset,
+            self.end + offset,
+            tuple([Word(w.text, w.start + offset, w.end + offset, w.confidence, w.speaker) for w in self.words]),
+            self.speaker,
+            self.end_of_utterance,
+            self.timed,
         )
 
 

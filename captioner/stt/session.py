@@ -144,6 +144,7 @@ class StreamSession(SessionCore):
         # Audio buffer: PCM from stream position `_buf_start` to `_stream_end`.
         self._buf = bytearray()
         self._buf_start = 0
+        self._trim_at = 0  # buffer length at which _append next looks for audio to forget
         self._final_end = 0  # stream position up to which finals cover the audio
         self._sent_high = 0  # the furthest stream position ever sent
         self._space = asyncio.Event()  # set when sending frees backlog room
@@ -186,8 +187,10 @@ class StreamSession(SessionCore):
             return
         self._buf += pcm[: samples * 2]
         self._stream_end += samples
-        conn = self._conn
-        self._trim(conn.origin + conn.sent if conn else self._final_end)
+        if len(self._buf) >= self._trim_at:  # every ~64 KiB, not every block: trimming is only memory
+            conn = self._conn
+            self._trim(conn.origin + conn.sent if conn else self._final_end)
+            self._trim_at = len(self._buf) + 65536
         self._data.set()
 
     @property

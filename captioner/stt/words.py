@@ -32,13 +32,20 @@ def parse_words(items: Any, units: str = "s") -> tuple[Word, ...]:
     for item in items:
         if not isinstance(item, dict):
             continue
-        text = next((item[k] for k in _TEXT_KEYS if isinstance(item.get(k), str)), None)
+        text = None
+        for k in _TEXT_KEYS:
+            if isinstance(item.get(k), str):
+                text = item[k]
+                break
         if text is None:
             continue
         start = end = None
         for start_key, end_key, factor in _TIME_KEYS:
-            s, e = as_float(item.get(start_key)), as_float(item.get(end_key))
+            if start_key not in item:  # (a membership test first: most keys are absent)
+                continue
+            s = as_float(item[start_key])
             if s is not None:
+                e = as_float(item.get(end_key))
                 f = default if factor is None else factor
                 start, end = s * f, (e * f if e is not None else s * f)
                 break
