@@ -26,7 +26,6 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from bench.common import NotAvailable, Result  # noqa: E402
 
-HEADER = f"{'benchmark':<34} {'figure':>22}  {'target':<18} {'result':<6}"
 
 
 def plan(quick: bool) -> list[tuple[str, str, str, Callable[[], list[Result]]]]:
@@ -75,11 +74,13 @@ def main(argv: list[str] | None = None) -> int:
         names = ", ".join(r.name for r in got)
         print(f"  ran {names} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
         results.extend(got)
+    width = max([34] + [len(r.name) for r in results])  # long names keep the columns aligned
+    header = f"{'benchmark':<{width}} {'figure':>22}  {'target':<18} {'result':<6}"
     print()
-    print(HEADER)
-    print("-" * len(HEADER))
+    print(header)
+    print("-" * len(header))
     for r in results:
-        print(f"{r.name:<34} {r.figure:>22}  {r.target:<18} {r.verdict:<6}")
+        print(f"{r.name:<{width}} {r.figure:>22}  {r.target:<18} {r.verdict:<6}")
     print()
     print("notes:")
     for r in results:
