@@ -1,0 +1,73 @@
+"""CaptionerEventLoop: qasync with a batched ready queue. asyncio's contract
+must hold: FIFO call_soon, cancelled handles skipped, exceptions to the
+handler, long chains not starving Qt, timers at their time."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from PySide6.QtCore import QTimer
+
+from captioner.ui import event_loop
+
+
+async def test_call_soon_is_fifo_and_skips_cancelled_handles():
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, event_loop.CaptionerEventLoop)
+    order: list[int] = []
+    done = loop.create_future()
+    handles = [loop.call_soon(order.append, i) for i in range(5)]
+    handles[2].cancel()
+    loop.call_soon(done.set_result, None)
+    await done
+    assert order == [0, 1, 3, 4]
+
+
+async def test_a_long_chain_runs_in_batches_and_lets_qt_in():
+    loop = asyncio.get_running_loop()
+    n = event_loop.MAX_BATCH * 3
+    ran: list[int] = []
+    qt_ticks: list[int] = []
+    done = loop.create_future()
+
+    def step(i: int) -> None:
+        ran.append(i)
+        if i + 1 < n:
+            loop.call_soon(step, i + 1)
+        else:
+            done.set_result(None)
+
+    QTimer.singleShot(0, lambda: qt_ticks.append(len(ran)))  # a Qt event queued behind the chain's start
+    loop.call_soon(step, 0)
+    await done
+    assert ran == list(range(n))
+    assert qt_ticks and qt_ticks[0] < n  # Qt ran between batches, not only after the whole chain
+
+
+async def test_callback_errors_go_to_the_exception_handler_and_the_loop_goes_on():
+    loop = asyncio.get_running_loop()
+    seen: list[dict] = []
+    old = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, ctx: seen.append(ctx))
+    try:
+        after = loop.create_future()
+        loop.call_soon(lambda: 1 / 0)
+        loop.call_soon(after.set_result, "still running")
+        assert await after == "still running"
+    finally:
+        loop.set_exception_handler(old)
+    assert isinstance(seen[0]["exception"], ZeroDivisionError)
+
+
+async def test_timers_fire_at_their_time_and_zero_delay_goes_first():
+    loop = asyncio.get_running_loop()
+    order: list[str] = []
+    t0 = time.monotonic()
+    later = loop.create_future()
+    loop.call_later(0.15, lambda: (order.append("timer"), later.set_result(time.monotonic() - t0)))
+    loop.call_later(0, order.append, "soon")
+    elapsed = await later
+    assert order == ["soon", "timer"]
+    assert 0.14 <= elapsed < 1.0
+    await asyncio.sleep(0.05)  # sleep() works (a timer, then a task step)
