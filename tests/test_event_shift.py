@@ -18,9 +18,10 @@ def test_shifted_moves_times_and_keeps_every_other_field():
     f = Final("hi", 1.0, 1.5, (w,), "2", False, False)
     g = f.shifted(2.0)
     assert _values(g) == _values(f) | {"start": 3.0, "end": 3.5, "words": (w.shifted(2.0),)}
-    p = Partial("hi", 1.0, None, "1")
-    assert _values(p.shifted(2.0)) == _values(p) | {"start": 3.0}
+    p = Partial("hi", 1.0, 1.5, "1")
+    assert _values(p.shifted(2.0)) == _values(p) | {"start": 3.0, "end": 3.5}
+    assert Partial("hi").shifted(2.0) == Partial("hi")  # untimed stays untimed
     # every field differs from its default above, so a dropped one would show
     for obj in (w, f, p):
         defaults = {fl.name: fl.default for fl in dataclasses.fields(obj)}  # type: ignore[arg-type]
-        assert all(v != defaults[k] or k in ("end",) for k, v in _values(obj).items()), obj
+        assert all(v != defaults[k] for k, v in _values(obj).items()), obj

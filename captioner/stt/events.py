@@ -65,7 +65,7 @@ class Final:
             self.text,
             self.start + offset,
             self.end + offset,
-            tuple([Word(w.text, w.start + offset, w.end + offset, w.confidence, w.speaker) for w in self.words]),
+            tuple([w.shifted(offset) for w in self.words]),
             self.speaker,
             self.end_of_utterance,
             self.timed,

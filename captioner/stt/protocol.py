@@ -64,6 +64,12 @@ class WireProtocol(abc.ABC):
     #: After `end_stream`, finish once no frame arrived for this long (for
     #: protocols with no "done" message). None: wait for `Decoded.done`.
     end_idle_timeout: float | None = None
+
+    @property
+    def says_done(self) -> bool:
+        """Whether the protocol ends a session with a message of its own
+        (`Decoded.done`), rather than by going quiet or closing."""
+        return self.end_idle_timeout is None
     #: Replay margin (seconds) kept behind finals without times; None: the
     #: session's `untimed_margin`. A protocol whose estimate of a final's end is
     #: already conservative sets a smaller one (a larger margin doubles words).

@@ -104,16 +104,16 @@ class _Connection:
     opened_at: float | None = None
     last_frame_at: float = 0.0
     sent_at_last_frame: int = 0
-    recv_deadline: Any = None  # the pending recv()'s asyncio.timeout(), if the sender's end may cut it
-    recv_timeout: Any = None  # the pending recv()'s asyncio.timeout(), for the watchdog timer
+    recv_timeout: Any = None  # the pending recv()'s asyncio.timeout()
+    recv_cut_by_sender: bool = False  # the wait began while sending: the sender's end cuts it short
     recv_due: float = 0.0  # loop time at which the pending recv() times out
     watch_handle: asyncio.TimerHandle | None = None
     watch_at: float = 0.0
 
     def wake_receiver(self, _: object = None) -> None:
         """End the pending receive wait now (the timeout that applies changed)."""
-        if self.recv_deadline is not None:
-            self.recv_deadline.reschedule(asyncio.get_running_loop().time())
+        if self.recv_timeout is not None and self.recv_cut_by_sender:
+            self.recv_timeout.reschedule(asyncio.get_running_loop().time())
 
     def arm(self, loop: asyncio.AbstractEventLoop, due: float) -> None:
         """Time out the pending recv() at `due`. One timer serves many frames:
@@ -425,7 +425,7 @@ class StreamSession(SessionCore):
         except ConnectionClosed as exc:
             code = exc.rcvd.code if exc.rcvd is not None else 1006
             reason = exc.rcvd.reason if exc.rcvd is not None else "no close frame"
-            if conn.ending and code == 1000 and conn.protocol.end_idle_timeout is not None:
+            if conn.ending and code == 1000 and not conn.protocol.says_done:
                 # A clean close after we asked to end is the finish of a protocol
                 # with no "done" message. One that has one (AudioPod `completed`,
                 # Smallest `is_last`…) and closes without it may not have
@@ -547,16 +547,15 @@ class StreamSession(SessionCore):
         if _HAS_TIMEOUT:
             loop = asyncio.get_running_loop()
             try:
-                async with asyncio.timeout(None) as deadline:
-                    conn.recv_timeout = deadline
+                async with asyncio.timeout(None) as conn.recv_timeout:
                     # only a wait that began while sending may be cut short by the sender's end
-                    conn.recv_deadline = None if sender.done() else deadline
+                    conn.recv_cut_by_sender = not sender.done()
                     conn.arm(loop, loop.time() + timeout)
                     return await ws.recv()
             except TimeoutError:
                 return None
             finally:
-                conn.recv_deadline = conn.recv_timeout = None
+                conn.recv_timeout = None
         recv = asyncio.ensure_future(ws.recv())
         watch = {recv} if sender.done() else {recv, sender}
         try:
@@ -581,7 +580,7 @@ class StreamSession(SessionCore):
 
     def _on_quiet(self, conn: _Connection) -> None:
         if conn.ending:
-            if conn.protocol.end_idle_timeout is not None:
+            if not conn.protocol.says_done:
                 raise _Done()  # no "done" message in this protocol: quiet means finished
             raise _Retry(ProviderError("DRAIN_TIMEOUT", "the provider did not finish after end of stream", ErrorKind.RETRYABLE), conn.opened_at)
         if not conn.ready.is_set():
