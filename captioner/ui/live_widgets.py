@@ -76,6 +76,7 @@ class LiveTextLine(QWidget):
         self._text = ""
         self._lines = lines
         self._background = QColor(background)  # the colour of what it sits on
+        self._shown: tuple[tuple[str, int] | None, str] = (None, "")  # ((text, width), what fits)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent, True)
         font = QFont(self.font())
         font.setItalic(True)
@@ -95,9 +96,15 @@ class LiveTextLine(QWidget):
         self.setText("")
 
     def visible_text(self) -> str:
-        """What fits: the whole text, or "…" and its newest words."""
+        """What fits: the whole text, or "…" and its newest words. Laid out
+        once per text and width (a paint can come without either changing)."""
         width = max(1, self.width() - 4)
-        text = self._text
+        key = (self._text, width)
+        if self._shown[0] != key:
+            self._shown = (key, self._fitted(self._text, width))
+        return self._shown[1]
+
+    def _fitted(self, text: str, width: int) -> str:
         if self._fits(text, width):
             return text
         words = text.split()

@@ -52,5 +52,8 @@ def test_live_line_keeps_the_newest_words_when_too_long(qtbot):
     img = _render(line)
     assert any(img.pixelColor(x, y).blue() > 120 and img.pixelColor(x, y).red() < 120
                for x in range(0, img.width(), 2) for y in range(img.height()))  # text is drawn
+    line.resize(440, line.height())  # wider: laid out again, more of the newest words
+    wider = line.visible_text()[2:].split()
+    assert wider == words[-len(wider):] and len(wider) > len(kept)
     line.clear()
     assert line.text() == "" and line.visible_text() == ""
