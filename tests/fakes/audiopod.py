@@ -18,7 +18,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request
 
-from tests.fakes.base import ConnRecord, FakeServer
+from tests.fakes.base import ENDS_SESSION, ConnRecord, FakeServer
 from tests.fakes.tones import ToneRecognizer
 
 START_KEYS = {"type", "language", "diarize", "sample_rate", "channels"}
@@ -101,7 +101,7 @@ class FakeAudioPod(FakeServer):
                         continue
                     events = rec.feed(msg)
                     fault = await self.maybe_fault(ws, record)
-                    if fault in ("drop", "close", "error"):
+                    if fault in ENDS_SESSION:
                         return
                     if fault == "silence":
                         silent = True

@@ -32,12 +32,15 @@ class Fault:
     """One scripted fault, applied once to the connection number `on_connection`
     (0-based) when that connection has received `after_bytes` of audio."""
 
-    action: str  # "drop" | "close" | "silence" | "error" (send payload, end) | "inject" (send payload, go on)
+    action: str  # "drop" | "close" | "silence" | "error" (send payload, close 1000) | "inject" (send payload, go on)
     # | "bad-utf8" (a text frame with invalid UTF-8, then stop)
     after_bytes: int = 0
     on_connection: int = 0
     code: int = 1011
     payload: Any = None
+
+
+ENDS_SESSION = frozenset({"drop", "close", "error"})  # fault actions after which a session loop returns
 
 
 class FakeServer:
@@ -94,7 +97,9 @@ class FakeServer:
     # -- faults
     async def maybe_fault(self, ws: ServerConnection, record: ConnRecord) -> str | None:
         """Apply a due fault; returns its action ("drop", "close", "silence",
-        "error") so the session loop can stop, or None."""
+        "error", "inject") or None. After one in ENDS_SESSION the connection
+        is over and the session loop returns; after "silence" it keeps
+        reading and answers nothing."""
         index = len(self.records) - 1
         for fault in list(self.faults):
             if fault.on_connection == index and len(record.audio) >= fault.after_bytes:
@@ -105,6 +110,7 @@ class FakeServer:
                     await ws.close(fault.code, "fault injected")
                 elif fault.action == "error":
                     await ws.send(json.dumps(fault.payload))
+                    await ws.close(1000)
                 elif fault.action == "inject":
                     await ws.send(fault.payload)  # raw str or bytes, possibly garbage
                 elif fault.action == "bad-utf8":

@@ -25,7 +25,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request
 
-from tests.fakes.base import ConnRecord, FakeServer
+from tests.fakes.base import ENDS_SESSION, ConnRecord, FakeServer
 from tests.fakes.tones import END_OF_UTTERANCE_S, ToneRecognizer
 from tests.fakes.voicerun import EnergyVad
 
@@ -135,10 +135,7 @@ class FakeInworld(FakeServer):
                 if silent:
                     continue
                 fault = await self.maybe_fault(ws, record)
-                if fault in ("drop", "close"):
-                    return
-                if fault == "error":
-                    await ws.close(1000)
+                if fault in ENDS_SESSION:
                     return
                 if fault == "silence":
                     silent = True

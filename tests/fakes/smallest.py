@@ -28,7 +28,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from tests.fakes.base import ConnRecord, FakeServer
+from tests.fakes.base import ENDS_SESSION, ConnRecord, FakeServer
 from tests.fakes.tones import RecognizedWord, ToneRecognizer
 
 UNIFIED_PATHS = ("/waves/v1/stt/live", "/waves/v1/pulse/get_text")
@@ -178,7 +178,7 @@ class FakeSmallest(FakeServer):
                         continue
                     events = rec.feed(msg)
                     fault = await self.maybe_fault(ws, record)
-                    if fault in ("drop", "close", "error"):
+                    if fault in ENDS_SESSION:
                         return
                     if fault == "silence":
                         silent = True

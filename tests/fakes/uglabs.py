@@ -34,7 +34,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request
 
-from tests.fakes.base import ConnRecord, FakeServer
+from tests.fakes.base import ENDS_SESSION, ConnRecord, FakeServer
 from tests.fakes.tones import ToneRecognizer
 
 LOGIN_PATH = "/api/auth/login"
@@ -275,10 +275,8 @@ class FakeUgLabs(FakeServer):
                         continue
                     record.audio += pcm
                     fault = await self.maybe_fault(ws, record)
-                    if fault == "drop":
-                        self._dropped = True
-                        return
-                    if fault in ("close", "error"):
+                    if fault in ENDS_SESSION:
+                        self._dropped = fault == "drop"
                         return
                     if fault == "silence":
                         silent = True

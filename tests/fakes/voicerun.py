@@ -24,7 +24,7 @@ import numpy as np
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from tests.fakes.base import ConnRecord, FakeServer
+from tests.fakes.base import ENDS_SESSION, ConnRecord, FakeServer
 from tests.fakes.tones import FRAME_S, ToneRecognizer
 
 SESSION_KEYS = {"model", "provider", "language", "prompt", "input_audio_format", "sample_rate"}
@@ -137,10 +137,7 @@ class FakeVoiceRun(FakeServer):
                 if silent:
                     continue
                 fault = await self.maybe_fault(ws, record)
-                if fault in ("drop", "close"):
-                    return
-                if fault == "error":
-                    await ws.close(1000)
+                if fault in ENDS_SESSION:
                     return
                 if fault == "silence":
                     silent = True
