@@ -43,3 +43,23 @@ def assert_times_match(finals: list[Final], spoken: Any, tolerance: float = 0.08
     for word, (_, start, end) in zip(got, spoken.words):
         assert abs(word.start - start) <= tolerance, (word, start)
         assert abs(word.end - end) <= tolerance, (word, end)
+
+
+class FakeStream:
+    """Stands in for sounddevice.InputStream so the real callback can be
+    driven; each opened stream is appended to its class's `instances`."""
+
+    instances: list["FakeStream"] = []
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.kwargs = kwargs
+        type(self).instances.append(self)
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

@@ -12,6 +12,7 @@ import pytest
 from captioner.audio.feed import AudioFeed, AudioSourceError
 from captioner.audio.sources import MicrophoneSource, WavFileSource, pcm_blocks
 from tests.fakes.tones import ToneRecognizer, synthesize, write_wav
+from tests.helpers import FakeStream
 
 
 @pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "PCM_32", "FLOAT"])
@@ -92,25 +93,6 @@ async def test_feed_raises_device_errors_after_delivering_audio():
     assert len(await it.__anext__()) == 4
     with pytest.raises(AudioSourceError, match="unplugged"):
         await it.__anext__()
-
-
-class FakeStream:
-    """Stands in for sounddevice.InputStream so the real callback can be driven."""
-
-    instances: list["FakeStream"] = []
-
-    def __init__(self, **kwargs):
-        self.kwargs = kwargs
-        FakeStream.instances.append(self)
-
-    def start(self):
-        pass
-
-    def stop(self):
-        pass
-
-    def close(self):
-        pass
 
 
 async def test_callback_copies_and_hands_over_without_blocking(monkeypatch):

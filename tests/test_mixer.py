@@ -54,6 +54,22 @@ def test_two_full_scale_inputs_at_minus_6_db_stay_below_full_scale():
 chunks = st.lists(st.integers(1, 700), min_size=0, max_size=25)
 
 
+def _ready(mixer: Mixer) -> list[np.ndarray]:
+    """Every block the mixer can give now."""
+    out = []
+    while (blk := mixer.next_block()) is not None:
+        out.append(blk)
+    return out
+
+
+def _finish(mixer: Mixer, out: list[np.ndarray]) -> np.ndarray:
+    """End both inputs, take the rest, and return the whole mix."""
+    mixer.end(0)
+    mixer.end(1)
+    out += _ready(mixer)
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
 @settings(max_examples=150, deadline=None)
 @given(chunks, chunks, st.data())
 def test_without_stalls_the_mix_is_the_aligned_sum(a_sizes, b_sizes, data):
@@ -76,13 +92,8 @@ def test_without_stalls_the_mix_is_the_aligned_sum(a_sizes, b_sizes, data):
         src = a if i == 0 else b
         mixer.put(i, src[pos[i] : pos[i] + size])
         pos[i] += size
-        while (blk := mixer.next_block()) is not None:
-            out.append(blk)
-    mixer.end(0)
-    mixer.end(1)
-    while (blk := mixer.next_block()) is not None:
-        out.append(blk)
-    got = np.concatenate(out) if out else np.zeros(0, np.float32)
+        out += _ready(mixer)
+    got = _finish(mixer, out)
     total = max(len(a), len(b))
     assert len(got) == total and mixer.done
     expected = np.zeros(total, np.float32)
@@ -106,19 +117,13 @@ def test_with_stalls_no_audio_is_lost_and_lengths_add_up(a_sizes, b_sizes, lag):
     for s in a_sizes:
         mixer.put(0, a[at : at + s])
         at += s
-        while (blk := mixer.next_block()) is not None:
-            out.append(blk)
+        out += _ready(mixer)
     at = 0
     for s in b_sizes:
         mixer.put(1, b[at : at + s])
         at += s
-        while (blk := mixer.next_block()) is not None:
-            out.append(blk)
-    mixer.end(0)
-    mixer.end(1)
-    while (blk := mixer.next_block()) is not None:
-        out.append(blk)
-    got = np.concatenate(out) if out else np.zeros(0, np.float32)
+        out += _ready(mixer)
+    got = _finish(mixer, out)
     # Every real sample of each input is in the output, in full.
     assert int(np.sum(np.isclose(got, 0.25) | np.isclose(got, -0.25))) == len(a)
     assert int(np.sum(np.isclose(got, -0.5) | np.isclose(got, -0.25))) == len(b)

@@ -91,7 +91,7 @@ async def test_an_input_device_that_fails_mid_session_loses_no_caption(monkeypat
     from captioner.stt.events import Gap
     from tests.conftest import SCRIPT
     from tests.fakes.tones import synthesize
-    from tests.test_audio_sources import FakeStream
+    from tests.helpers import FakeStream
 
     plugged = [{"name": "USB Mic", "max_input_channels": 1, "hostapi": 0, "default_samplerate": 16000.0}]
     fake_sd = types.SimpleNamespace(

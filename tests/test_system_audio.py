@@ -22,27 +22,18 @@ from captioner.audio.pulse import PulseSource
 from captioner.audio.sources import MicrophoneSource, find_input_device, list_input_devices
 from tests.fakes.audiopod import FakeAudioPod
 from tests.fakes.tones import synthesize, write_wav
+from tests.helpers import FakeStream
 from tests.pulse import pulse  # noqa: F401  (fixture)
 
 
-class RecordingStream:
+class RecordingStream(FakeStream):
     """sounddevice.InputStream stand-in that notes the PULSE_SOURCE it was opened under."""
 
-    instances: list["RecordingStream"] = []
+    instances: list["RecordingStream"] = []  # type: ignore[assignment]
 
     def __init__(self, **kwargs):
-        self.kwargs = kwargs
         self.pulse_source = os.environ.get("PULSE_SOURCE")
-        RecordingStream.instances.append(self)
-
-    def start(self):
-        pass
-
-    def stop(self):
-        pass
-
-    def close(self):
-        pass
+        super().__init__(**kwargs)
 
 
 def fake_sd(names, hostapi="ALSA", default=0):
