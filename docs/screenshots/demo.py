@@ -125,16 +125,16 @@ def main() -> int:
 
     keyring.set_keyring(MemoryKeyring())
     keyring.set_password("captioner", "audiopod", "demo-key-not-real")
-    import qasync
     from PySide6.QtWidgets import QApplication
 
     from captioner.app import CaptionerApp, MainThreadGC, build_parser
     from captioner.settings import Settings
+    from captioner.ui.event_loop import CaptionerEventLoop
     from captioner.ui.theme import app_icon
 
     app = QApplication(sys.argv[:1])
     app.setWindowIcon(app_icon())
-    loop = qasync.QEventLoop(app)
+    loop = CaptionerEventLoop(app)
     asyncio.set_event_loop(loop)
     collector = MainThreadGC()  # noqa: F841
     xmessage_pid = int(sys.argv[1]) if len(sys.argv) > 1 else 0
