@@ -171,22 +171,22 @@ def _server_main(provider: str, kwargs: dict, faults: list, chatty: bool, pipe: 
 
 def _make_chatty(module: Any) -> None:
     """Bench-only variant: the recognizer also reports the open utterance as a
-    partial on every audio frame it gets (~10 partials/s at 100 ms frames), the
-    load the whole-app benchmark asks for."""
+    partial on every audio frame it gets, in speech and in silence (then an
+    empty partial, as providers send to clear one): exactly 10 partials/s at
+    100 ms frames, the load the whole-app benchmark asks for."""
     base_rec = module.ToneRecognizer
 
     class Chatty(base_rec):  # type: ignore[misc,valid-type]
         def feed(self, pcm: bytes) -> list:
             out = super().feed(pcm)
-            if not out:
+            if not any(kind == "partial" for kind, _ in out):
                 words = list(self._utterance)
-                if words or self._word_start is not None:
-                    if not words:
-                        from tests.fakes.tones import RecognizedWord
+                if self._word_start is not None:
+                    from tests.fakes.tones import RecognizedWord
 
-                        t = self._word_start * 0.02
-                        words = [RecognizedWord("…", t, t)]
-                    out = [("partial", words)]
+                    t = self._word_start * 0.02
+                    words.append(RecognizedWord("…", t, t))  # a word is being heard
+                out.append(("partial", words))
             return out
 
     module.ToneRecognizer = Chatty

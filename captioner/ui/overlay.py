@@ -103,25 +103,32 @@ class CaptionRenderer:
 
         return f"{speaker_label(speaker)}: "
 
-    def add_final(self, text: str, speaker: str | None = None) -> None:
+    def add_final(self, text: str, speaker: str | None = None) -> bool:
+        """Returns whether what is shown changed."""
+        had_partial = self.partial is not None
         self.partial = None
         text = " ".join(text.split())
         if not text:
-            return
+            return had_partial
         self.lines.append(CaptionLine(text, "final", self._label_for(speaker)))
         if speaker is not None:
             self._last_speaker = speaker
+        return True
 
-    def set_partial(self, text: str, speaker: str | None = None) -> None:
+    def set_partial(self, text: str, speaker: str | None = None) -> bool:
+        """Returns whether what is shown changed: providers repeat a partial
+        often (several a second with no new word), and those cost nothing."""
         text = " ".join(text.split())
         if not text:
+            had_partial = self.partial is not None
             self.partial = None
-            return
+            return had_partial
         label = self._label_for(speaker)
         old = self.partial
         if old is not None and old.text == text and old.label == label:
-            return
+            return False
         self.partial = CaptionLine(text, "partial", label)
+        return True
 
     def add_gap(self) -> None:
         self.lines.append(CaptionLine("[…]", "gap"))
@@ -488,11 +495,9 @@ class CaptionOverlay(QWidget):
     def on_event(self, event: Any) -> None:
         """Take one caption event: O(1) work, one repaint scheduled."""
         if isinstance(event, Partial):
-            self.renderer.set_partial(event.text, event.speaker)
-            self._touch()
+            self._touch(self.renderer.set_partial(event.text, event.speaker))
         elif isinstance(event, Final):
-            self.renderer.add_final(event.text, event.speaker)
-            self._touch()
+            self._touch(self.renderer.add_final(event.text, event.speaker))
         elif isinstance(event, Gap):
             self.renderer.add_gap()
             self._touch()
@@ -501,11 +506,14 @@ class CaptionOverlay(QWidget):
         elif isinstance(event, ProviderError) and not event.retryable:
             self.set_status("failed", str(event))
 
-    def _touch(self) -> None:
+    def _touch(self, changed: bool = True) -> None:
+        """Captions arrived: keep them up (clear-after restarts) and repaint
+        the rows that changed, if any."""
         clear_after = self.renderer.style.clear_after
         if clear_after > 0:
             self._clear_timer.start(int(clear_after * 1000))
-        self._repaint_captions()
+        if changed:
+            self._repaint_captions()
 
     def clear_captions(self) -> None:
         self.renderer.clear()

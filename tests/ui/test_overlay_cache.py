@@ -195,6 +195,34 @@ def test_a_growing_partial_repaints_only_its_row(qtbot):  # noqa: ANN001
     assert ov.asked == []
 
 
+def test_a_repeated_partial_costs_no_layout(qtbot, monkeypatch):  # noqa: ANN001
+    """Providers resend the open partial several times a second with no new
+    word: those must not even lay the rows out again."""
+    ov = _Spy(None, BASE)
+    qtbot.addWidget(ov)
+    ov.resize(900, ov.height_for_lines())
+    with qtbot.waitExposed(ov):
+        ov.show()
+    ov.on_event(Final("first line", 0, 1))
+    ov.on_event(Partial("second"))
+    ov.repaint()
+    laid_out = []
+    real = ov.renderer.row_rects
+    monkeypatch.setattr(ov.renderer, "row_rects", lambda rect: laid_out.append(rect) or real(rect))
+    for _ in range(5):
+        ov.on_event(Partial("second"))
+    assert laid_out == []
+    for _ in range(3):
+        ov.on_event(Partial(""))  # an empty partial clears the open one, once
+    assert len(laid_out) == 1 and ov.renderer.partial is None
+    assert ov.asked and ov.asked[-1] is not None  # and repaints that row
+    laid_out.clear()
+    ov.on_event(Final("  ", 1, 2))  # an empty final with no partial open: nothing changes
+    assert laid_out == []
+    ov.on_event(Final("second", 1, 2))
+    assert len(laid_out) == 1
+
+
 def test_work_per_event_is_o1(qtbot):  # noqa: ANN001
     ov = make(qtbot, BASE, width=900)
     with qtbot.waitExposed(ov):
