@@ -169,15 +169,24 @@ def _server_main(provider: str, kwargs: dict, faults: list, chatty: bool, pipe: 
     asyncio.run(main())
 
 
+REPLY_DELAY_S = 0.05  # half a 100 ms frame: the chatty fake's replies never arrive with our audio
+
+
 def _make_chatty(module: Any) -> None:
     """Bench-only variant: the recognizer also reports the open utterance as a
     partial on every audio frame it gets, in speech and in silence (then an
     empty partial, as providers send to clear one): exactly 10 partials/s at
-    100 ms frames, the load the whole-app benchmark asks for."""
+    100 ms frames, the load the whole-app benchmark asks for.
+
+    It also answers each frame REPLY_DELAY_S late. A real provider's replies
+    come whenever its model is done, not in step with our audio; an instant
+    reply would reach the app while it is still awake from sending the frame,
+    and hide the cost of waking up for it."""
     base_rec = module.ToneRecognizer
 
     class Chatty(base_rec):  # type: ignore[misc,valid-type]
         def feed(self, pcm: bytes) -> list:
+            time.sleep(REPLY_DELAY_S)  # blocks only this fake's own process, one client
             out = super().feed(pcm)
             if not any(kind == "partial" for kind, _ in out):
                 words = list(self._utterance)

@@ -159,7 +159,7 @@ def _app(url: str, key: str, seconds: float, wav: str) -> None:
         import qasync  # noqa: F401  (the app's loop is built on it)
         import websockets.asyncio.client as wsc
 
-        from captioner.app import CaptionerApp, build_parser
+        from captioner.app import CaptionerApp, MainThreadGC, build_parser
         from captioner.settings import Settings
         from captioner.ui.controller import CaptionController
     except ImportError as exc:
@@ -220,11 +220,13 @@ def _app(url: str, key: str, seconds: float, wav: str) -> None:
     controller = CaptionController(source_factory=lambda device: sources.MicrophoneSource(device or None), key_getter=key_getter)
     from captioner.ui.event_loop import CaptionerEventLoop
 
+    collector = MainThreadGC()  # the app's garbage collection, as captioner.app.main sets it up
     loop = CaptionerEventLoop(app)
     asyncio.set_event_loop(loop)
     capp = CaptionerApp(Settings(), build_parser().parse_args([]), controller=controller, tray_available=False,
                         device_lister=lambda: [])
     capp.show()
+    collector.freeze_startup()
 
     def count(event: Any) -> None:
         if isinstance(event, Partial):

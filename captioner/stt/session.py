@@ -109,6 +109,7 @@ class _Connection:
     recv_due: float = 0.0  # loop time at which the pending recv() times out
     watch_handle: asyncio.TimerHandle | None = None
     watch_at: float = 0.0
+    awaiting_credit: bool = False  # the sender waits for the protocol to take audio again
 
     def wake_receiver(self, _: object = None) -> None:
         """End the pending receive wait now (the timeout that applies changed)."""
@@ -465,7 +466,11 @@ class StreamSession(SessionCore):
             available = self._stream_end - pos
             if available > 0 and not proto.accepts_audio():
                 self._data.clear()  # flow control: a decoded frame wakes us
-                await self._data.wait()
+                conn.awaiting_credit = True
+                try:
+                    await self._data.wait()
+                finally:
+                    conn.awaiting_credit = False
                 continue
             if available >= frame or (self._source_done and available > 0):
                 # Live audio goes frame by frame; audio that is already late
@@ -525,7 +530,8 @@ class StreamSession(SessionCore):
                 await self._send(ws, message)
             if decoded.ready:
                 self._mark_live(conn)
-            self._data.set()  # a reply may let a flow-controlled protocol take audio again
+            if conn.awaiting_credit:
+                self._data.set()  # this reply may let the protocol take audio again
             for event in decoded.events:
                 self._publish(event, conn)
             if decoded.done:

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, Awaitable, Callable
 
-from PySide6.QtCore import Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QMargins, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QCloseEvent, QDesktopServices, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -94,6 +95,7 @@ def _system_help(devices: list[Any]) -> str | None:
 
 SYSTEM_HEADER = "Speakers — what you hear"
 DEVICE_REFRESH_MS = 15_000  # re-list devices this often while idle (hot-plug)
+PARTIAL_EVERY_S = 0.2  # the live-words line follows partials this often at most
 
 
 class ControlWindow(QMainWindow):
@@ -131,6 +133,7 @@ class ControlWindow(QMainWindow):
         self._build()
         self._wire()
         self.apply_hotkeys(settings.hotkeys())
+        self._shown_second = 0
         self._timer = QTimer(self)
         self._timer.setInterval(1000)
         self._timer.timeout.connect(self._tick)
@@ -245,6 +248,9 @@ class ControlWindow(QMainWindow):
         run_row.addWidget(self.start_button)
         self.timer_label = QLabel("00:00:00")
         self.timer_label.setAccessibleName("Session time")
+        # A fixed size: its text changes every second, and a label that may
+        # change size asks the whole window to lay itself out again.
+        self.timer_label.setFixedSize(self.timer_label.sizeHint().grownBy(QMargins(0, 0, 2, 0)))
         run_row.addWidget(self.timer_label)
         run_row.addStretch(1)
         left.addLayout(run_row)
@@ -290,10 +296,13 @@ class ControlWindow(QMainWindow):
         tl.addWidget(self.transcript_view, 1)
         self.partial_label = LiveTextLine(lines=2)  # fixed size: a growing partial never re-lays out the window
         self._pending_partial = ""
+        self._partial_shown_at = -1.0
+        # Only a fallback for the last partial of a burst: the next partial
+        # usually shows the pending one, in a wake-up the app has anyway.
         self._partial_timer = QTimer(self)
         self._partial_timer.setSingleShot(True)
-        self._partial_timer.setInterval(200)
-        self._partial_timer.timeout.connect(lambda: self.partial_label.setText(self._pending_partial))
+        self._partial_timer.setInterval(round(PARTIAL_EVERY_S * 1000 * 1.25))
+        self._partial_timer.timeout.connect(self._show_partial)
         self.partial_label.setAccessibleName("Words being recognized now")
         tl.addWidget(self.partial_label)
         export_row = QHBoxLayout()
@@ -614,8 +623,13 @@ class ControlWindow(QMainWindow):
         for b in self.export_buttons.values():
             b.setEnabled(has_text)
 
+    def _show_partial(self) -> None:
+        self._partial_timer.stop()
+        self._partial_shown_at = time.monotonic()
+        self.partial_label.setText(self._pending_partial)
+
     def _tick(self) -> None:
-        s = int(self.controller.elapsed)
+        s = self._shown_second = int(self.controller.elapsed)
         self.timer_label.setText(f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}")
 
     # ------------------------------------------------------------ events
@@ -626,10 +640,12 @@ class ControlWindow(QMainWindow):
             self.model_progress.show()
             return
         if isinstance(event, Partial):
-            # The overlay shows every partial; this label only needs to keep up
-            # with reading, and each update re-lays out the window: ≤ 5 per second.
+            # The overlay shows every partial; this line only needs to keep up
+            # with reading: at most one repaint per PARTIAL_EVERY_S.
             self._pending_partial = event.text
-            if not self._partial_timer.isActive():
+            if time.monotonic() - self._partial_shown_at >= PARTIAL_EVERY_S:
+                self._show_partial()
+            elif not self._partial_timer.isActive():
                 self._partial_timer.start()
         elif isinstance(event, Final):
             self._partial_timer.stop()
@@ -670,6 +686,12 @@ class ControlWindow(QMainWindow):
                 self.status_label.setText(text)
 
     def _on_level(self, dbfs: float) -> None:
+        if self._timer.isActive():
+            # Audio is flowing: the clock moves on with it instead of waking the
+            # app once more every second (the timer stays as the fallback).
+            self._timer.start()
+            if int(self.controller.elapsed) != self._shown_second:
+                self._tick()
         value = int(max(0.0, min(60.0, dbfs + 60.0)))
         if abs(value - self.level_meter.value()) >= 2 or value == 0:  # a change under 2 dB is not worth a repaint
             self.level_meter.setValue(value)

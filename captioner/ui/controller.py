@@ -61,6 +61,7 @@ class CaptionController(QObject):
 
     MONITOR_SECONDS = 30.0  # a forgotten input test does not keep the microphone open
 
+    LAG_INTERVAL = 0.5  # seconds between looks at how far behind captions are
     LEVEL_INTERVAL = 0.1  # meter updates per second: 10 follow speech; more only repaint
 
     def __init__(
@@ -92,8 +93,9 @@ class CaptionController(QObject):
         self._last_level_at = 0.0
         self._peak = -120.0
         self._secret = ""
+        self._lag_polled_at = 0.0
         self._lag_timer = QTimer(self)
-        self._lag_timer.setInterval(500)
+        self._lag_timer.setInterval(round(self.LAG_INTERVAL * 1000))
         self._lag_timer.timeout.connect(self._poll_lag)
         self._monitor_task: asyncio.Task | None = None
         self._monitor_gen = 0  # bumped by every start/stop, so a stale open is dropped
@@ -339,15 +341,21 @@ class CaptionController(QObject):
         self.caption_event.emit(event)
 
     def _on_level(self, dbfs: float) -> None:
-        """Emit the loudest block of each interval, so short peaks still show."""
+        """Emit the loudest block of each interval, so short peaks still show.
+        While blocks flow they also drive the lag poll: the app is awake for
+        them anyway, and the lag timer then never has to wake it."""
         self._peak = max(self._peak, float(dbfs))
         now = time.monotonic()
         if now - self._last_level_at >= self.LEVEL_INTERVAL:
             self._last_level_at = now
             self.level.emit(self._peak)
             self._peak = -120.0
+        if now - self._lag_polled_at >= self.LAG_INTERVAL and self._lag_timer.isActive():
+            self._poll_lag()
 
     def _poll_lag(self) -> None:
+        self._lag_polled_at = time.monotonic()
+        self._lag_timer.start()  # the fallback waits a full interval again
         if self.session is not None:
             self.lag_changed.emit(float(self.session.lag))
         self._report_input_losses()

@@ -5,6 +5,9 @@ handler, long chains not starving Qt, timers at their time."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import socket
+import threading
 import time
 
 from PySide6.QtCore import QTimer
@@ -71,3 +74,70 @@ async def test_timers_fire_at_their_time_and_zero_delay_goes_first():
     assert order == ["soon", "timer"]
     assert 0.14 <= elapsed < 1.0
     await asyncio.sleep(0.05)  # sleep() works (a timer, then a task step)
+
+
+def _count_timer_drains(loop: event_loop.CaptionerEventLoop) -> list[int]:
+    """Counts the drains the zero timer runs (counted as it fires, before the
+    callbacks it runs look at the count)."""
+    fired: list[int] = []
+
+    def counting() -> None:
+        fired.append(1)
+        loop._on_drain_timer()
+
+    loop._drain_timer.timeout.disconnect()
+    loop._drain_timer.timeout.connect(counting)
+    return fired
+
+
+async def test_a_readable_socket_runs_its_chain_in_the_qt_event_that_reported_it():
+    """A server frame wakes the app: its callback, and the task it wakes, run
+    right then, not after another turn of Qt's loop to reach the drain timer."""
+    loop = asyncio.get_running_loop()
+    timer_drains = _count_timer_drains(loop)
+    a, b = socket.socketpair()
+    got = loop.create_future()
+    loop.add_reader(a.fileno(), lambda: got.done() or got.set_result(a.recv(16)))
+    try:
+        await asyncio.sleep(0.05)
+        before = len(timer_drains)
+        threading.Timer(0.05, b.send, (b"frame",)).start()
+        assert await asyncio.wait_for(got, 5) == b"frame"
+        assert len(timer_drains) == before  # this task woke in the notifier's own event
+    finally:
+        loop.remove_reader(a.fileno())
+        a.close()
+        b.close()
+
+
+async def test_call_soon_threadsafe_runs_at_once_in_order_with_its_context():
+    loop = asyncio.get_running_loop()
+    timer_drains = _count_timer_drains(loop)
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "from the caller")
+    seen: list[tuple[int, str]] = []
+    done = loop.create_future()
+
+    def from_thread() -> None:  # e.g. PortAudio's callback thread
+        for i in range(3):
+            loop.call_soon_threadsafe(lambda i=i: seen.append((i, var.get())), context=ctx)
+        loop.call_soon_threadsafe(done.set_result, None)
+
+    await asyncio.sleep(0.05)
+    before = len(timer_drains)
+    threading.Thread(target=from_thread).start()
+    await asyncio.wait_for(done, 5)
+    assert seen == [(0, "from the caller"), (1, "from the caller"), (2, "from the caller")]
+    assert len(timer_drains) == before
+
+
+def test_call_soon_threadsafe_on_a_closed_loop_raises(qapp):  # noqa: ANN001
+    loop = event_loop.CaptionerEventLoop(qapp)
+    loop.close()
+    try:
+        loop.call_soon_threadsafe(print)
+    except RuntimeError:
+        pass
+    else:
+        raise AssertionError("a closed loop took a callback")
