@@ -71,6 +71,8 @@ class CaptionRenderer:
         self.partial: CaptionLine | None = None
         self._last_speaker: str | None = None
         self.layouts_made = 0  # how many lines were wrapped (tests check O(1))
+        self.version = 0  # bumped by every change to what is shown or how
+        self._rects: tuple[tuple, list[tuple[QRect, tuple]]] | None = None
         self.images = RowImages()
         self.set_style(style or OverlayStyle())
 
@@ -84,13 +86,15 @@ class CaptionRenderer:
         font.setBold(self.style.bold)
         self.font = font
         self.metrics = QFontMetrics(font)
+        self._line_height = self.metrics.lineSpacing()
         self._font_key = (font.toString(), self.style.font_size, self.style.bold)
+        self.version += 1
         if self.lines.maxlen != self.style.lines:
             self.lines = collections.deque(self.lines, maxlen=self.style.lines)
 
     @property
     def line_height(self) -> int:
-        return self.metrics.lineSpacing()
+        return self._line_height
 
     def text_height(self, lines: int | None = None) -> int:
         return (lines or self.style.lines) * self.line_height
@@ -109,10 +113,12 @@ class CaptionRenderer:
         self.partial = None
         text = " ".join(text.split())
         if not text:
+            self.version += had_partial
             return had_partial
         self.lines.append(CaptionLine(text, "final", self._label_for(speaker)))
         if speaker is not None:
             self._last_speaker = speaker
+        self.version += 1
         return True
 
     def set_partial(self, text: str, speaker: str | None = None) -> bool:
@@ -122,21 +128,25 @@ class CaptionRenderer:
         if not text:
             had_partial = self.partial is not None
             self.partial = None
+            self.version += had_partial
             return had_partial
         label = self._label_for(speaker)
         old = self.partial
         if old is not None and old.text == text and old.label == label:
             return False
         self.partial = CaptionLine(text, "partial", label)
+        self.version += 1
         return True
 
     def add_gap(self) -> None:
         self.lines.append(CaptionLine("[…]", "gap"))
+        self.version += 1
 
     def clear(self) -> None:
         self.lines.clear()
         self.partial = None
         self._last_speaker = None
+        self.version += 1
 
     @property
     def empty(self) -> bool:
@@ -219,10 +229,15 @@ class CaptionRenderer:
     def row_rects(self, rect: QRect) -> list[tuple[QRect, tuple]]:
         """Each visible row's painted area (with room for outline and shadow)
         and what it shows: the overlay repaints only rows whose pair changed."""
+        key = (self.version, rect.getRect(), self.images.look)
+        if self._rects is not None and self._rects[0] == key:
+            return self._rects[1]  # laid out when the repaint was asked for; painted now
         pad = self.images.pad if self.images.look is not None else self.line_height
         w = rect.width()
-        return [(QRect(rect.left() - pad, y - pad, w + 2 * pad, self.line_height + 2 * pad), (runs, w))
+        rows = [(QRect(rect.left() - pad, y - pad, w + 2 * pad, self.line_height + 2 * pad), (runs, w))
                 for y, runs in self.row_layout(rect)]
+        self._rects = (key, rows)
+        return rows
 
     def prepare(self, device: Any) -> None:
         """Match the image cache to the style and the device (pixel ratio, DPI)."""

@@ -223,6 +223,29 @@ def test_a_repeated_partial_costs_no_layout(qtbot, monkeypatch):  # noqa: ANN001
     assert len(laid_out) == 1
 
 
+def test_a_change_is_laid_out_once_for_the_repaint_request_and_the_paint(qtbot, monkeypatch):  # noqa: ANN001
+    ov = _Spy(None, BASE)
+    qtbot.addWidget(ov)
+    ov.resize(900, ov.height_for_lines())
+    with qtbot.waitExposed(ov):
+        ov.show()
+    ov.on_event(Final("first line", 0, 1))
+    ov.repaint()
+    layouts = []
+    real = ov.renderer.row_layout
+    monkeypatch.setattr(ov.renderer, "row_layout", lambda rect: layouts.append(rect) or real(rect))
+    ov.on_event(Partial("second"))
+    ov.repaint()
+    assert len(layouts) == 1  # asked for the changed rows, then painted them from the same layout
+    ov.resize(700, ov.height())  # a new width is a new layout
+    ov.repaint()
+    assert len(layouts) == 2
+    ov.renderer.set_style(replace(BASE, font_size=BASE.font_size + 4))  # so is a new style
+    ov.repaint()
+    assert len(layouts) == 3
+    assert "second" in [run[0] for _, (runs, _w) in ov._painted[1] for run in runs]
+
+
 def test_work_per_event_is_o1(qtbot):  # noqa: ANN001
     ov = make(qtbot, BASE, width=900)
     with qtbot.waitExposed(ov):
