@@ -114,21 +114,27 @@ class RowImages:
         self._rows, self._rows_used = self._rows_used, {}
 
     def _compose(self, runs: Runs, width: int) -> QImage:
+        """The row's words in one image that ends where its ink ends (a live
+        partial is usually far shorter than the row: filling and copying the
+        empty rest was most of a repaint). Drawn over the background, the
+        missing transparent tail changes nothing."""
         self.rows_composed += 1
         d = self.dpr
-        w = math.ceil((width + 2 * self.pad) * d)
+        iy, fy = _split(self.baseline * d)
+        placed = []
+        for text, color, x in runs:
+            for m in WORD.finditer(text):
+                ix, fx = _split((self.pad + x + self.fm.horizontalAdvance(text[: m.start()])) * d)
+                word, ox, oy = self._word(m.group(), color, fx, fy)
+                placed.append((ix + ox, iy + oy, word))
+        full = math.ceil((width + 2 * self.pad) * d)
+        w = min(full, max((x + word.width() for x, _, word in placed), default=1))
         h = math.ceil((self.line_height + 2 * self.pad) * d)
         img = QImage(max(1, w), max(1, h), _FORMAT)
         img.fill(0)
         p = QPainter(img)
-        for text, color, x in runs:
-            for m in WORD.finditer(text):
-                wx = (self.pad + x + self.fm.horizontalAdvance(text[: m.start()])) * d
-                wy = self.baseline * d
-                ix, fx = _split(wx)
-                iy, fy = _split(wy)
-                word, ox, oy = self._word(m.group(), color, fx, fy)
-                p.drawImage(ix + ox, iy + oy, word)
+        for x, y, word in placed:
+            p.drawImage(x, y, word)
         p.end()
         img.setDevicePixelRatio(d)
         return img
