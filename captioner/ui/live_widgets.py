@@ -10,7 +10,7 @@ never ask for a new layout, so an update costs only its own small repaint.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRect, QRectF, QSize, Qt
+from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent, QPen, QTextLayout, QTextOption
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
@@ -76,7 +76,7 @@ class LiveTextLine(QWidget):
         self._text = ""
         self._lines = lines
         self._background = QColor(background)  # the colour of what it sits on
-        self._shown: tuple[tuple[str, int] | None, str] = (None, "")  # ((text, width), what fits)
+        self._shown: tuple[tuple[str, int] | None, tuple[str, QTextLayout | None, float]] = (None, ("", None, 0.0))
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent, True)
         font = QFont(self.font())
         font.setItalic(True)
@@ -98,42 +98,60 @@ class LiveTextLine(QWidget):
     def visible_text(self) -> str:
         """What fits: the whole text, or "…" and its newest words. Laid out
         once per text and width (a paint can come without either changing)."""
+        return self._fitted_layout()[0]
+
+    def _fitted_layout(self) -> tuple[str, QTextLayout | None, float]:
+        """(what fits, its layout with lines placed, its height); the paint
+        draws this layout instead of laying the text out once more."""
         width = max(1, self.width() - 4)
         key = (self._text, width)
         if self._shown[0] != key:
             self._shown = (key, self._fitted(self._text, width))
         return self._shown[1]
 
-    def _fitted(self, text: str, width: int) -> str:
-        if self._fits(text, width):
-            return text
+    def _fitted(self, text: str, width: int) -> tuple[str, QTextLayout | None, float]:
+        layout, fits, height = self._lay_out(text, width)
+        if fits:
+            return text, layout, height
         words = text.split()
         lo, hi = 0, len(words)  # smallest cut whose tail fits
+        best: tuple[QTextLayout, float] | None = None
         while lo < hi:
             mid = (lo + hi) // 2
-            if self._fits("… " + " ".join(words[mid:]), width):
-                hi = mid
+            layout, fits, height = self._lay_out("… " + " ".join(words[mid:]), width)
+            if fits:
+                hi, best = mid, (layout, height)
             else:
                 lo = mid + 1
-        return "… " + " ".join(words[lo:])
+        shown = "… " + " ".join(words[lo:])
+        if best is None:  # not even one word fits: "… " alone, never tried above
+            layout, _, height = self._lay_out(shown, width)
+            best = (layout, height)
+        return shown, best[0], best[1]
 
     def _fits(self, text: str, width: int) -> bool:
+        return self._lay_out(text, width)[1]
+
+    def _lay_out(self, text: str, width: int) -> tuple[QTextLayout, bool, float]:
+        """Wrapped at `width`: (layout, whether it fits in our lines, height)."""
         layout = QTextLayout(text, self.font())
         option = QTextOption()
         option.setWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
         layout.setTextOption(option)
         layout.beginLayout()
-        lines = 0
+        lines, y = 0, 0.0
         while True:
             line = layout.createLine()
             if not line.isValid():
                 break
             line.setLineWidth(width)
+            line.setPosition(QPointF(0, y))
+            y += line.height()
             lines += 1
             if lines > self._lines:
                 break
         layout.endLayout()
-        return lines <= self._lines
+        return layout, lines <= self._lines, y
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
         p = QPainter(self)
@@ -141,9 +159,9 @@ class LiveTextLine(QWidget):
         if not self._text:
             p.end()
             return
-        p.setPen(self.COLOR)
-        p.setFont(self.font())
-        rect = QRect(self.rect()).adjusted(2, 2, -2, -2)
-        flags = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom | Qt.TextFlag.TextWordWrap
-        p.drawText(rect, int(flags), self.visible_text())
+        _, layout, height = self._fitted_layout()
+        if layout is not None:
+            p.setPen(self.COLOR)
+            rect = QRect(self.rect()).adjusted(2, 2, -2, -2)
+            layout.draw(p, QPointF(rect.left(), rect.top() + rect.height() - height))  # bottom-aligned
         p.end()

@@ -57,3 +57,22 @@ def test_live_line_keeps_the_newest_words_when_too_long(qtbot):
     assert wider == words[-len(wider):] and len(wider) > len(kept)
     line.clear()
     assert line.text() == "" and line.visible_text() == ""
+
+
+def test_live_line_paints_the_layout_it_fitted(qtbot, monkeypatch):
+    """A paint draws the text laid out when it was fitted, bottom-aligned,
+    without laying it out again."""
+    line = LiveTextLine(lines=2)
+    qtbot.addWidget(line)
+    line.resize(220, line.height())
+    line.setText(" ".join(f"word{i}" for i in range(40)))
+    shown = line.visible_text()
+    made: list[str] = []
+    real = line._lay_out
+    monkeypatch.setattr(line, "_lay_out", lambda text, width: made.append(text) or real(text, width))
+    img = _render(line)
+    assert made == []
+    rows = [y for y in range(img.height()) if any(
+        img.pixelColor(x, y).blue() > 120 and img.pixelColor(x, y).red() < 120 for x in range(0, img.width(), 2))]
+    assert rows and rows[-1] >= img.height() - line.fontMetrics().descent() - 6  # ink reaches the bottom line
+    assert rows[0] >= 2 and shown.startswith("… ")
