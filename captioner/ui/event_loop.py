@@ -28,14 +28,15 @@ import collections
 from typing import Any, Callable
 
 import qasync
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
 MAX_BATCH = 100
 
 
 class _Handoff(QObject):
-    """Carries `call_soon_threadsafe` calls to the loop's thread (a queued
-    signal: Qt posts it to the thread this object lives in)."""
+    """Carries `call_soon_threadsafe` calls to the loop's thread. qasync has
+    its own such signal, but it drops the caller's context and only queues;
+    this one keeps the context and drains once delivered."""
 
     ready = Signal(object, tuple, object)
 
@@ -51,7 +52,9 @@ class CaptionerEventLoop(qasync.QEventLoop):  # type: ignore[misc,valid-type]
         self._draining = False
         self._debug = False
         self._handoff = _Handoff()
-        self._handoff.ready.connect(self._on_handoff)
+        # Queued even from the loop's own thread: the callback must never run
+        # before call_soon_threadsafe returns.
+        self._handoff.ready.connect(self._on_handoff, Qt.ConnectionType.QueuedConnection)
         super().__init__(*args, **kwargs)
 
     def set_debug(self, enabled: bool) -> None:
@@ -111,6 +114,7 @@ class CaptionerEventLoop(qasync.QEventLoop):  # type: ignore[misc,valid-type]
         self._drain()
 
     def _drain(self) -> None:
+        outer = self._draining  # a drain can run inside another (a nested Qt loop in a callback)
         self._draining = True
         queue = self._ready_queue
         try:
@@ -121,7 +125,7 @@ class CaptionerEventLoop(qasync.QEventLoop):  # type: ignore[misc,valid-type]
                 if not handle._cancelled:
                     handle._run()  # exceptions go to the loop's exception handler
         finally:
-            self._draining = False
+            self._draining = outer
             if queue:
                 if not self._drain_pending:
                     self._drain_pending = True

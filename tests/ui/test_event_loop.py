@@ -141,3 +141,21 @@ def test_call_soon_threadsafe_on_a_closed_loop_raises(qapp):  # noqa: ANN001
         pass
     else:
         raise AssertionError("a closed loop took a callback")
+
+
+async def test_call_soon_threadsafe_from_the_loop_thread_never_runs_the_callback_at_once():
+    """From a Qt slot on the loop's own thread (not inside a drain), the
+    hand-off is still queued: the callback runs after the call returns."""
+    loop = asyncio.get_running_loop()
+    ran: list[int] = []
+    seen_on_return: list[list[int]] = []
+    done = loop.create_future()
+
+    def slot() -> None:
+        loop.call_soon_threadsafe(ran.append, 1)
+        seen_on_return.append(list(ran))
+        loop.call_soon_threadsafe(done.set_result, None)
+
+    QTimer.singleShot(0, slot)
+    await asyncio.wait_for(done, 5)
+    assert seen_on_return == [[]] and ran == [1]
