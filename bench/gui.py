@@ -86,13 +86,17 @@ def _gui_or_exit() -> Any:
     return QApplication.instance() or QApplication([]), overlay
 
 
-def _paint_count(ov: Any) -> list[int]:
+def _paint_count(ov: Any, after: Any = None) -> list[int]:
+    """Counts overlay paints (and calls `after()` after each). A virtual
+    override must be in place before Qt first calls it: PySide looks it up once."""
     n = [0]
     orig = ov.CaptionOverlay.paintEvent
 
     def paint(self: Any, event: Any) -> None:
-        n[0] += 1
         orig(self, event)
+        n[0] += 1
+        if after is not None:
+            after()
 
     ov.CaptionOverlay.paintEvent = paint
     return n
@@ -214,19 +218,9 @@ def _app(url: str, key: str, seconds: float, wav: str) -> None:
         wsc.ClientConnection.recv = recv  # type: ignore[method-assign]
         probing[0] = True
 
-    # A virtual override must be in place before Qt first calls it (PySide
-    # looks it up once), so paints are counted throughout and timed once probing.
+    # Paints are counted throughout and timed once the probes are on.
     probing = [False]
-    paints = [0]
-    orig_paint = ov.CaptionOverlay.paintEvent
-
-    def paint(self: Any, event: Any) -> None:
-        orig_paint(self, event)
-        paints[0] += 1
-        if probing[0]:
-            paint_times.append(time.perf_counter())
-
-    ov.CaptionOverlay.paintEvent = paint  # type: ignore[method-assign]
+    paints = _paint_count(ov, lambda: probing[0] and paint_times.append(time.perf_counter()))
 
     async def key_getter(provider: str) -> str:
         return key

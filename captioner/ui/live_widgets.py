@@ -129,9 +129,6 @@ class LiveTextLine(QWidget):
             best = (layout, height)
         return shown, best[0], best[1]
 
-    def _fits(self, text: str, width: int) -> bool:
-        return self._lay_out(text, width)[1]
-
     def _lay_out(self, text: str, width: int) -> tuple[QTextLayout, bool, float]:
         """Wrapped at `width`: (layout, whether it fits in our lines, height)."""
         layout = QTextLayout(text, self.font())

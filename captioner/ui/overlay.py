@@ -113,7 +113,8 @@ class CaptionRenderer:
         self.partial = None
         text = " ".join(text.split())
         if not text:
-            self.version += had_partial
+            if had_partial:
+                self.version += 1
             return had_partial
         self.lines.append(CaptionLine(text, "final", self._label_for(speaker)))
         if speaker is not None:
@@ -128,7 +129,8 @@ class CaptionRenderer:
         if not text:
             had_partial = self.partial is not None
             self.partial = None
-            self.version += had_partial
+            if had_partial:
+                self.version += 1
             return had_partial
         label = self._label_for(speaker)
         old = self.partial

@@ -47,8 +47,8 @@ def test_live_line_keeps_the_newest_words_when_too_long(qtbot):
     assert shown.startswith("… ") and shown.endswith("word79")
     kept = shown[2:].split()
     assert kept == words[-len(kept):] and 4 <= len(kept) < 40
-    assert line._fits(shown, line.width() - 4)
-    assert not line._fits("… " + " ".join(words[-len(kept) - 1:]), line.width() - 4)  # as many as fit
+    assert line._lay_out(shown, line.width() - 4)[1]
+    assert not line._lay_out("… " + " ".join(words[-len(kept) - 1:]), line.width() - 4)[1]  # as many as fit
     img = _render(line)
     assert any(img.pixelColor(x, y).blue() > 120 and img.pixelColor(x, y).red() < 120
                for x in range(0, img.width(), 2) for y in range(img.height()))  # text is drawn

@@ -173,13 +173,19 @@ class _Spy(CaptionOverlay):
         super().update(*args)
 
 
-def test_a_growing_partial_repaints_only_its_row(qtbot):  # noqa: ANN001
+def _shown_spy(qtbot) -> _Spy:  # noqa: ANN001
+    """A shown overlay that records its update requests, one final on it."""
     ov = _Spy(None, BASE)
     qtbot.addWidget(ov)
     ov.resize(900, ov.height_for_lines())
     with qtbot.waitExposed(ov):
         ov.show()
     ov.on_event(Final("first line", 0, 1))
+    return ov
+
+
+def test_a_growing_partial_repaints_only_its_row(qtbot):  # noqa: ANN001
+    ov = _shown_spy(qtbot)
     ov.on_event(Partial("second"))
     ov.repaint()
     ov.asked.clear()
@@ -198,12 +204,7 @@ def test_a_growing_partial_repaints_only_its_row(qtbot):  # noqa: ANN001
 def test_a_repeated_partial_costs_no_layout(qtbot, monkeypatch):  # noqa: ANN001
     """Providers resend the open partial several times a second with no new
     word: those must not even lay the rows out again."""
-    ov = _Spy(None, BASE)
-    qtbot.addWidget(ov)
-    ov.resize(900, ov.height_for_lines())
-    with qtbot.waitExposed(ov):
-        ov.show()
-    ov.on_event(Final("first line", 0, 1))
+    ov = _shown_spy(qtbot)
     ov.on_event(Partial("second"))
     ov.repaint()
     laid_out = []
@@ -224,12 +225,7 @@ def test_a_repeated_partial_costs_no_layout(qtbot, monkeypatch):  # noqa: ANN001
 
 
 def test_a_change_is_laid_out_once_for_the_repaint_request_and_the_paint(qtbot, monkeypatch):  # noqa: ANN001
-    ov = _Spy(None, BASE)
-    qtbot.addWidget(ov)
-    ov.resize(900, ov.height_for_lines())
-    with qtbot.waitExposed(ov):
-        ov.show()
-    ov.on_event(Final("first line", 0, 1))
+    ov = _shown_spy(qtbot)
     ov.repaint()
     layouts = []
     real = ov.renderer.row_layout
