@@ -144,10 +144,13 @@ def test_decoder_rejects_frames_before_ready_and_garbage():
     with pytest.raises(ProtocolError):
         p.decode(json.dumps({"type": "partial", "text": "x"}), 0.0)
     assert p.decode(json.dumps({"type": "ready", "job_id": "j"}), 0.0).ready
-    for bad in ["{", "[]", b"\x00\x01", json.dumps({"type": "final"}), json.dumps({"type": "mystery"})]:
+    nan_word = '{"type": "final", "text": "x", "words": [{"word": "x", "start": NaN, "end": 1}]}'
+    lone_surrogate = '{"type": "partial", "text": "\\ud800 secret"}'
+    for bad in ["{", "[]", b"\x00\x01", json.dumps({"type": "final"}), json.dumps({"type": "mystery"}), nan_word, lone_surrogate]:
         with pytest.raises(ProtocolError) as info:
             p.decode(bad, 0.0)
-        assert info.value.error.retryable
+        assert info.value.error.retryable and info.value.error.code == "BAD_FRAME"
+        assert "secret" not in str(info.value)  # the report names the fault, never the content
 
 
 def test_decoder_maps_error_codes():

@@ -25,3 +25,12 @@ def test_shifted_moves_times_and_keeps_every_other_field():
     for obj in (w, f, p):
         defaults = {fl.name: fl.default for fl in dataclasses.fields(obj)}  # type: ignore[arg-type]
         assert all(v != defaults[k] for k, v in _values(obj).items()), obj
+
+
+def test_a_zero_shift_is_the_same_object():
+    """Events are frozen, so a zero shift (one connection, no holes: the usual
+    case) hands the provider's event on as it is instead of copying it."""
+    w = Word("hi", 1.0, 1.5)
+    for obj in (w, Final("hi", 1.0, 1.5, (w,)), Partial("hi", 1.0)):
+        assert obj.shifted(0.0) is obj
+        assert obj.shifted(1e-3) is not obj

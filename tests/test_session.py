@@ -162,3 +162,25 @@ async def test_tls_certificates_are_always_verified(tmp_path, tone_wav):
     assert info.value.error.code == "TLS_FAILED"
     assert "self-signed" in info.value.error.message or "verify" in info.value.error.message
     assert reached == []
+
+
+async def test_events_keep_the_providers_times_unless_the_timeline_moves_them():
+    """A word time of 1.001 s read from milliseconds (1001 * 0.001) is not on
+    the sample grid exactly; the session must not nudge it (or copy the event)
+    for sub-nanosecond float noise. After a gap, the shift is real."""
+    from captioner.stt.session import _Connection
+
+    s = session_for("ws://127.0.0.1:9/x", "k")
+    log = EventLog()
+    s.subscribe(log)
+    s._append(np.zeros(64000, "<i2").tobytes())
+    conn = _Connection(s._factory(), origin=0, sent=64000)
+    start = 1001 * 0.001
+    assert start != 1.001 and s.session_time(round(start * 16000)) - start != 0.0
+    final = Final("hi", start, 1.5, ())
+    s._publish(final, conn)
+    assert log.events[-1] is final
+    s.mark_gap(2.0, "device lost")
+    later = _Connection(s._factory(), origin=64000, sent=16000)
+    s._publish(Final("yo", 0.25, 0.5, ()), later)
+    assert (log.events[-1].start, log.events[-1].end) == (6.25, 6.5)

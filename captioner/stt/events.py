@@ -24,6 +24,8 @@ class Word:
     speaker: str | None = None
 
     def shifted(self, offset: float) -> "Word":
+        if offset == 0.0:
+            return self  # frozen: the usual case (one connection, no holes) copies nothing
         # The constructor, not dataclasses.replace: ~5x cheaper, and every
         # word of every final passes here (all fields listed: keep in step).
         return Word(self.text, self.start + offset, self.end + offset, self.confidence, self.speaker)
@@ -39,6 +41,8 @@ class Partial:
     speaker: str | None = None
 
     def shifted(self, offset: float) -> "Partial":
+        if offset == 0.0:
+            return self
         return Partial(
             self.text,
             None if self.start is None else self.start + offset,
@@ -61,6 +65,8 @@ class Final:
     timed: bool = True
 
     def shifted(self, offset: float) -> "Final":
+        if offset == 0.0:
+            return self
         return Final(
             self.text,
             self.start + offset,

@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union
 
+import orjson
+
 from captioner.stt.events import CaptionEvent, ErrorKind, ProviderError
 
 Outgoing = Union[str, bytes]
@@ -149,11 +151,15 @@ class ProtocolError(Exception):
 
 def parse_json_object(frame: Outgoing, provider: str) -> dict[str, Any]:
     """Decode a text frame holding one JSON object, or raise a retryable
-    `ProtocolError` that names what was wrong (never the frame's content)."""
+    `ProtocolError` that names what was wrong (never the frame's content).
+
+    orjson, not json: every server frame of every provider passes here (10+ a
+    second), and it parses them ~3x faster. It is also stricter, which suits a
+    wire check: NaN/Infinity and lone surrogates are malformed JSON."""
     if isinstance(frame, (bytes, bytearray, memoryview)):
         raise ProtocolError(ProviderError("BAD_FRAME", f"{provider} sent a binary frame where JSON text was expected", ErrorKind.RETRYABLE))
     try:
-        data = json.loads(frame)
+        data = orjson.loads(frame)
     except ValueError as exc:
         raise ProtocolError(ProviderError("BAD_FRAME", f"{provider} sent malformed JSON ({exc.msg} at {exc.pos})", ErrorKind.RETRYABLE)) from None
     if not isinstance(data, dict):

@@ -601,6 +601,14 @@ class StreamSession(SessionCore):
         sent = self.session_time(conn.origin + conn.sent)
         self._event_latency = max(0.0, sent - caption_end)
 
+    def _offset(self, conn: _Connection, provider_time: float) -> float:
+        """Session time minus the provider's time for an event starting at
+        `provider_time` on this connection. Float noise under a nanosecond (the
+        round trip through the sample grid) counts as none, so the usual event
+        (one connection, no holes) is passed on as it is, not copied."""
+        offset = self.session_time(conn.origin + int(round(provider_time * self.sample_rate))) - provider_time
+        return 0.0 if -1e-9 < offset < 1e-9 else offset
+
     def _publish(self, event: CaptionEvent, conn: _Connection) -> None:
         rate = self.sample_rate
         if isinstance(event, ProviderError):
@@ -612,15 +620,11 @@ class StreamSession(SessionCore):
                 margin = self.config.untimed_margin if margin is None else margin
                 end_pos = min(end_pos, conn.origin + conn.sent - int(margin * rate))
             self._final_end = max(self._final_end, min(end_pos, conn.origin + conn.sent))
-            offset = self.session_time(conn.origin + int(round(event.start * rate))) - event.start
-            event = event.shifted(offset)
+            event = event.shifted(self._offset(conn, event.start))
             self.provider_time = max(self.provider_time, event.end)
             self._note_latency(event.end, conn)
         elif isinstance(event, Partial):
-            if event.start is not None:
-                offset = self.session_time(conn.origin + int(round(event.start * rate))) - event.start
-            else:
-                offset = self.session_time(conn.origin)
+            offset = self.session_time(conn.origin) if event.start is None else self._offset(conn, event.start)
             event = event.shifted(offset)
             if event.end is not None:
                 self.provider_time = max(self.provider_time, event.end)
