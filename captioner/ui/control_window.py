@@ -10,12 +10,13 @@ import logging
 import time
 from typing import Any, Awaitable, Callable
 
-from PySide6.QtCore import QMargins, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QMargins, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QCloseEvent, QDesktopServices, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFileDialog,
+    QFrame,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -25,6 +26,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
@@ -98,6 +100,45 @@ DEVICE_REFRESH_MS = 15_000  # re-list devices this often while idle (hot-plug)
 PARTIAL_EVERY_S = 0.2  # the live-words line follows partials this often at most
 
 
+class _WrappedLabel(QLabel):
+    """A word-wrapped label that asks for the height its text needs at the
+    width it has. QLabel's own hint is a narrow, tall block, and a column
+    with room to spare gives it that height: blank lines around the text."""
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        hint = super().sizeHint()
+        if self.width() > hint.width():
+            hint.setHeight(self.heightForWidth(self.width()))
+        return hint
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        if event.oldSize().width() != event.size().width():
+            self.updateGeometry()  # the hint follows the width
+
+
+class _ColumnScroll(QScrollArea):
+    """The controls column: it scrolls vertically rather than squeeze a row,
+    and is as wide as its content plus the scroll bar (nothing is clipped on
+    the right)."""
+
+    def __init__(self, inner: QWidget) -> None:
+        super().__init__()
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWidgetResizable(True)
+        self.setWidget(inner)
+
+    def _width(self) -> int:
+        return self.widget().minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width()
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(self._width(), super().sizeHint().height())
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        return QSize(self._width(), super().minimumSizeHint().height())
+
+
 class ControlWindow(QMainWindow):
     settings_requested = Signal()
     quit_requested = Signal()
@@ -162,8 +203,12 @@ class ControlWindow(QMainWindow):
         columns = QHBoxLayout()
         outer.addLayout(columns, 1)
 
-        left = QVBoxLayout()
-        columns.addLayout(left, 0)
+        # The controls scroll rather than squeeze: a wrapped help text (the
+        # macOS one is five lines) would otherwise be cut off mid-line.
+        left_panel = QWidget()
+        left = QVBoxLayout(left_panel)
+        left.setContentsMargins(0, 0, 0, 0)
+        columns.addWidget(_ColumnScroll(left_panel), 0)
         source = QGroupBox("Captioning")
         form = QFormLayout(source)
         self.provider_combo = QComboBox()
@@ -214,7 +259,7 @@ class ControlWindow(QMainWindow):
         mix_row.addWidget(self.mix_check)
         mix_row.addWidget(self.mix_combo, 1)
         form.addRow("", mix_row)
-        self.system_help = QLabel()
+        self.system_help = _WrappedLabel()
         self.system_help.setWordWrap(True)
         self.system_help.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.system_help.setStyleSheet("color: #4b5563;")

@@ -74,7 +74,8 @@ async def stage(capp, xmessage_pid: int) -> int:  # noqa: ANN001
     w.timer_label.setText("00:04:37")
     w.statusBar().showMessage("Saving the session to the sessions folder as it runs")
     await asyncio.sleep(0.8)
-    await shoot("control-window.png", "1000x660+20+20")
+    g = w.frameGeometry()  # the window may be wider than asked: its columns' minimum
+    await shoot("control-window.png", f"{g.width()}x{g.height()}+{g.x()}+{g.y()}")
 
     w.hide()
     ov.setGeometry(QRect(300, 560, 1000, ov.height_for_lines()))

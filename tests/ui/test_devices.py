@@ -286,3 +286,35 @@ async def test_input_overflow_and_device_notices_reach_the_window(qapp):
     c._report_input_losses()
     c._report_input_losses()  # nothing new: said once
     assert said == ["The input could not keep up: 2 overflow(s) reported by the audio device, 0.5 s of audio replaced by silence so far"]
+
+
+async def test_long_help_is_never_squeezed_into_other_rows(qtbot, settings, monkeypatch):
+    """The longest help (macOS) and the no-tray notice at the default window
+    size: every wrapped label gets the height its text needs, and nothing in
+    the left column overlaps the next row (the text was once cut mid-line)."""
+    import captioner.audio.sources as sources
+
+    monkeypatch.setattr(sources, "_platform", lambda: "darwin")
+    capp = make_app(settings, lambda: [MIC])
+    w = capp.window
+    qtbot.addWidget(w)
+    w.show()
+    w.show_notice("No system tray was found: use this window (or the hotkeys) to start/stop, pin/unpin and show/hide the overlay.")
+    await w.load_devices()
+    await asyncio.sleep(0.05)
+    qtbot.wait(50)
+    help_label = w.system_help
+    assert help_label.isVisible() and "BlackHole" in help_label.text()
+    for label in (help_label, w.banner, w.hotkey_hint, w.status_label):
+        if label.isVisible() and label.text():
+            assert label.height() >= label.heightForWidth(label.width()), label.accessibleName()
+    # ...and no more: no blank lines around the text either
+    assert help_label.height() < help_label.heightForWidth(help_label.width()) + help_label.fontMetrics().lineSpacing()
+    below = w.level_meter.mapTo(w, w.level_meter.rect().topLeft()).y()
+    assert help_label.mapTo(w, help_label.rect().bottomLeft()).y() < below
+    # the column scrolls when it must, and never clips a control on the right
+    from PySide6.QtWidgets import QScrollArea
+
+    port = w.findChild(QScrollArea).viewport()
+    for button in (w.refresh_devices_button, w.test_input_button):
+        assert button.mapTo(port, button.rect().topRight()).x() < port.width()
