@@ -350,7 +350,7 @@ def _sessions() -> int:
     from captioner.transcript.journal import list_sessions
 
     for info in list_sessions():
-        state = "" if info.finished else "  (unfinished)"
+        state = "" if info.finished else "  (recording now)" if info.running else "  (unfinished)"
         title = f"  {info.title}" if info.title else ""
         print(f"{info.id}\t{info.provider}\t{info.segments} captions, {info.duration:.0f} s\t{info.source}{title}{state}")
     return EXIT_OK

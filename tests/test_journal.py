@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from pathlib import Path
 
 from captioner.stt.events import Final, Gap, Partial, Word
 from captioner.transcript.journal import (
@@ -98,3 +99,68 @@ def test_full_disk_is_reported_not_raised(tmp_path):
     j(Final("lost to disk", 0.0, 1.0))
     j.close()
     assert j.error is not None and j.error.errno == 28
+
+
+_WRITER = """
+import sys, time
+from pathlib import Path
+from captioner.stt.events import Final
+from captioner.transcript.journal import SessionJournal
+j = SessionJournal.create("audiopod", "mic", Path(sys.argv[1]))
+j(Final("still talking", 0.0, 1.0))
+for _ in range(500):
+    if j.path.read_text().count("\\n") >= 2:
+        break
+    time.sleep(0.01)
+print(j.path, flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_session_running_in_another_captioner_is_left_alone(tmp_path):
+    """A second Captioner must not offer a live journal for recovery, append
+    a title or a "recovered" mark into it, or delete it. When the writer dies
+    (a crash), the lock goes with it and the journal is recoverable."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    from captioner.transcript.journal_lock import SessionInUse
+    from captioner.ui.history import unfinished_sessions
+
+    os.environ["CAPTIONER_DATA_DIR"] = str(tmp_path)  # unfinished_sessions() looks in sessions_dir()
+    try:
+        directory = sessions_dir()
+        writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(directory)], stdout=subprocess.PIPE, text=True)
+        try:
+            path = Path(writer.stdout.readline().strip())
+            (info,) = list_sessions(directory)
+            assert info.path == path and info.running and not info.finished
+            assert unfinished_sessions(None) == []
+            before = path.read_bytes()
+            for change in (rename_session, delete_session, mark_recovered):
+                with pytest.raises(SessionInUse) as caught:
+                    change(path, "x") if change is rename_session else change(path)
+                assert "still being recorded" in str(caught.value)
+            assert path.read_bytes() == before
+        finally:
+            writer.kill()  # a crash: no end line
+            writer.wait()
+        (info,) = list_sessions(directory)
+        assert not info.running and not info.finished
+        assert [i.path for i in unfinished_sessions(None)] == [path]
+        mark_recovered(path)
+        assert list_sessions(directory)[0].finished
+    finally:
+        del os.environ["CAPTIONER_DATA_DIR"]
+
+
+def test_this_process_running_journal_counts_as_running_until_closed(tmp_path):
+    j = SessionJournal.create("audiopod", "mic", tmp_path)
+    j(Final("hello", 0.0, 1.0))
+    (info,) = list_sessions(tmp_path)
+    assert info.running
+    j.close(finished=False)  # the app quit without finishing: unfinished, no longer held
+    (info,) = list_sessions(tmp_path)
+    assert not info.running and not info.finished

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from captioner.stt.events import CaptionEvent, Final, Gap
+from captioner.transcript.journal_lock import SessionInUse, claim, hold, in_use
 from captioner.transcript.model import Segment, Transcript
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class SessionJournal:
         self.error: OSError | None = None
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        hold(fd)  # until the writer closes the file (or the process dies)
         self._file = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
         self._queue.put(header)
         self._thread = threading.Thread(target=self._writer, name="captioner-journal", daemon=True)
@@ -132,6 +134,7 @@ class SessionInfo:
     segments: int
     duration: float
     title: str
+    running: bool = False  # unfinished and still being written (by this or another Captioner)
 
     @property
     def id(self) -> str:
@@ -176,6 +179,7 @@ def load_journal(path: Path) -> tuple[Transcript, SessionInfo]:
     info = SessionInfo(
         path, transcript.provider, transcript.source, transcript.started_at, finished,
         sum(1 for s in transcript.segments if not s.gap), transcript.duration, title,
+        running=not finished and in_use(path),
     )
     return transcript, info
 
@@ -211,6 +215,7 @@ def find_session(spec: str, directory: Path | None = None) -> Path:
 def _append_line(path: Path, item: dict[str, Any]) -> None:
     """Append one JSON line, first ending a line a crash may have cut short."""
     with open(path, "rb+") as f:
+        claim(f, path)  # not while a running session writes it: the lines would interleave
         f.seek(0, os.SEEK_END)
         torn = False
         if f.tell() > 0:
@@ -227,6 +232,8 @@ def rename_session(path: Path, title: str) -> None:
 
 
 def delete_session(path: Path) -> None:
+    if in_use(path):
+        raise SessionInUse(path)
     path.unlink()
 
 

@@ -49,6 +49,7 @@ FILTERS = {
 COLUMNS = ("Started", "Title or source", "Provider", "Captions", "Duration", "")
 UNFINISHED = "unfinished"
 RUNNING = "recording now"
+RUNNING_ELSEWHERE = "recording now (another Captioner)"
 
 ActivePath = Callable[[], "Path | None"]
 
@@ -132,9 +133,9 @@ def export_session(path: Path, fmt: str, target: str, recover: bool) -> None:
 
 
 def unfinished_sessions(active: Path | None, before: _dt.datetime | None = None) -> list[Any]:
-    """Unfinished journals other than the running session's (and, with
-    `before`, only those started earlier: this run's own are never crashed
-    ones), newest first."""
+    """Unfinished journals that no running session holds (this app's or
+    another Captioner's) and, with `before`, only those started earlier (this
+    run's own are never crashed ones), newest first."""
     from captioner.transcript.journal import list_sessions
 
     def earlier(info: Any) -> bool:
@@ -143,7 +144,10 @@ def unfinished_sessions(active: Path | None, before: _dt.datetime | None = None)
         except (TypeError, ValueError):
             return True  # no readable start time: offer it
 
-    return [i for i in list_sessions() if not i.finished and (active is None or i.path != active) and earlier(i)]
+    return [
+        i for i in list_sessions()
+        if not i.finished and not i.running and (active is None or i.path != active) and earlier(i)
+    ]
 
 
 def ask_export_target(parent: QWidget | None, stem: str, fmt: str | None = None) -> tuple[str, str] | None:
@@ -253,6 +257,13 @@ class HistoryWindow(QWidget):
     def show_status(self, text: str) -> None:
         self.status_label.setText(text)
 
+    def _state(self, info: Any, finished: str, unfinished: str) -> str:
+        if self._is_active(info):
+            return RUNNING
+        if info.running:
+            return RUNNING_ELSEWHERE
+        return finished if info.finished else unfinished
+
     def _is_active(self, info: Any) -> bool:
         active = self.active_path()
         return active is not None and Path(active) == info.path
@@ -299,10 +310,7 @@ class HistoryWindow(QWidget):
         self.changed.emit()
 
     def _row(self, info: Any) -> list[str]:
-        if self._is_active(info):
-            mark = RUNNING
-        else:
-            mark = "" if info.finished else UNFINISHED
+        mark = self._state(info, "", UNFINISHED)
         return [
             started_text(info.started_at, info.id),
             session_title(info),
@@ -348,7 +356,7 @@ class HistoryWindow(QWidget):
             return
         self.view.setPlainText(loaded.text)
         info = loaded.info
-        state = RUNNING if self._is_active(info) else ("finished" if info.finished else "not finished (the app stopped before the session ended)")
+        state = self._state(info, "finished", "not finished (the app stopped before the session ended)")
         self.show_status(f"{session_title(info)} — {captions_text(info.segments)}, {duration_text(info.duration)}, {state}.")
 
     # ---------------------------------------------------------- actions

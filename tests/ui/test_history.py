@@ -145,6 +145,25 @@ async def test_the_running_session_is_marked_and_protected(qtbot, journals, tmp_
     assert not load_journal(journals["new"])[1].finished  # and it stays the writer's
 
 
+async def test_a_session_another_captioner_records_is_marked_and_protected(qtbot, journals, tmp_path):
+    """Held by a writer that is not this window's session (in the app: another
+    running Captioner): marked, not offered for recovery, not renamed."""
+    other = SessionJournal.create("audiopod", "mic", sessions_dir())
+    try:
+        h = await make_history(qtbot)
+        assert "recording now (another Captioner)" in [r[5] for r in h.rows()]
+        assert not await h.rename(other.path, "x")
+        assert "still being recorded" in h.status_label.text()
+        assert not await h.delete(other.path) and other.path.exists()
+        bar = RecoveryBar(lambda: None)
+        qtbot.addWidget(bar)
+        bar.since = None  # any start time: only the lock keeps it out
+        offered = [i.path for i in await bar.check()]
+        assert journals["new"] in offered and other.path not in offered
+    finally:
+        other.close()
+
+
 # ------------------------------------------------------------------ recovery
 def make_app(settings) -> CaptionerApp:  # noqa: ANN001
     capp = CaptionerApp(settings, build_parser().parse_args([]), CaptionController(), tray_available=False, device_lister=lambda: [])
