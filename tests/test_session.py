@@ -184,3 +184,36 @@ async def test_events_keep_the_providers_times_unless_the_timeline_moves_them():
     later = _Connection(s._factory(), origin=64000, sent=16000)
     s._publish(Final("yo", 0.25, 0.5, ()), later)
     assert (log.events[-1].start, log.events[-1].end) == (6.25, 6.5)
+
+
+async def test_a_watchdog_that_comes_due_as_a_frame_arrives_does_not_cut_the_next_wait():
+    """The receive loop's timeout may fire only during a wait. When the
+    watchdog comes due in the same loop turn as a frame, the frame wins and the
+    due timeout must not land on the next wait (a spurious quiet period)."""
+    import json
+
+    from captioner.stt.session import _Connection
+
+    s = session_for("ws://127.0.0.1:9/x", "k")
+    conn = _Connection(s._factory(), origin=0)
+    conn.ready.set()
+    frames: list[asyncio.Future] = []
+
+    class FakeWs:
+        async def recv(self) -> str:
+            frames.append(asyncio.get_running_loop().create_future())
+            return await frames[-1]
+
+    quiet: list[int] = []
+    s._on_quiet = lambda c: quiet.append(1)  # type: ignore[method-assign]
+    sender = asyncio.get_running_loop().create_future()  # still sending
+    task = asyncio.ensure_future(s._receive(FakeWs(), conn, sender))
+    await asyncio.sleep(0)
+    assert conn.waiting and len(frames) == 1
+    frames[0].set_result(json.dumps({"type": "ready"}))
+    conn.recv_timeout.reschedule(asyncio.get_running_loop().time())  # the watchdog, in the same turn
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert quiet == [] and len(frames) == 2 and not frames[1].done() and conn.waiting
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
