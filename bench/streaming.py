@@ -24,6 +24,7 @@ from bench.common import (
     make_session,
     na,
     provider_available,
+    settled_heap,
     speech_wav,
 )
 
@@ -56,7 +57,7 @@ def cpu_per_hour(provider: str, seconds: float, runs: int = 1) -> Result:
         return na(name, target, str(exc))
     runs_done = []  # (CPU-s per audio hour, wall, transcript, session, audio s, CPU-s, fake report)
     for _ in range(runs):
-        with FakeProcess(provider) as fake:
+        with FakeProcess(provider) as fake, settled_heap():
             cpu, wall, (transcript, session, source) = asyncio.run(_stream(provider, fake, seconds))
         audio_s = source.frames_done / source.sample_rate
         runs_done.append((cpu * 3600.0 / audio_s, wall, transcript, session, audio_s, cpu, dict(fake.report)))
@@ -150,9 +151,9 @@ def versus_sdk(seconds: float) -> Result:
     frames = _pcm_frames(seconds)
     cpu: dict[str, float] = {}
     finals: dict[str, int] = {}
-    # alternate and keep the best of three runs each: less noise from the other core
-    for who, fn in (("ours", _ours), ("sdk", _sdk)) * 3:
-        with FakeProcess("audiopod") as fake:
+    # alternate and keep the best of five runs each: both vary ±25 % run to run
+    for who, fn in (("ours", _ours), ("sdk", _sdk)) * 5:
+        with FakeProcess("audiopod") as fake, settled_heap():
             c, n = asyncio.run(fn(fake, frames))
         if fake.report.get("violations"):
             raise RuntimeError(f"{who} broke the AudioPod protocol: {fake.report['violations']}")
