@@ -209,3 +209,22 @@ async def test_cue_layout_options_shape_the_srt(tone_wav, tmp_path):
     assert " ".join(" ".join(c[2]) for c in cues).split() == [w for u in SCRIPT for w in u]
     code, _, err = await captioner("transcribe", str(wav), "--provider", "audiopod", "--lines", "9")
     assert code == 2 and "--lines 1 to 4" in err
+
+
+async def test_sessions_says_which_one_is_recording_now():
+    """A session another Captioner (here: this test process) is recording is
+    listed as such, not as unfinished."""
+    from captioner.stt.events import Final
+    from captioner.transcript.journal import SessionJournal, sessions_dir
+
+    live = SessionJournal.create("audiopod", "mic", sessions_dir())
+    live(Final("still talking", 0.0, 1.0))
+    try:
+        code, out, _ = await captioner("sessions")
+        assert code == 0
+        (line,) = out.splitlines()
+        assert line.startswith(live.path.stem) and line.endswith("(recording now)")
+    finally:
+        live.close(finished=False)
+    code, out, _ = await captioner("sessions")
+    assert out.splitlines()[0].endswith("(unfinished)")
