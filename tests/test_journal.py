@@ -117,7 +117,7 @@ time.sleep(60)
 """
 
 
-def test_a_session_running_in_another_captioner_is_left_alone(tmp_path):
+def test_a_session_running_in_another_captioner_is_left_alone():
     """A second Captioner must not offer a live journal for recovery, append
     a title or a "recovered" mark into it, or delete it. When the writer dies
     (a crash), the lock goes with it and the journal is recoverable."""
@@ -129,31 +129,27 @@ def test_a_session_running_in_another_captioner_is_left_alone(tmp_path):
     from captioner.transcript.journal_lock import SessionInUse
     from captioner.ui.history import unfinished_sessions
 
-    os.environ["CAPTIONER_DATA_DIR"] = str(tmp_path)  # unfinished_sessions() looks in sessions_dir()
+    directory = sessions_dir()  # a fresh folder per test (conftest); unfinished_sessions() looks there
+    writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(directory)], stdout=subprocess.PIPE, text=True)
     try:
-        directory = sessions_dir()
-        writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(directory)], stdout=subprocess.PIPE, text=True)
-        try:
-            path = Path(writer.stdout.readline().strip())
-            (info,) = list_sessions(directory)
-            assert info.path == path and info.running and not info.finished
-            assert unfinished_sessions(None) == []
-            before = path.read_bytes()
-            for change in (rename_session, delete_session, mark_recovered):
-                with pytest.raises(SessionInUse) as caught:
-                    change(path, "x") if change is rename_session else change(path)
-                assert "still being recorded" in str(caught.value)
-            assert path.read_bytes() == before
-        finally:
-            writer.kill()  # a crash: no end line
-            writer.wait()
+        path = Path(writer.stdout.readline().strip())
         (info,) = list_sessions(directory)
-        assert not info.running and not info.finished
-        assert [i.path for i in unfinished_sessions(None)] == [path]
-        mark_recovered(path)
-        assert list_sessions(directory)[0].finished
+        assert info.path == path and info.running and not info.finished
+        assert unfinished_sessions(None) == []
+        before = path.read_bytes()
+        for change in (rename_session, delete_session, mark_recovered):
+            with pytest.raises(SessionInUse) as caught:
+                change(path, "x") if change is rename_session else change(path)
+            assert "still being recorded" in str(caught.value)
+        assert path.read_bytes() == before
     finally:
-        del os.environ["CAPTIONER_DATA_DIR"]
+        writer.kill()  # a crash: no end line
+        writer.wait()
+    (info,) = list_sessions(directory)
+    assert not info.running and not info.finished
+    assert [i.path for i in unfinished_sessions(None)] == [path]
+    mark_recovered(path)
+    assert list_sessions(directory)[0].finished
 
 
 def test_this_process_running_journal_counts_as_running_until_closed(tmp_path):
