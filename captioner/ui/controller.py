@@ -95,7 +95,10 @@ class CaptionController(QObject):
         self._secret = ""
         self._lag_polled_at = 0.0
         self._lag_timer = QTimer(self)
-        self._lag_timer.setInterval(round(self.LAG_INTERVAL * 1000))
+        # Only the fallback for when no audio block comes: blocks poll every
+        # LAG_INTERVAL (`_on_level`), and a timer as short would always win
+        # the race and wake the app twice a second on its own.
+        self._lag_timer.setInterval(round(self.LAG_INTERVAL * 2000))
         self._lag_timer.timeout.connect(self._poll_lag)
         self._monitor_task: asyncio.Task | None = None
         self._monitor_gen = 0  # bumped by every start/stop, so a stale open is dropped

@@ -257,6 +257,31 @@ def test_level_meter_keeps_the_peak_of_each_interval(qapp):
     assert got == [-50.0, -10.0]  # the short loud block was not lost
 
 
+async def test_while_audio_flows_the_lag_is_polled_on_its_blocks_not_by_a_timer(qapp):
+    """The lag poll rides on audio blocks, which wake the app anyway; its timer
+    is only the fallback for when no block comes, and must not fire (a wake-up
+    of its own, twice a second) while they do."""
+    import asyncio
+    import types
+
+    c = CaptionController()
+    c.session = types.SimpleNamespace(lag=0.25)
+    lags: list[float] = []
+    c.lag_changed.connect(lags.append)
+    fired: list[int] = []
+    c._lag_timer.timeout.connect(lambda: fired.append(1))
+    c._lag_timer.start()
+    try:
+        for _ in range(20):  # two seconds of 100 ms blocks
+            await asyncio.sleep(0.1)
+            c._on_level(-30.0)
+        assert fired == [] and 3 <= len(lags) <= 4
+        await asyncio.sleep(c._lag_timer.interval() / 1000 + 0.3)  # the blocks stop: the fallback polls
+        assert fired and len(lags) >= 4
+    finally:
+        c._lag_timer.stop()
+
+
 async def test_tray_menu_mirrors_app_state(qtbot, settings, tone_wav):
     capp = CaptionerApp(settings, build_parser().parse_args([]), CaptionController(), tray_available=True, device_lister=lambda: [])
     qtbot.addWidget(capp.window)
