@@ -230,6 +230,7 @@ def _app(url: str, key: str, seconds: float, wav: str) -> None:
 
     collector = MainThreadGC()  # the app's garbage collection, as captioner.app.main sets it up
     loop = CaptionerEventLoop(app)
+    collector.ride(loop)
     asyncio.set_event_loop(loop)
     capp = CaptionerApp(Settings(), build_parser().parse_args([]), controller=controller, tray_available=False,
                         device_lister=lambda: [])

@@ -15,6 +15,7 @@ import gc
 import logging
 import os
 import sys
+import time
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
 
 from PySide6.QtCore import QEventLoop, QObject, QTimer
@@ -47,17 +48,35 @@ class MainThreadGC(QObject):
     Left automatic, a collection can run in any thread that allocates
     (asyncio.to_thread workers, the journal writer); freeing a QObject there
     leaves Qt holding dangling timer pointers and the app crashes later. So
-    automatic GC is off and this timer collects on the GUI thread instead."""
+    automatic GC is off and this collects on the GUI thread instead, once a
+    second: after the event loop's drains (`ride`), or on its timer when idle."""
 
     def __init__(self, interval_ms: int = 1000) -> None:
         super().__init__()
         self._threshold = gc.get_threshold()
         gc.disable()
+        self._interval = interval_ms / 1000
+        self._due = 0.0
         self._timer = QTimer(self)
         self._timer.timeout.connect(self.check)
         self._timer.start(interval_ms)
 
+    def ride(self, loop: Any) -> None:
+        """Check on the event loop's drains, at most once an interval: while
+        captioning the app wakes ~20 times a second anyway, and the timer
+        (now twice as slow) is only the fallback for an idle app."""
+        self._timer.setInterval(round(self._interval * 2000))
+        loop.after_drain = self.tick
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if now >= self._due:
+            self.check()
+
     def check(self) -> None:
+        self._due = time.monotonic() + self._interval
+        if self._timer.isActive():
+            self._timer.start()  # the fallback waits a full interval again
         c0, c1, c2 = gc.get_count()
         t0, t1, t2 = self._threshold
         if c0 > t0:
@@ -269,6 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setWindowIcon(app_icon())
     loop = CaptionerEventLoop(app)
     asyncio.set_event_loop(loop)
+    collector.ride(loop)
     capp = CaptionerApp(settings, args, overlay=overlay)
     capp.show()
     # after the first paint: nothing that can block or is slow to import before it

@@ -51,6 +51,9 @@ class CaptionerEventLoop(qasync.QEventLoop):  # type: ignore[misc,valid-type]
         self._drain_pending = False  # the drain timer is started (asking Qt costs a call into it)
         self._draining = False
         self._debug = False
+        #: Called after each drain: periodic GUI-thread work (the GC check)
+        #: rides on the wake-ups the app has anyway instead of a timer's own.
+        self.after_drain: Callable[[], None] | None = None
         self._handoff = _Handoff()
         # Queued even from the loop's own thread: the callback must never run
         # before call_soon_threadsafe returns.
@@ -126,6 +129,8 @@ class CaptionerEventLoop(qasync.QEventLoop):  # type: ignore[misc,valid-type]
                     handle._run()  # exceptions go to the loop's exception handler
         finally:
             self._draining = outer
+            if not outer and self.after_drain is not None:
+                self.after_drain()
             if queue:
                 if not self._drain_pending:
                     self._drain_pending = True

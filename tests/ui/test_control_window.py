@@ -302,6 +302,38 @@ async def test_tray_menu_mirrors_app_state(qtbot, settings, tone_wav):
     assert capp.closed.is_set()
 
 
+async def test_the_gc_check_rides_on_the_loops_drains_not_a_timer(qapp):
+    """While the loop is busy (captioning wakes it ~20 times a second), the GC
+    check runs after its drains, once an interval; its timer, a fallback for
+    an idle app, does not fire."""
+    import asyncio
+    import gc
+    import time
+
+    from captioner.app import MainThreadGC
+
+    was = gc.isenabled()
+    collector = MainThreadGC(interval_ms=200)
+    checks: list[float] = []
+    real_check = collector.check
+    collector.check = lambda: (checks.append(time.monotonic()), real_check())  # type: ignore[method-assign]
+    fired: list[int] = []
+    collector._timer.timeout.connect(lambda: fired.append(1))
+    loop = asyncio.get_running_loop()
+    collector.ride(loop)
+    try:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 1.0:
+            await asyncio.sleep(0.05)  # each wake-up drains the loop
+        assert fired == [] and 4 <= len(checks) <= 6
+        assert all(b - a >= 0.19 for a, b in zip(checks, checks[1:]))
+    finally:
+        loop.after_drain = None
+        collector.stop()
+        if not was:
+            gc.disable()
+
+
 def test_gc_runs_on_the_gui_thread_only(qapp):
     import gc
 
