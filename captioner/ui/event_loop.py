@@ -129,8 +129,6 @@ class CaptionerEventLoop(qasync.QEventLoop):  # type: ignore[misc,valid-type]
                     handle._run()  # exceptions go to the loop's exception handler
         finally:
             self._draining = outer
-            if not outer and self.after_drain is not None:
-                self.after_drain()
             if queue:
                 if not self._drain_pending:
                     self._drain_pending = True
@@ -138,6 +136,8 @@ class CaptionerEventLoop(qasync.QEventLoop):  # type: ignore[misc,valid-type]
             elif self._drain_pending:  # started by a callback whose chain has run since
                 self._drain_pending = False
                 self._drain_timer.stop()
+            if not outer and self.after_drain is not None:
+                self.after_drain()  # last: whatever it does, the queue is looked after
 
     def close(self) -> None:
         self._drain_timer.stop()
