@@ -102,8 +102,9 @@ PARTIAL_EVERY_S = 0.2  # the live-words line follows partials this often at most
 
 class _WrappedLabel(QLabel):
     """A word-wrapped label that asks for the height its text needs at the
-    width it has. QLabel's own hint is a narrow, tall block, and a column
-    with room to spare gives it that height: blank lines around the text."""
+    width it has. QLabel's own hint is a narrow, tall block, and a form row
+    with room to spare gives it that height: blank lines around the text.
+    (Wrapped labels placed straight in a box layout are sized right already.)"""
 
     def sizeHint(self) -> QSize:  # noqa: N802
         hint = super().sizeHint()

@@ -301,6 +301,7 @@ async def test_long_help_is_never_squeezed_into_other_rows(qtbot, settings, monk
     w.show()
     w.show_notice("No system tray was found: use this window (or the hotkeys) to start/stop, pin/unpin and show/hide the overlay.")
     await w.load_devices()
+    w._on_state("error", "AudioPod rejected the API key (4401 unauthorized): check it in Settings → Keys")
     await asyncio.sleep(0.05)
     qtbot.wait(50)
     help_label = w.system_help
@@ -308,8 +309,10 @@ async def test_long_help_is_never_squeezed_into_other_rows(qtbot, settings, monk
     for label in (help_label, w.banner, w.hotkey_hint, w.status_label):
         if label.isVisible() and label.text():
             assert label.height() >= label.heightForWidth(label.width()), label.accessibleName()
-    # ...and no more: no blank lines around the text either
-    assert help_label.height() < help_label.heightForWidth(help_label.width()) + help_label.fontMetrics().lineSpacing()
+    # ...and the column's wrapped labels no more: no blank lines around their text either
+    assert w.status_label.text().startswith("Error:")
+    for label in (help_label, w.hotkey_hint, w.status_label):
+        assert label.height() < label.heightForWidth(label.width()) + label.fontMetrics().lineSpacing(), label.accessibleName()
     below = w.level_meter.mapTo(w, w.level_meter.rect().topLeft()).y()
     assert help_label.mapTo(w, help_label.rect().bottomLeft()).y() < below
     # the column scrolls when it must, and never clips a control on the right
