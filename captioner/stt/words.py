@@ -24,7 +24,10 @@ _TIME_KEYS = (
 def parse_words(items: Any, units: str = "s") -> tuple[Word, ...]:
     """Words from a provider list. Keys that name their unit (…Ms, …Seconds) are
     taken at their word; unit-less `start`/`end` are read in `units` ("s" or "ms").
-    Items without a text or time are skipped rather than guessed."""
+    Items without a text or time are skipped rather than guessed.
+
+    Every final of every provider passes here, word by word: numbers that are
+    already floats skip `as_float`, and nothing is looked up twice."""
     if not isinstance(items, list):
         return ()
     default = 0.001 if units == "ms" else 1.0
@@ -32,35 +35,40 @@ def parse_words(items: Any, units: str = "s") -> tuple[Word, ...]:
     for item in items:
         if not isinstance(item, dict):
             continue
-        text = None
         for k in _TEXT_KEYS:
-            if isinstance(item.get(k), str):
-                text = item[k]
+            text = item.get(k)
+            if isinstance(text, str):
                 break
-        if text is None:
+        else:
             continue
-        start = end = None
         for start_key, end_key, factor in _TIME_KEYS:
             if start_key not in item:  # (a membership test first: most keys are absent)
                 continue
-            s = as_float(item[start_key])
+            s = item[start_key]
+            if type(s) is not float:
+                s = as_float(s)
             if s is not None:
-                e = as_float(item.get(end_key))
-                f = default if factor is None else factor
-                start, end = s * f, (e * f if e is not None else s * f)
                 break
-        if start is None or end is None:
+        else:
             continue
-        speaker = item.get("speaker", item.get("speaker_id", item.get("speakerId")))
-        words.append(
-            Word(
-                text=text.strip(),
-                start=start,
-                end=max(end, start),
-                confidence=as_float(item.get("confidence")),
-                speaker=None if speaker is None or isinstance(speaker, (dict, list)) else str(speaker),
-            )
-        )
+        f = default if factor is None else factor
+        e = item.get(end_key)
+        if type(e) is not float:
+            e = as_float(e)
+        start = s * f
+        end = start if e is None else e * f
+        confidence = item.get("confidence")
+        if type(confidence) is not float:
+            confidence = as_float(confidence)
+        if "speaker" in item:
+            speaker = item["speaker"]
+        elif "speaker_id" in item:
+            speaker = item["speaker_id"]
+        else:
+            speaker = item.get("speakerId")
+        if speaker is not None:
+            speaker = None if isinstance(speaker, (dict, list)) else str(speaker)
+        words.append(Word(text.strip(), start, max(end, start), confidence, speaker))
     return tuple(words)
 
 
