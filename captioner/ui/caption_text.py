@@ -38,11 +38,8 @@ def draw_run(p: QPainter, x: float, baseline: float, text: str, color: str, font
     if not text:
         return
     if effect == "outline":
-        path = QPainterPath()
-        path.addText(QPointF(x, baseline), font, text)
-        pen = QPen(QColor(effect_color), outline_width(font_size))
-        pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
-        p.strokePath(path, pen)
+        path = text_path(x, baseline, text, font)
+        stroke_outline(p, path, effect_color, font_size)
         p.fillPath(path, QColor(color))
         return
     if effect == "shadow":
@@ -53,6 +50,19 @@ def draw_run(p: QPainter, x: float, baseline: float, text: str, color: str, font
         p.drawText(QPointF(x + off, baseline + off), text)
     p.setPen(QColor(color))
     p.drawText(QPointF(x, baseline), text)
+
+
+def text_path(x: float, baseline: float, text: str, font: QFont) -> QPainterPath:
+    path = QPainterPath()
+    path.addText(QPointF(x, baseline), font, text)
+    return path
+
+
+def stroke_outline(p: QPainter, path: QPainterPath, effect_color: str, font_size: int) -> None:
+    """The outline under a text path (its fill goes on top)."""
+    pen = QPen(QColor(effect_color), outline_width(font_size))
+    pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
+    p.strokePath(path, pen)
 
 
 def outline_width(font_size: int) -> float:
@@ -67,13 +77,19 @@ class RowImages:
     """Word and row images for one look (font, effect, device pixel ratio).
     `configure` drops everything when the look changes."""
 
+    #: Outline layers kept for recolouring: a word is usually seen as a partial
+    #: and, moments later, as the same word of the final in the final's colour.
+    MAX_OUTLINES = 64
+
     def __init__(self, max_words: int = 600) -> None:
         self._max_words = max_words
         self._words: collections.OrderedDict[tuple, tuple[QImage, int, int]] = collections.OrderedDict()
+        self._outlines: collections.OrderedDict[tuple, tuple[QImage, QPainterPath]] = collections.OrderedDict()
         self._rows: dict[tuple, QImage] = {}
         self._rows_used: dict[tuple, QImage] = {}
         self._look: tuple | None = None
         self.words_drawn = 0  # counters for tests and benchmarks
+        self.outlines_stroked = 0
         self.rows_composed = 0
 
     def configure(self, font: QFont, line_height: int, ascent: int, height: int, effect: str, effect_color: str,
@@ -83,6 +99,7 @@ class RowImages:
             return
         self._look = look
         self._words.clear()
+        self._outlines.clear()
         self._rows.clear()
         self._rows_used.clear()
         self.font, self.effect, self.effect_color, self.font_size = font, effect, effect_color, font_size
@@ -157,24 +174,62 @@ class RowImages:
         right = math.ceil((max(self.fm.horizontalAdvance(text), ink.right()) + extra) * d) + 1
         top = math.floor((min(-self.fm.ascent(), ink.top()) - extra) * d)
         bottom = math.ceil((max(self.fm.descent(), ink.bottom()) + extra) * d) + 1
-        img = QImage(right - left, bottom - top, _FORMAT)
-        img.setDotsPerMeterX(round(self.dpi[0] / 0.0254))
-        img.setDotsPerMeterY(round(self.dpi[1] / 0.0254))
-        img.fill(0)
-        img.setDevicePixelRatio(d)
-        p = QPainter(img)
-        p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        p.setRenderHint(QPainter.RenderHint.TextAntialiasing)
-        p.setFont(self.font)
         pos = ((-left + fx / _SUB) / d, (-top + fy / _SUB) / d)
-        draw_run(p, pos[0], pos[1], text, color, self.font, self.effect, self.effect_color, self.font_size)
-        p.end()
+        if self.effect == "outline":
+            img = self._outlined(text, color, fx, fy, right - left, bottom - top, pos)
+        else:
+            img = self._blank(right - left, bottom - top)
+            p = self._painter(img)
+            draw_run(p, pos[0], pos[1], text, color, self.font, self.effect, self.effect_color, self.font_size)
+            p.end()
         img.setDevicePixelRatio(1.0)  # composed in device pixels
         hit = (img, left, top)
         self._words[key] = hit
         if len(self._words) > self._max_words:
             self._words.popitem(last=False)
         return hit
+
+    def _outlined(self, text: str, color: str, fx: int, fy: int, w: int, h: int, pos: tuple[float, float]) -> QImage:
+        """An outlined word: its outline layer (the dear part: stroking the
+        text path) is kept a while, so the same word at the same place in
+        another colour only fills its text path on a copy. Same operations in
+        the same order as `draw_run`, so the pixels are the same."""
+        key = (text, fx, fy)
+        layer = self._outlines.get(key)
+        if layer is None:
+            self.outlines_stroked += 1
+            outline = self._blank(w, h)
+            path = text_path(pos[0], pos[1], text, self.font)
+            p = self._painter(outline)
+            stroke_outline(p, path, self.effect_color, self.font_size)
+            p.end()
+            layer = (outline, path)
+            self._outlines[key] = layer
+            if len(self._outlines) > self.MAX_OUTLINES:
+                self._outlines.popitem(last=False)
+        else:
+            self._outlines.move_to_end(key)
+        img = layer[0].copy()
+        img.setDevicePixelRatio(self.dpr)
+        p = self._painter(img)
+        p.fillPath(layer[1], QColor(color))
+        p.end()
+        return img
+
+    def _blank(self, w: int, h: int) -> QImage:
+        img = QImage(w, h, _FORMAT)
+        img.setDotsPerMeterX(round(self.dpi[0] / 0.0254))
+        img.setDotsPerMeterY(round(self.dpi[1] / 0.0254))
+        img.fill(0)
+        img.setDevicePixelRatio(self.dpr)
+        return img
+
+    def _painter(self, img: QImage) -> QPainter:
+        p = QPainter(img)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        p.setRenderHint(QPainter.RenderHint.TextAntialiasing)
+        p.setFont(self.font)
+        return p
 
 
 def _split(v: float) -> tuple[int, int]:

@@ -260,3 +260,20 @@ def test_work_per_event_is_o1(qtbot):  # noqa: ANN001
         ov.repaint()  # repaints copy cached rows
     assert (images.words_drawn, images.rows_composed) == (words + 1, rows + 1)
     assert len(images._words) <= images._max_words and len(images._rows) <= ov.renderer.style.lines + 1
+
+
+def test_a_partial_that_becomes_final_is_recoloured_not_stroked_again(qtbot):  # noqa: ANN001
+    ov = make(qtbot, BASE, width=900)
+    with qtbot.waitExposed(ov):
+        ov.show()
+    images = ov.renderer.images
+    ov.on_event(Partial("we agreed on the budget"))
+    ov.repaint()
+    stroked, drawn = images.outlines_stroked, images.words_drawn
+    ov.on_event(Final("we agreed on the budget", 0, 2))
+    ov.repaint()
+    # five words in the final's colour, but no outline stroked again
+    assert images.words_drawn - drawn == 5
+    assert images.outlines_stroked == stroked
+    assert same(shown(ov), reference(ov))
+    assert len(images._outlines) <= images.MAX_OUTLINES
