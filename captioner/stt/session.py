@@ -36,6 +36,7 @@ from captioner.stt.events import (
 )
 from captioner.stt.core import SessionCore
 from captioner.stt.http import post_json
+from captioner.stt.pcm_buffer import PcmBuffer
 from captioner.stt.protocol import ProtocolError, WireProtocol
 from captioner.stt.urls import redact_text, validate_endpoint
 
@@ -172,10 +173,9 @@ class StreamSession(SessionCore):
         self._max_frame_samples = max(self._frame_samples, probe.sample_rate * (probe.max_frame_ms or 0) // 1000)
         self._replay_extra = max(0.0, probe.replay_extra_seconds)
         self.stats = SessionStats()
-        # Audio buffer: PCM from stream position `_buf_start` to `_stream_end`.
-        self._buf = bytearray()
-        self._buf_start = 0
-        self._trim_at = 0  # buffer length at which _append next looks for audio to forget
+        # Audio by stream position, from `_buf.start` to `_stream_end` (== `_buf.end`).
+        self._buf = PcmBuffer()
+        self._trim_at = 0  # stream position at which _append next looks for audio to forget
         self._final_end = 0  # stream position up to which finals cover the audio
         self._sent_high = 0  # the furthest stream position ever sent
         self._space = asyncio.Event()  # set when sending frees backlog room
@@ -211,17 +211,18 @@ class StreamSession(SessionCore):
         samples = len(pcm) // 2
         if samples == 0:
             return
-        if self._backlog() + samples > self._backlog_cap:
+        # (_backlog() > _backlog_cap, inline: this runs for every block)
+        if self._stream_end - self._sent_high + samples > self.config.backlog_seconds * self.sample_rate:
             # The network is slower than the audio: drop this block, keep time true.
             self.stats.dropped_seconds += samples / self.sample_rate
             self._add_hole(samples, "network too slow; audio dropped")
             return
-        self._buf += pcm[: samples * 2]
+        self._buf.append(pcm)
         self._stream_end += samples
-        if len(self._buf) >= self._trim_at:  # every ~64 KiB, not every block: trimming is only memory
+        if self._stream_end >= self._trim_at:  # every 2 s of audio, not every block: trimming is only memory
             conn = self._conn
             self._trim(conn.origin + conn.sent if conn else self._final_end)
-            self._trim_at = len(self._buf) + 65536
+            self._trim_at = self._stream_end + 2 * self.sample_rate
         self._data.set()
 
     @property
@@ -240,16 +241,10 @@ class StreamSession(SessionCore):
 
     def _trim(self, sent_pos: int) -> None:
         """Forget audio that is both sent and covered by a final, or older than
-        the replay bound. Compacts lazily so trimming stays O(1) amortized."""
+        the replay bound."""
         keep_from = min(self._final_end, sent_pos)
         floor = sent_pos - self._replay_window()
-        keep_from = max(keep_from, floor, self._buf_start)
-        dead = keep_from - self._buf_start
-        if dead <= 0:
-            return
-        if dead * 2 >= 1 << 20 or dead * 2 >= len(self._buf) // 2:
-            del self._buf[: dead * 2]
-            self._buf_start = keep_from
+        self._buf.forget_before(max(keep_from, floor))
 
     def _replay_start(self) -> tuple[int, Gap | None]:
         """Where a new connection starts: the end of the last final, or the
@@ -258,7 +253,7 @@ class StreamSession(SessionCore):
         floor = self._stream_end - self._replay_window()
         if self._conn is not None:
             floor = min(floor, self._conn.origin + self._conn.sent)
-        lost_to = max(start, floor, self._buf_start)
+        lost_to = max(start, floor, self._buf.start)
         gap = None
         if lost_to > start:
             gap = Gap(self.session_time(start), self.session_time(lost_to), "replay buffer exceeded; audio lost")
@@ -478,8 +473,7 @@ class StreamSession(SessionCore):
                 # Live audio goes frame by frame; audio that is already late
                 # (backlog) goes in the largest frames the protocol allows.
                 n = min(available, self._max_frame_samples) if available >= 2 * frame else min(frame, available)
-                at = (pos - self._buf_start) * 2
-                pcm = bytes(self._buf[at : at + n * 2])
+                pcm = self._buf.read(pos, n)
                 for message in proto.encode_audio(pcm):
                     await self._send(ws, message)
                 conn.sent += n
