@@ -66,11 +66,8 @@ class PcmBuffer:
         self.start = min(pos, self.end)
         starts, chunks = self._starts, self._chunks
         head = self._head
-        # drop whole blocks that end at or before the new start
-        while head + 1 < len(starts) and starts[head + 1] <= self.start:
-            chunks[head] = b""
-            head += 1
-        if head == len(starts) - 1 and self.start == self.end:
+        # let go of whole blocks that end at or before the new start
+        while head < len(chunks) and starts[head] + (len(chunks[head]) >> 1) <= self.start:
             chunks[head] = b""
             head += 1
         if head > 64 and head * 2 > len(starts):  # compact now and then: O(1) amortized
@@ -78,8 +75,3 @@ class PcmBuffer:
             del starts[:head]
             head = 0
         self._head = head
-
-    @property
-    def kept(self) -> int:
-        """Samples kept (from `start` to `end`)."""
-        return self.end - self.start

@@ -211,8 +211,7 @@ class StreamSession(SessionCore):
         samples = len(pcm) // 2
         if samples == 0:
             return
-        # (_backlog() > _backlog_cap, inline: this runs for every block)
-        if self._stream_end - self._sent_high + samples > self.config.backlog_seconds * self.sample_rate:
+        if self._backlog() + samples > self._backlog_cap:
             # The network is slower than the audio: drop this block, keep time true.
             self.stats.dropped_seconds += samples / self.sample_rate
             self._add_hole(samples, "network too slow; audio dropped")
