@@ -9,6 +9,7 @@ import contextvars
 import socket
 import threading
 import time
+from typing import Any
 
 from PySide6.QtCore import QTimer
 
@@ -159,3 +160,164 @@ async def test_call_soon_threadsafe_from_the_loop_thread_never_runs_the_callback
     QTimer.singleShot(0, slot)
     await asyncio.wait_for(done, 5)
     assert seen_on_return == [[]] and ran == [1]
+
+
+async def test_a_reader_serves_every_frame_in_order_with_its_notifier_left_on():
+    """qasync turns a reader's notifier off and on round every callback (a
+    GLib poll-set change and a wake-up write each); ours stays on."""
+    loop = asyncio.get_running_loop()
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    got = bytearray()
+    notifier_on: list[bool] = []
+    done = loop.create_future()
+
+    def on_readable() -> None:
+        notifier_on.append(loop._read_notifiers[a.fileno()].isEnabled())
+        got.extend(a.recv(64))
+        if got.endswith(b"4;") and not done.done():
+            done.set_result(None)
+
+    loop.add_reader(a.fileno(), on_readable)
+
+    def send() -> None:
+        for i in range(5):
+            b.send(f"{i};".encode())
+            time.sleep(0.02)
+
+    try:
+        threading.Thread(target=send).start()
+        await asyncio.wait_for(done, 5)
+        assert bytes(got) == b"0;1;2;3;4;"
+        assert notifier_on and all(notifier_on)
+    finally:
+        loop.remove_reader(a.fileno())
+        a.close()
+        b.close()
+
+
+async def test_a_replaced_or_removed_reader_is_not_called_again():
+    loop = asyncio.get_running_loop()
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    calls: list[str] = []
+
+    def reader(name: str) -> None:
+        calls.append(name)
+        a.recv(64)
+
+    try:
+        loop.add_reader(a.fileno(), reader, "old")
+        loop.add_reader(a.fileno(), reader, "new")
+        b.send(b"x")
+        await asyncio.sleep(0.1)
+        assert calls == ["new"]
+        assert loop.remove_reader(a.fileno()) is True
+        b.send(b"y")
+        await asyncio.sleep(0.1)
+        assert calls == ["new"]
+        assert loop.remove_reader(a.fileno()) is False
+    finally:
+        loop.remove_reader(a.fileno())
+        a.close()
+        b.close()
+
+
+async def test_a_reader_that_raises_goes_to_the_handler_and_is_served_again():
+    loop = asyncio.get_running_loop()
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    errors: list[BaseException] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context.get("exception")))
+    seen: list[bytes] = []
+    second = loop.create_future()
+
+    def reader() -> None:
+        data = a.recv(64)
+        seen.append(data)
+        if data == b"bad":
+            raise ValueError("a malformed frame")
+        if not second.done():
+            second.set_result(None)
+
+    loop.add_reader(a.fileno(), reader)
+    try:
+        b.send(b"bad")
+        await asyncio.sleep(0.1)
+        b.send(b"good")
+        await asyncio.wait_for(second, 5)
+        assert seen == [b"bad", b"good"]
+        assert len(errors) == 1 and isinstance(errors[0], ValueError)
+    finally:
+        loop.set_exception_handler(None)
+        loop.remove_reader(a.fileno())
+        a.close()
+        b.close()
+
+
+async def test_a_reader_is_served_inside_a_nested_qt_loop_and_never_reentered():
+    """A callback that runs a modal loop (a file dialog from a coroutine) must
+    not stop sockets from being read; a reader whose own callback runs one is
+    not called inside itself, and is served again once it returns."""
+    from PySide6.QtCore import QEventLoop
+
+    loop = asyncio.get_running_loop()
+    a, b = socket.socketpair()
+    c, d = socket.socketpair()
+    for s in (a, c):
+        s.setblocking(False)
+    running: dict[str, bool] = {"a": False, "c": False}
+    reentered: list[str] = []
+    got: list[bytes] = []
+    outcome: list[str] = []
+
+    def nested_until(done: Any) -> None:
+        nested = QEventLoop()
+        poll = QTimer()
+        poll.timeout.connect(lambda: done() and nested.quit())
+        poll.start(5)
+        QTimer.singleShot(3000, lambda: (outcome.append("timed out"), nested.quit()))
+        nested.exec()
+        poll.stop()
+
+    def reader(name: str, sock: socket.socket) -> None:
+        if running[name]:
+            reentered.append(name)
+        running[name] = True
+        try:
+            data = sock.recv(64)
+            got.append(data)
+            if data == b"modal in a reader":
+                # c stays readable while this one waits: it must not come back in here.
+                d.send(b"more for c")
+                threading.Timer(0.05, b.send, (b"a meanwhile",)).start()
+                nested_until(lambda: b"a meanwhile" in got)
+        finally:
+            running[name] = False
+
+    def modal() -> None:  # runs inside a drain, as a coroutine's step would
+        threading.Timer(0.05, b.send, (b"a in the dialog",)).start()
+        nested_until(lambda: b"a in the dialog" in got)
+        outcome.append("closed")
+
+    loop.add_reader(a.fileno(), reader, "a", a)
+    loop.add_reader(c.fileno(), reader, "c", c)
+    try:
+        loop.call_soon(modal)
+        for _ in range(200):
+            await asyncio.sleep(0.02)
+            if outcome:
+                break
+        assert outcome == ["closed"]
+        d.send(b"modal in a reader")
+        for _ in range(200):
+            await asyncio.sleep(0.02)
+            if b"more for c" in got:
+                break
+        assert got == [b"a in the dialog", b"modal in a reader", b"a meanwhile", b"more for c"]
+        assert reentered == [] and outcome == ["closed"]
+    finally:
+        for s in (a, c):
+            loop.remove_reader(s.fileno())
+        for s in (a, b, c, d):
+            s.close()
