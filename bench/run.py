@@ -30,7 +30,7 @@ from bench.common import NotAvailable, Result  # noqa: E402
 
 def plan(quick: bool) -> list[tuple[str, str, str, Callable[[], list[Result]]]]:
     """(group, name, target, thunk) for every benchmark."""
-    from bench import exports, floor, gui, latency, local_engine, longrun, reconnect, startup, streaming
+    from bench import cli_live, exports, floor, gui, latency, local_engine, longrun, reconnect, startup, streaming
 
     audio_s = 60.0 if quick else 3600.0
     items: list[tuple[str, str, str, Callable[[], list[Result]]]] = []
@@ -39,6 +39,7 @@ def plan(quick: bool) -> list[tuple[str, str, str, Callable[[], list[Result]]]]:
                       lambda p=p: [streaming.cpu_per_hour(p, audio_s, 1 if quick else 3)]))
     items.append(("app", "app CPU, live + overlay", "<= 2 % core", lambda: gui.app_cpu(5.0 if quick else 60.0)))
     items.append(("app", "app floor", "info", lambda: [floor.run(3.0 if quick else 30.0)]))
+    items.append(("app", "live without Qt", "info", lambda: [cli_live.run(3.0 if quick else 60.0)]))
     items.append(("sdk", "CPU vs AudioPod SDK", "<= 1.00", lambda: [streaming.versus_sdk(30.0 if quick else 1200.0)]))
     items.append(("latency", "latency callback→socket", "<= 5 ms p99", lambda: [latency.callback_to_socket(4.0 if quick else 60.0)]))
     items.append(("long", "long session", "", lambda: longrun.run(0.15 if quick else 8.0)))
