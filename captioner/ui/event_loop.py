@@ -118,7 +118,10 @@ class CaptionerEventLoop(qasync.QEventLoop):  # type: ignore[misc,valid-type]
         state = {"queued": False, "running": False, "muted": False}
 
         def run() -> None:
-            state["queued"], state["running"] = False, True
+            state["queued"] = False
+            if notifiers.get(fd) is not notifier:  # removed or replaced while it waited
+                return
+            state["running"] = True
             try:
                 callback(*args)
             finally:

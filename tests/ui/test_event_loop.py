@@ -321,3 +321,32 @@ async def test_a_reader_is_served_inside_a_nested_qt_loop_and_never_reentered():
             loop.remove_reader(s.fileno())
         for s in (a, b, c, d):
             s.close()
+
+
+async def test_a_reader_removed_while_its_callback_waits_in_the_queue_is_not_called():
+    """asyncio's own loops cancel a reader's pending callback on removal: a
+    transport that has closed must not be read once more."""
+    from PySide6.QtCore import QCoreApplication
+
+    loop = asyncio.get_running_loop()
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    calls: list[bytes] = []
+    loop.add_reader(a.fileno(), lambda: calls.append(a.recv(64)))
+    drain = loop._drain
+    try:
+        loop._drain = lambda: None  # type: ignore[method-assign]  # the callback stays queued
+        b.send(b"x")
+        deadline = time.monotonic() + 5
+        while not loop._ready_queue and time.monotonic() < deadline:
+            QCoreApplication.processEvents()
+        assert loop._ready_queue, "the notifier never reported the socket"
+        loop.remove_reader(a.fileno())
+    finally:
+        del loop._drain  # the method again
+    assert loop._drain == drain
+    drain()
+    await asyncio.sleep(0.05)
+    assert calls == []
+    a.close()
+    b.close()
