@@ -162,6 +162,13 @@ async def test_call_soon_threadsafe_from_the_loop_thread_never_runs_the_callback
     assert seen_on_return == [[]] and ran == [1]
 
 
+async def _until(condition: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
 async def test_a_reader_serves_every_frame_in_order_with_its_notifier_left_on():
     """qasync turns a reader's notifier off and on round every callback (a
     GLib poll-set change and a wake-up write each); ours stays on."""
@@ -210,7 +217,8 @@ async def test_a_replaced_or_removed_reader_is_not_called_again():
         loop.add_reader(a.fileno(), reader, "old")
         loop.add_reader(a.fileno(), reader, "new")
         b.send(b"x")
-        await asyncio.sleep(0.1)
+        await _until(lambda: calls)
+        await asyncio.sleep(0.05)
         assert calls == ["new"]
         assert loop.remove_reader(a.fileno()) is True
         b.send(b"y")
@@ -243,7 +251,7 @@ async def test_a_reader_that_raises_goes_to_the_handler_and_is_served_again():
     loop.add_reader(a.fileno(), reader)
     try:
         b.send(b"bad")
-        await asyncio.sleep(0.1)
+        await _until(lambda: errors)
         b.send(b"good")
         await asyncio.wait_for(second, 5)
         assert seen == [b"bad", b"good"]
