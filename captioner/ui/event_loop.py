@@ -18,7 +18,7 @@ audio thread (`call_soon_threadsafe`), drain the queue at once, in the Qt
 event that reported them, as asyncio's own loop runs a selector's callbacks
 in the iteration that saw them ready. Each of those wakes the app from sleep,
 and a wake-up is dear on a cold CPU: going round Qt's event loop once more
-just to reach the drain timer was a fifth of the work per frame. A reader's
+just to reach the drain timer was a fifth of the work per frame. A socket's
 notifier also stays on while its callback runs: qasync mutes and unmutes it
 around each one, and every such turn changes GLib's poll set and writes its
 wake-up fd, which costs the app one more pass round Qt's loop per frame.
@@ -34,10 +34,6 @@ import qasync
 from PySide6.QtCore import QObject, QSocketNotifier, Qt, QTimer, Signal
 
 MAX_BATCH = 100
-
-
-def _fileno(fd: Any) -> int:
-    return fd if isinstance(fd, int) else int(fd.fileno())
 
 
 class _Handoff(QObject):
@@ -104,57 +100,66 @@ class CaptionerEventLoop(qasync.QEventLoop):  # type: ignore[misc,valid-type]
         self._drain_now()
 
     def _add_reader(self, fd: Any, callback: Callable[..., Any], *args: Any) -> None:
-        """Like qasync's, with one slot that queues the callback and drains,
-        leaving the notifier on. qasync turns it off and on again around every
-        callback, and each turn changes GLib's poll set: two wake-up writes and
-        one more pass round Qt's loop per server frame (bench/RESULTS.md)."""
         if self._debug:
             super()._add_reader(fd, callback, *args)
             return
         self._check_closed()
         self._remove_reader(fd)
-        notifier = QSocketNotifier(_fileno(fd), QSocketNotifier.Type.Read)
-        notifiers = self._read_notifiers
-        state = {"queued": False, "running": False, "muted": False}
+        self._watch(fd, QSocketNotifier.Type.Read, self._read_notifiers, callback, args)
+
+    def _add_writer(self, fd: Any, callback: Callable[..., Any], *args: Any) -> None:
+        if self._debug:
+            super()._add_writer(fd, callback, *args)
+            return
+        self._check_closed()
+        self._remove_writer(fd)
+        self._watch(fd, QSocketNotifier.Type.Write, self._write_notifiers, callback, args)
+
+    def _watch(self, fd: Any, kind: QSocketNotifier.Type, notifiers: dict, callback: Callable[..., Any], args: tuple) -> None:
+        """Like qasync's readers and writers, with one slot that queues the
+        callback and drains, leaving the notifier on. qasync turns it off and
+        on again round every callback, and each turn changes GLib's poll set:
+        two wake-up writes and one more pass round Qt's loop per server frame
+        (bench/RESULTS.md). qasync's `_remove_reader/_writer` still apply."""
+        notifier = QSocketNotifier(qasync._fileno(fd), kind)
+        queued = running = muted = False
 
         def run() -> None:
-            state["queued"] = False
+            nonlocal queued, running, muted
+            queued = False
             if notifiers.get(fd) is not notifier:  # removed or replaced while it waited
                 return
-            state["running"] = True
+            running = True
             try:
                 callback(*args)
             finally:
-                state["running"] = False
-                if state["muted"] and notifiers.get(fd) is notifier:
-                    state["muted"] = False
+                running = False
+                if muted and notifiers.get(fd) is notifier:
+                    muted = False
                     notifier.setEnabled(True)
 
         handle = asyncio.Handle(run, (), self)
 
         def ready(*_: Any) -> None:
+            nonlocal queued, muted
             if notifiers.get(fd) is not notifier:
                 return
-            if state["running"]:
-                # The callback runs a nested Qt loop and the fd is still
-                # readable: mute it until the callback returns (qasync's way),
-                # so it is neither re-entered nor reported again and again.
+            if running:
+                # The callback runs a nested Qt loop and the fd is still ready:
+                # mute it until the callback returns (qasync's way), so it is
+                # neither re-entered nor reported again and again.
                 notifier.setEnabled(False)
-                state["muted"] = True
+                muted = True
                 return
-            if not state["queued"]:  # else it waits behind a full batch already
-                state["queued"] = True
+            if not queued:  # else it waits behind a full batch already
+                queued = True
                 self._ready_queue.append(handle)
             self._drain()
 
         notifier.activated["int"].connect(ready)
         notifiers[fd] = notifier
 
-    def _add_writer(self, fd: Any, callback: Callable[..., Any], *args: Any) -> None:
-        super()._add_writer(fd, callback, *args)
-        self._write_notifiers[fd].activated["int"].connect(self._drain_now)
-
-    def _drain_now(self, *_: Any) -> None:
+    def _drain_now(self) -> None:
         """Run what a wake-up queued, in this Qt event. Not from inside a
         drain (a nested Qt loop): the drain timer covers that."""
         if self._draining or self._debug or self.is_closed():

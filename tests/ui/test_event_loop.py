@@ -203,6 +203,32 @@ async def test_a_reader_serves_every_frame_in_order_with_its_notifier_left_on():
         b.close()
 
 
+async def test_a_writer_runs_with_its_notifier_left_on_and_stops_when_removed():
+    """Writers (a transport whose send buffer filled up) take the same path
+    as readers."""
+    loop = asyncio.get_running_loop()
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    notifier_on: list[bool] = []
+
+    def on_writable() -> None:
+        notifier_on.append(loop._write_notifiers[a.fileno()].isEnabled())
+        a.send(b"flushed")
+        loop.remove_writer(a.fileno())
+
+    try:
+        loop.add_writer(a.fileno(), on_writable)  # a fresh socket is writable at once
+        await _until(lambda: notifier_on)
+        await asyncio.sleep(0.05)
+        assert notifier_on == [True]
+        assert b.recv(64) == b"flushed"
+        assert loop.remove_writer(a.fileno()) is False
+    finally:
+        loop.remove_writer(a.fileno())
+        a.close()
+        b.close()
+
+
 async def test_a_replaced_or_removed_reader_is_not_called_again():
     loop = asyncio.get_running_loop()
     a, b = socket.socketpair()
