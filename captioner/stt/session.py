@@ -349,6 +349,12 @@ class StreamSession(SessionCore):
                 if delay:
                     await asyncio.sleep(delay)
 
+    def _tls_refused(self, exc: ssl.SSLCertVerificationError) -> ProviderError:
+        """Fatal: never retried and never bypassed, for the login as for the
+        WebSocket. A certificate that does not verify is not a network blip."""
+        reason = self._redact(exc.verify_message or str(exc))
+        return ProviderError("TLS_FAILED", f"the server's certificate was not accepted: {reason}")
+
     async def _fail(self, error: ProviderError) -> None:
         error = ProviderError(error.code, self._redact(error.message), ErrorKind.FATAL)
         self.last_error = error
@@ -366,8 +372,11 @@ class StreamSession(SessionCore):
         if login is not None:
             try:
                 status, body = await post_json(login, timeout=self.config.open_timeout)
+            except ssl.SSLCertVerificationError as exc:
+                raise _Retry(self._tls_refused(exc), None) from None
             except OSError as exc:
-                raise _Retry(ProviderError("LOGIN_FAILED", f"login failed: {exc}", ErrorKind.RETRYABLE), None) from None
+                reason = self._redact(str(exc) or type(exc).__name__)
+                raise _Retry(ProviderError("LOGIN_FAILED", f"login failed: {reason}", ErrorKind.RETRYABLE), None) from None
             try:
                 proto.accept_login(status, body)
             except ProtocolError as exc:
@@ -393,9 +402,7 @@ class StreamSession(SessionCore):
         except InvalidURI as exc:
             raise _Retry(ProviderError("BAD_ENDPOINT", self._redact(str(exc))), None) from None
         except ssl.SSLCertVerificationError as exc:
-            # Never retried and never bypassed: a bad certificate is not a blip.
-            reason = self._redact(exc.verify_message or str(exc))
-            raise _Retry(ProviderError("TLS_FAILED", f"the server's certificate was not accepted: {reason}"), None) from None
+            raise _Retry(self._tls_refused(exc), None) from None
         except (OSError, InvalidHandshake, asyncio.TimeoutError) as exc:
             reason = self._redact(str(exc) or type(exc).__name__)
             raise _Retry(ProviderError("CONNECT_FAILED", f"could not connect: {reason}", ErrorKind.RETRYABLE), None) from None

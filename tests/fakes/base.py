@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
@@ -53,12 +54,22 @@ class FakeServer:
         self.faults: list[Fault] = []
         self._server: Any = None
         self.port = 0
+        #: Serve wss:// (and https:// for a login) with this context, as the
+        #: real providers do; set before entering. The URL then names
+        #: "localhost", the name a test certificate is issued for.
+        self.tls: ssl.SSLContext | None = None
 
     # -- lifecycle
     async def __aenter__(self) -> "FakeServer":
-        self._server = await serve(self._handler, "127.0.0.1", 0, process_request=self._process_request, max_size=2**22, max_queue=None)
+        self._server = await serve(self._handler, "127.0.0.1", 0, process_request=self._process_request, max_size=2**22,
+                                   max_queue=None, ssl=self._ws_tls())
         self.port = self._server.sockets[0].getsockname()[1]
         return self
+
+    def _ws_tls(self) -> ssl.SSLContext | None:
+        """The context of the WebSocket listener (a fake with a front door of
+        its own keeps its inner listener plain)."""
+        return self.tls
 
     async def __aexit__(self, *exc: object) -> None:
         self._server.close()
@@ -66,7 +77,12 @@ class FakeServer:
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}{self.path}"
+        return self.url_for(self.path)
+
+    def url_for(self, path: str) -> str:
+        if self.tls is not None:
+            return f"wss://localhost:{self.port}{path}"
+        return f"ws://127.0.0.1:{self.port}{path}"
 
     # -- handshake
     def check_request(self, request: Request) -> tuple[int, str] | None:

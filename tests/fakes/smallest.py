@@ -83,9 +83,6 @@ class FakeSmallest(FakeServer):
         self.queries: list[dict[str, str]] = []
         self.refusals: list[tuple[int, str]] = []
 
-    def url_for(self, path: str) -> str:
-        return f"ws://127.0.0.1:{self.port}{path}"
-
     # ----------------------------------------------------------- handshake
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path

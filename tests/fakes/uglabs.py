@@ -24,6 +24,7 @@ import base64
 import binascii
 import io
 import json
+import ssl
 import struct
 import uuid
 import wave
@@ -88,7 +89,7 @@ class FakeUgLabs(FakeServer):
     async def __aenter__(self) -> "FakeUgLabs":
         await super().__aenter__()
         self._ws_port = self.port
-        self._front = await asyncio.start_server(self._front_conn, "127.0.0.1", 0)
+        self._front = await asyncio.start_server(self._front_conn, "127.0.0.1", 0, ssl=self.tls)
         self.port = self._front.sockets[0].getsockname()[1]
         return self
 
@@ -101,7 +102,12 @@ class FakeUgLabs(FakeServer):
 
     @property
     def login_url(self) -> str:
+        if self.tls is not None:
+            return f"https://localhost:{self.port}{LOGIN_PATH}"
         return f"http://127.0.0.1:{self.port}{LOGIN_PATH}"
+
+    def _ws_tls(self) -> ssl.SSLContext | None:
+        return None  # behind the front door, which speaks TLS when asked to
 
     # ------------------------------------------------------------- front
     async def _front_conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -1,0 +1,86 @@
+"""Every provider over TLS, as in real use: wss:// (and, for UG Labs, its
+https:// login), with a certificate the client trusts and verifies.
+
+The other provider tests use ws:// on loopback; every real endpoint is
+wss://. These prove the encrypted path works end to end: a regression that
+switched verification off, named the wrong host, or sent the login in the
+clear would fail here (the fakes speak only TLS once given a context).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from captioner.audio.sources import WavFileSource
+from captioner.captioning import CaptionJob, caption_source, make_session
+from captioner.stt.events import ProviderFailure
+from captioner.stt.session import SessionConfig
+from tests.fakes.audiopod import FakeAudioPod
+from tests.fakes.inworld import FakeInworld
+from tests.fakes.smallest import FakeSmallest
+from tests.fakes.uglabs import FakeUgLabs
+from tests.fakes.voicerun import FakeVoiceRun
+from tests.helpers import EventLog
+
+FAKES = {"audiopod": FakeAudioPod, "smallest": FakeSmallest, "voicerun": FakeVoiceRun, "inworld": FakeInworld,
+         "uglabs": FakeUgLabs}
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ssl.SSLContext]:
+    """A self-signed certificate for localhost and 127.0.0.1: (its PEM file,
+    a server context that presents it)."""
+    d = tmp_path_factory.mktemp("tls")
+    key, cert = d / "key.pem", d / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert, key)
+    return cert, server
+
+
+@pytest.mark.parametrize("provider", sorted(FAKES))
+async def test_captions_flow_over_tls_with_a_verified_certificate(provider, certificate, tone_wav, monkeypatch):
+    cert, server_ctx = certificate
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the client's trust store: our test certificate only
+    wav, spoken = tone_wav
+    fake = FAKES[provider]()
+    fake.tls = server_ctx
+    async with fake:
+        assert fake.url.startswith("wss://localhost:")
+        key = getattr(fake, "key", None) or fake.api_key
+        session = make_session(CaptionJob(provider, {}, fake.url), key, SessionConfig(fake.url))
+        log = EventLog()
+        await caption_source(WavFileSource(wav, speed=0), session, [log], live=False, provider=provider)
+    assert log.errors == [] and not fake.violations
+    assert " ".join(f.text for f in log.finals).split() == [w for w, _, _ in spoken.words]
+    assert fake.records, "no WebSocket connection reached the fake"
+    if provider == "uglabs":
+        assert fake.logins and fake.logins[0].get("api_key") == key  # the login went over https://
+
+
+async def test_an_untrusted_certificate_is_refused_for_the_login_too(certificate, tone_wav):
+    """UG Labs logs in over https:// before it connects: that request is
+    verified as well, and a refusal is a clear TLS error, not a retry storm."""
+    _, server_ctx = certificate  # not in the client's trust store this time
+    wav, _ = tone_wav
+    fake = FakeUgLabs()
+    fake.tls = server_ctx
+    async with fake:
+        session = make_session(CaptionJob("uglabs", {}, fake.url), fake.api_key, SessionConfig(fake.url))
+        log = EventLog()
+        with pytest.raises(ProviderFailure) as info:
+            await asyncio.wait_for(caption_source(WavFileSource(wav, speed=0), session, [log], live=False,
+                                                  provider="uglabs"), 5)
+    assert info.value.error.code == "TLS_FAILED"
+    assert "self-signed" in info.value.error.message or "verify" in info.value.error.message
+    assert session.stats.reconnects == 0  # refused at once: no retries against a certificate that will not change
+    assert fake.logins == [] and fake.records == []  # neither the login nor a WebSocket got through
