@@ -23,12 +23,16 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-def run(seconds: float) -> object:
+def run(seconds: float, tls: bool = False) -> object:
+    """With `tls`: the same over wss:// with a verified certificate, as every
+    real endpoint is."""
     from bench.common import FakeProcess, Result, bench_dir, speech_wav
 
     wav = speech_wav(bench_dir() / "speech48k2ch.wav")
-    with FakeProcess("audiopod", chatty=True) as fake, tempfile.TemporaryDirectory() as home:
+    with FakeProcess("audiopod", chatty=True, tls=tls) as fake, tempfile.TemporaryDirectory() as home:
         env = dict(os.environ, PYTHONPATH=str(ROOT), XDG_CONFIG_HOME=home, CAPTIONER_DATA_DIR=home, HOME=home)
+        if fake.certificate is not None:
+            env["SSL_CERT_FILE"] = str(fake.certificate)
         proc = subprocess.run(
             [sys.executable, "-m", "bench.cli_live", "child", fake.url, fake.key, str(seconds), str(wav)],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=seconds + 60,
@@ -41,9 +45,10 @@ def run(seconds: float) -> object:
     note = (
         f"{sum(w for _, w in r['windows']):.0f} s after 3 s warm-up, in thirds: " + ", ".join(f"{t:.2f} %" for t in thirds)
         + f"; {r['events']} caption events; `captioner listen`'s path on a plain asyncio loop, no Qt, no meter; "
-        "same fake mic and fake as \"app CPU\""
+        "same fake mic and fake as \"app CPU\"" + (", over wss:// (verified self-signed certificate)" if tls else "")
     )
-    return Result("live captioning without Qt (CLI)", f"{min(thirds):.2f} %", "info", None, note)
+    name = "live captioning without Qt (CLI)" + (" over TLS" if tls else "")
+    return Result(name, f"{min(thirds):.2f} %", "info", None, note)
 
 
 def _child(url: str, key: str, seconds: float, wav: str) -> None:

@@ -118,7 +118,38 @@ class _ByteCount:
         return self.n
 
 
-def _server_main(provider: str, kwargs: dict, faults: list, chatty: bool, pipe: Any) -> None:
+def tls_certificate() -> tuple[Path, Path]:
+    """(certificate, key) for localhost, self-signed, made once with openssl
+    in the bench directory: the fakes serve wss:// with it and the client
+    trusts it through SSL_CERT_FILE, so TLS rows verify as real use does."""
+    cert, key = bench_dir() / "localhost-cert.pem", bench_dir() / "localhost-key.pem"
+    if not (cert.exists() and key.exists()):
+        import subprocess
+
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+             "-days", "3650", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+            check=True, capture_output=True,
+        )
+    return cert, key
+
+
+@contextlib.contextmanager
+def trusting(cert: Path) -> Any:
+    """The client side of a TLS row: this process trusts `cert` (and only it)
+    for as long as the block runs."""
+    old = os.environ.get("SSL_CERT_FILE")
+    os.environ["SSL_CERT_FILE"] = str(cert)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("SSL_CERT_FILE", None)
+        else:
+            os.environ["SSL_CERT_FILE"] = old
+
+
+def _server_main(provider: str, kwargs: dict, faults: list, chatty: bool, pipe: Any, tls: tuple | None = None) -> None:
     """Child process: run one fake until told to stop; report what happened."""
     import collections
 
@@ -149,6 +180,11 @@ def _server_main(provider: str, kwargs: dict, faults: list, chatty: bool, pipe: 
     async def main() -> None:
         fake = getattr(module, cls_name)(**{**defaults, **kwargs})
         fake.faults.extend(faults)
+        if tls is not None:
+            import ssl
+
+            fake.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            fake.tls.load_cert_chain(*tls)
         async with fake:
             key = getattr(fake, "key", None) or getattr(fake, "api_key", None)
             pipe.send((fake.url, key))
@@ -206,12 +242,19 @@ def _make_chatty(module: Any) -> None:
 class FakeProcess:
     """A fake provider server in a child process, on 127.0.0.1."""
 
-    def __init__(self, provider: str, faults: list | None = None, chatty: bool = False, **kwargs: Any) -> None:
+    def __init__(self, provider: str, faults: list | None = None, chatty: bool = False, tls: bool = False,
+                 **kwargs: Any) -> None:
         self.provider = provider
+        #: With tls: the certificate the fake presents (trust it with `trusting`).
+        self.certificate: Path | None = None
+        chain = None
+        if tls:
+            self.certificate, key = tls_certificate()
+            chain = (str(self.certificate), str(key))
         ctx = mp.get_context("spawn")
         self._pipe, child = ctx.Pipe()
         self._proc = ctx.Process(
-            target=_server_main, args=(provider, kwargs, list(faults or ()), chatty, child), daemon=True
+            target=_server_main, args=(provider, kwargs, list(faults or ()), chatty, child, chain), daemon=True
         )
         self.report: dict[str, Any] = {}
 

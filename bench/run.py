@@ -37,9 +37,13 @@ def plan(quick: bool) -> list[tuple[str, str, str, Callable[[], list[Result]]]]:
     for p in streaming.BINARY + streaming.JSON_B64:
         items.append(("cpu", f"CPU/audio-hour {p}", f"<= {streaming.TARGET[p]:g} s",
                       lambda p=p: [streaming.cpu_per_hour(p, audio_s, 1 if quick else 3)]))
+    for p in ("audiopod", "voicerun"):  # one binary, one base64/JSON provider: what wss:// adds
+        items.append(("tls", f"CPU/audio-hour {p} over TLS", "info",
+                      lambda p=p: [streaming.cpu_per_hour(p, audio_s, 1 if quick else 3, tls=True)]))
     items.append(("app", "app CPU, live + overlay", "<= 2 % core", lambda: gui.app_cpu(5.0 if quick else 60.0)))
     items.append(("app", "app floor", "info", lambda: [floor.run(3.0 if quick else 30.0)]))
     items.append(("app", "live without Qt", "info", lambda: [cli_live.run(3.0 if quick else 60.0)]))
+    items.append(("tls", "live without Qt over TLS", "info", lambda: [cli_live.run(3.0 if quick else 60.0, tls=True)]))
     items.append(("sdk", "CPU vs AudioPod SDK", "<= 1.00", lambda: [streaming.versus_sdk(30.0 if quick else 1200.0)]))
     items.append(("latency", "latency callback→socket", "<= 5 ms p99", lambda: [latency.callback_to_socket(4.0 if quick else 60.0)]))
     items.append(("long", "long session", "", lambda: longrun.run(0.15 if quick else 8.0)))
@@ -54,7 +58,7 @@ def plan(quick: bool) -> list[tuple[str, str, str, Callable[[], list[Result]]]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short runs (seconds), for CI")
-    ap.add_argument("--only", help="comma-separated groups: cpu, app, sdk, latency, long, events, export, startup, reconnect, local")
+    ap.add_argument("--only", help="comma-separated groups: cpu, tls, app, sdk, latency, long, events, export, startup, reconnect, local")
     args = ap.parse_args(argv)
     only = set(args.only.split(",")) if args.only else None
     results: list[Result] = []

@@ -20,3 +20,8 @@ def test_bench_quick_runs_and_prints_the_table() -> None:
     assert "ERROR" not in proc.stdout
     for name in ("CPU/audio-hour audiopod", "app floor", "live captioning without Qt (CLI)", "latency callback→socket", "export 8 h → SRT", "reconnect → captions again"):
         assert name in proc.stdout
+    # The TLS rows are informational: "info" means captions came back over wss://
+    # (a row whose session failed would crash or say FAIL).
+    for name in ("CPU/audio-hour audiopod over TLS", "CPU/audio-hour voicerun over TLS", "live captioning without Qt (CLI) over TLS"):
+        row = next(line for line in proc.stdout.splitlines() if line.startswith(name + " "))
+        assert row.split()[-1] == "info", row
