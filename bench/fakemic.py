@@ -1,6 +1,7 @@
 """A stand-in for sounddevice: one 48 kHz stereo "device" whose InputStream
 calls the real `MicrophoneSource._callback` from its own thread at real-time
-pace, 20 ms blocks, with audio looped from a WAV. Each block's callback time
+pace, in the blocks the source asks for (MicrophoneSource: 100 ms), with
+audio looped from a WAV. Each block's callback time
 (perf_counter, taken just before the callback runs) is recorded."""
 
 from __future__ import annotations
