@@ -3,12 +3,16 @@
 - Qt runs offscreen (set before any QApplication exists).
 - The OS keyring is replaced by an in-memory backend: tests never touch a
   developer's real keyring, and no real key is ever used.
-- Provider keys in the environment are cleared so tests control them.
+- Provider keys in the environment are cleared so tests control them, and
+  so are proxy settings: on a machine with https_proxy set, connections to
+  the fakes would otherwise go through it (tests/test_proxy.py sets its own).
 """
 
 from __future__ import annotations
 
 import os
+import ssl
+import subprocess
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -53,6 +57,34 @@ def memory_keyring(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Tem
     keyring.set_keyring(backend)
     yield backend
     keyring.set_keyring(previous)
+
+
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "ws_proxy", "wss_proxy", "socks_proxy", "no_proxy")
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.lower() in PROXY_VARIABLES:
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def tls_certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ssl.SSLContext]:
+    """A self-signed certificate for localhost, 127.0.0.1 and stt.example (a
+    remote-looking name the proxy tests reach through a proxy): (its PEM file,
+    for SSL_CERT_FILE; a server context that presents it)."""
+    d = tmp_path_factory.mktemp("tls")
+    key, cert = d / "key.pem", d / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,DNS:stt.example,IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert, key)
+    return cert, server
 
 
 SCRIPT = [["alpha", "bravo", "charlie"], ["delta", "echo"], ["foxtrot", "golf", "hotel", "india"]]

@@ -10,9 +10,6 @@ clear would fail here (the fakes speak only TLS once given a context).
 from __future__ import annotations
 
 import asyncio
-import ssl
-import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -31,25 +28,9 @@ FAKES = {"audiopod": FakeAudioPod, "smallest": FakeSmallest, "voicerun": FakeVoi
          "uglabs": FakeUgLabs}
 
 
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ssl.SSLContext]:
-    """A self-signed certificate for localhost and 127.0.0.1: (its PEM file,
-    a server context that presents it)."""
-    d = tmp_path_factory.mktemp("tls")
-    key, cert = d / "key.pem", d / "cert.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.load_cert_chain(cert, key)
-    return cert, server
-
-
 @pytest.mark.parametrize("provider", sorted(FAKES))
-async def test_captions_flow_over_tls_with_a_verified_certificate(provider, certificate, tone_wav, monkeypatch):
-    cert, server_ctx = certificate
+async def test_captions_flow_over_tls_with_a_verified_certificate(provider, tls_certificate, tone_wav, monkeypatch):
+    cert, server_ctx = tls_certificate
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the client's trust store: our test certificate only
     wav, spoken = tone_wav
     fake = FAKES[provider]()
@@ -67,10 +48,10 @@ async def test_captions_flow_over_tls_with_a_verified_certificate(provider, cert
         assert fake.logins and fake.logins[0].get("api_key") == key  # the login went over https://
 
 
-async def test_an_untrusted_certificate_is_refused_for_the_login_too(certificate, tone_wav):
+async def test_an_untrusted_certificate_is_refused_for_the_login_too(tls_certificate, tone_wav):
     """UG Labs logs in over https:// before it connects: that request is
     verified as well, and a refusal is a clear TLS error, not a retry storm."""
-    _, server_ctx = certificate  # not in the client's trust store this time
+    _, server_ctx = tls_certificate  # not in the client's trust store this time
     wav, _ = tone_wav
     fake = FakeUgLabs()
     fake.tls = server_ctx

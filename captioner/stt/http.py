@@ -1,30 +1,52 @@
 """A small JSON POST for protocols that log in over HTTPS before connecting.
 
 Runs urllib in a worker thread so DNS and TLS never block the event loop.
-Certificate verification stays on (urllib's default context).
+Certificate verification stays on (urllib's default context). The system's
+HTTP(S) proxy is used as the WebSocket uses it (looked up per request, so a
+changed setting applies without a restart), never for loopback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import urllib.error
 import urllib.request
+from urllib.parse import urlsplit
 
 from captioner.stt.protocol import HttpRequest
+from captioner.stt.urls import is_loopback
+
+
+class ProxyRefused(OSError):
+    """The HTTP proxy answered the CONNECT for an https:// request with an error."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"the proxy refused the connection (HTTP {status})")
+        self.status = status
+
+
+_TUNNEL_FAILED = re.compile(r"Tunnel connection failed: (\d{3})")
 
 
 def _post(request: HttpRequest, timeout: float) -> tuple[int, bytes]:
     data = json.dumps(request.body).encode("utf-8")
     headers = {"Content-Type": "application/json", "Accept": "application/json", **request.headers}
     req = urllib.request.Request(request.url, data=data, headers=headers, method="POST")
+    # urlopen() would keep the proxies it found on first use for the life of the process.
+    proxies = {} if is_loopback(urlsplit(request.url).hostname or "") else None
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler(proxies))
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (http(s) only, checked by caller)
+        with opener.open(req, timeout=timeout) as resp:  # noqa: S310 (http(s) only, checked by caller)
             return resp.status, resp.read(1 << 20)
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read(1 << 20)
     except urllib.error.URLError as exc:
         reason = exc.reason if isinstance(exc.reason, OSError) else OSError(str(exc.reason))
+        tunnel = _TUNNEL_FAILED.match(str(reason))  # http.client's words for a refused CONNECT
+        if tunnel:
+            raise ProxyRefused(int(tunnel.group(1))) from None
         raise reason from None
 
 

@@ -22,7 +22,14 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable
 
 import websockets
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidProxy,
+    InvalidProxyStatus,
+    InvalidStatus,
+    InvalidURI,
+)
 
 from captioner.stt.events import (
     CaptionEvent,
@@ -35,10 +42,10 @@ from captioner.stt.events import (
     SessionState,
 )
 from captioner.stt.core import SessionCore
-from captioner.stt.http import post_json
+from captioner.stt.http import ProxyRefused, post_json
 from captioner.stt.pcm_buffer import PcmBuffer
 from captioner.stt.protocol import ProtocolError, WireProtocol
-from captioner.stt.urls import redact_text, validate_endpoint
+from captioner.stt.urls import proxy_for, redact_text, validate_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +89,20 @@ class SessionStats:
     dropped_seconds: float = 0.0
     gaps: int = 0
     bad_frames: int = 0
+
+
+def _proxy_refused(status: int) -> ProviderError:
+    """The proxy answered CONNECT with an error. 407 (it wants credentials
+    it was not given, or refused those it was) will not pass by retrying;
+    a 502/503/504 from a busy or unreachable upstream may."""
+    if status == 407:
+        return ProviderError(
+            "PROXY_AUTH",
+            "the proxy asks for a user name and password (HTTP 407): put them in the proxy setting, "
+            "as https_proxy=http://<user>:<password>@<proxy>:<port>",
+        )
+    kind = ErrorKind.RETRYABLE if status >= 500 else ErrorKind.FATAL
+    return ProviderError("PROXY_REFUSED", f"the proxy refused the connection (HTTP {status})", kind)
 
 
 class _Retry(Exception):
@@ -374,6 +395,8 @@ class StreamSession(SessionCore):
                 status, body = await post_json(login, timeout=self.config.open_timeout)
             except ssl.SSLCertVerificationError as exc:
                 raise _Retry(self._tls_refused(exc), None) from None
+            except ProxyRefused as exc:
+                raise _Retry(_proxy_refused(exc.status), None) from None
             except OSError as exc:
                 reason = self._redact(str(exc) or type(exc).__name__)
                 raise _Retry(ProviderError("LOGIN_FAILED", f"login failed: {reason}", ErrorKind.RETRYABLE), None) from None
@@ -394,9 +417,17 @@ class StreamSession(SessionCore):
                     compression=None,
                     close_timeout=2.0,
                     user_agent_header=None,
+                    # The system's proxy, as a browser would use it; never for
+                    # this machine's own loopback.
+                    proxy=proxy_for(request.url),
                 ),
                 self.config.open_timeout + 1,
             )
+        except InvalidProxy as exc:
+            raise _Retry(ProviderError("PROXY_CONFIG", f"the configured proxy cannot be used: {self._redact(str(exc))}"),
+                         None) from None
+        except InvalidProxyStatus as exc:
+            raise _Retry(_proxy_refused(exc.response.status_code), None) from None
         except InvalidStatus as exc:
             raise _Retry(proto.classify_http(exc.response.status_code, exc.response.body or b""), None) from None
         except InvalidURI as exc:

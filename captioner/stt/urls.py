@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import urllib.request
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 #: Query parameters whose values are secrets wherever they appear.
@@ -13,6 +14,10 @@ SECRET_PARAMS = frozenset({"api_key", "apikey", "key", "token", "access_token", 
 _SECRET_IN_TEXT = re.compile(
     r"(?i)\b(" + "|".join(sorted(SECRET_PARAMS, key=len, reverse=True)) + r")=([^&\s\"'#]+)"
 )
+
+
+#: Credentials in a URL's userinfo (a proxy's http://user:password@host:port).
+_USERINFO_IN_TEXT = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"<>]+@")  # not a <placeholder>
 
 
 class EndpointError(ValueError):
@@ -57,8 +62,10 @@ def redact_url(url: str) -> str:
 
 
 def redact_text(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """Text with secret query values and any known secret strings replaced."""
+    """Text with secret query values, URL credentials (user:password@) and
+    any known secret strings replaced."""
     out = _SECRET_IN_TEXT.sub(lambda m: f"{m.group(1)}=***", text)
+    out = _USERINFO_IN_TEXT.sub(lambda m: f"{m.group(1)}***@", out)
     for secret in secrets:
         if secret and len(secret) >= 4:
             out = out.replace(secret, "***")
@@ -70,3 +77,19 @@ def http_base(url: str) -> str:
     parts = urlsplit(url)
     scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
     return urlunsplit((scheme, parts.netloc, "", "", ""))
+
+
+def proxy_for(url: str) -> str | bool | None:
+    """What `websockets.connect(proxy=...)` gets for this endpoint: None for
+    this machine's loopback (no proxy can reach it), the `all_proxy` setting
+    when it is the only one (curl's convention, which websockets does not
+    read), else True: websockets' own lookup (wss_proxy, https_proxy, the
+    OS settings, no_proxy)."""
+    host = urlsplit(url).hostname or ""
+    if is_loopback(host):
+        return None
+    proxies = urllib.request.getproxies()
+    if "all" in proxies and not proxies.keys() & {"wss", "ws", "socks", "https", "http"}:
+        if not urllib.request.proxy_bypass(host):
+            return proxies["all"]
+    return True

@@ -1,0 +1,151 @@
+"""Behind a proxy, as in many offices: captions flow through the proxy the
+system names (https_proxy, all_proxy), the certificate is still verified end
+to end, a proxy that wants a password says so at once, and a local endpoint
+never goes through a proxy, which could not reach it anyway.
+
+The endpoint is named wss://stt.example:PORT (the test certificate is issued
+for that name); the proxies tunnel every request to 127.0.0.1:PORT, where the
+fake provider listens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from captioner.audio.sources import WavFileSource
+from captioner.captioning import CaptionJob, caption_source, make_session
+from captioner.stt.events import ProviderFailure
+from captioner.stt.session import SessionConfig
+from tests.fakes.audiopod import FakeAudioPod
+from tests.fakes.inworld import FakeInworld
+from tests.fakes.proxy import ConnectProxy, Socks5Proxy
+from tests.fakes.smallest import FakeSmallest
+from tests.fakes.uglabs import FakeUgLabs
+from tests.fakes.voicerun import FakeVoiceRun
+from tests.helpers import EventLog
+
+FAKES = {"audiopod": FakeAudioPod, "smallest": FakeSmallest, "voicerun": FakeVoiceRun, "inworld": FakeInworld,
+         "uglabs": FakeUgLabs}
+
+
+def _key(fake) -> str:
+    return getattr(fake, "key", None) or fake.api_key
+
+
+async def _caption(provider: str, fake, endpoint: str, wav) -> EventLog:
+    session = make_session(CaptionJob(provider, {}, endpoint), _key(fake), SessionConfig(endpoint))
+    log = EventLog()
+    await asyncio.wait_for(caption_source(WavFileSource(wav, speed=0), session, [log], live=False, provider=provider), 20)
+    return log
+
+
+@pytest.mark.parametrize("provider", sorted(FAKES))
+async def test_captions_flow_through_an_http_proxy_with_a_password(provider, tls_certificate, tone_wav, monkeypatch):
+    cert, server_ctx = tls_certificate
+    wav, spoken = tone_wav
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    fake = FAKES[provider]()
+    fake.tls = server_ctx
+    async with fake, ConnectProxy("alice", "pr0xy-pass") as proxy:
+        monkeypatch.setenv("https_proxy", proxy.url())
+        endpoint = fake.url.replace("wss://localhost:", "wss://stt.example:")
+        log = await _caption(provider, fake, endpoint, wav)
+    assert log.errors == [] and not fake.violations
+    assert " ".join(f.text for f in log.finals).split() == [w for w, _, _ in spoken.words]
+    # Every connection went through the proxy, by name (the proxy resolves it),
+    # with the proxy's credentials; none was refused.
+    expected = [("stt.example", fake.port)] * (2 if provider == "uglabs" else 1)  # UG Labs logs in over https:// first
+    assert proxy.tunnels == expected and proxy.refused == []
+    assert set(proxy.auth_seen) == {"Basic YWxpY2U6cHIweHktcGFzcw=="}  # alice:pr0xy-pass
+
+
+async def test_captions_flow_through_a_socks_proxy(tls_certificate, tone_wav, monkeypatch):
+    cert, server_ctx = tls_certificate
+    wav, spoken = tone_wav
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    fake = FakeAudioPod()
+    fake.tls = server_ctx
+    async with fake, Socks5Proxy() as proxy:
+        monkeypatch.setenv("all_proxy", proxy.url())
+        log = await _caption("audiopod", fake, fake.url.replace("wss://localhost:", "wss://stt.example:"), wav)
+    assert log.errors == []
+    assert " ".join(f.text for f in log.finals).split() == [w for w, _, _ in spoken.words]
+    assert proxy.tunnels == [("stt.example", fake.port)]  # socks5h: the proxy resolved the name
+
+
+@pytest.mark.parametrize("provider", ["audiopod", "uglabs"])  # the WebSocket itself; UG Labs' https:// login
+async def test_a_proxy_that_wants_a_password_fails_at_once_and_says_how_to_give_it(provider, tls_certificate, tone_wav,
+                                                                                   monkeypatch):
+    cert, server_ctx = tls_certificate
+    wav, _ = tone_wav
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    fake = FAKES[provider]()
+    fake.tls = server_ctx
+    async with fake, ConnectProxy("alice", "pr0xy-pass") as proxy:
+        monkeypatch.setenv("https_proxy", proxy.url(with_credentials=False))
+        endpoint = fake.url.replace("wss://localhost:", "wss://stt.example:")
+        session = make_session(CaptionJob(provider, {}, endpoint), _key(fake), SessionConfig(endpoint))
+        with pytest.raises(ProviderFailure) as info:
+            await asyncio.wait_for(caption_source(WavFileSource(wav, speed=0), session, live=False, provider=provider), 5)
+    assert info.value.error.code == "PROXY_AUTH"
+    assert "407" in info.value.error.message and "<user>:<password>@" in info.value.error.message
+    assert session.stats.connections == 1 and session.stats.reconnects == 0  # no retries against a missing password
+    assert len(proxy.refused) == 1 and proxy.tunnels == []
+
+
+async def test_a_broken_proxy_setting_is_a_clear_error_that_keeps_its_password(tls_certificate, tone_wav, monkeypatch):
+    cert, server_ctx = tls_certificate
+    wav, _ = tone_wav
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    monkeypatch.setenv("https_proxy", "ftp://alice:hunter2secret@proxy.example:21")  # no such kind of proxy
+    fake = FakeAudioPod()
+    fake.tls = server_ctx
+    async with fake:
+        endpoint = fake.url.replace("wss://localhost:", "wss://stt.example:")
+        session = make_session(CaptionJob("audiopod", {}, endpoint), _key(fake), SessionConfig(endpoint))
+        log = EventLog()
+        with pytest.raises(ProviderFailure) as info:
+            await asyncio.wait_for(caption_source(WavFileSource(wav, speed=0), session, [log], live=False), 5)
+    assert info.value.error.code == "PROXY_CONFIG"
+    assert "proxy.example" in info.value.error.message
+    shown = " ".join([str(info.value), *(str(e) for e in log.events)])
+    assert "hunter2secret" not in shown and "alice" not in shown
+    assert fake.records == []
+
+
+@pytest.mark.parametrize("provider", ["audiopod", "uglabs"])
+async def test_a_local_endpoint_never_goes_through_the_proxy(provider, tone_wav, monkeypatch):
+    """A relay on this machine (ws://127.0.0.1) is reached directly: the
+    configured proxy (here one that nothing listens on) is not used."""
+    wav, spoken = tone_wav
+    for name in ("http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    async with FAKES[provider]() as fake:
+        log = await _caption(provider, fake, fake.url, wav)
+    assert log.errors == []
+    assert " ".join(f.text for f in log.finals).split() == [w for w, _, _ in spoken.words]
+
+
+def test_proxy_credentials_never_reach_a_message():
+    from captioner.stt.urls import redact_text
+
+    assert redact_text("http://alice:pr0xy-pass@proxy.corp:8080 isn't a valid proxy") == "http://***@proxy.corp:8080 isn't a valid proxy"
+    assert redact_text("via socks5h://token123@10.0.0.1:1080") == "via socks5h://***@10.0.0.1:1080"
+    assert redact_text("write to a@b.example") == "write to a@b.example"  # an address is not a URL's credentials
+    assert redact_text("as http://<user>:<password>@<proxy>:<port>").endswith("<user>:<password>@<proxy>:<port>")
+
+
+def test_which_proxy_an_endpoint_gets(monkeypatch):
+    from captioner.stt.urls import proxy_for
+
+    assert proxy_for("wss://api.audiopod.ai/x") is True  # nothing set: websockets looks (and finds none)
+    monkeypatch.setenv("all_proxy", "socks5h://127.0.0.1:1080")
+    assert proxy_for("wss://api.audiopod.ai/x") == "socks5h://127.0.0.1:1080"  # curl's all_proxy, alone
+    assert proxy_for("ws://127.0.0.1:8765/relay") is None and proxy_for("ws://localhost:8765/") is None
+    monkeypatch.setenv("no_proxy", "audiopod.ai")
+    assert proxy_for("wss://api.audiopod.ai/x") is True  # bypassed: websockets then connects directly
+    monkeypatch.delenv("no_proxy")
+    monkeypatch.setenv("https_proxy", "http://proxy.corp:3128")
+    assert proxy_for("wss://api.audiopod.ai/x") is True  # a scheme's own setting wins; websockets reads it
