@@ -10,6 +10,7 @@ clear would fail here (the fakes speak only TLS once given a context).
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import pytest
 
@@ -65,3 +66,30 @@ async def test_an_untrusted_certificate_is_refused_for_the_login_too(tls_certifi
     assert "self-signed" in info.value.error.message or "verify" in info.value.error.message
     assert session.stats.reconnects == 0  # refused at once: no retries against a certificate that will not change
     assert fake.logins == [] and fake.records == []  # neither the login nor a WebSocket got through
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="macOS and Windows ask the OS's own verifier")
+async def test_a_bundle_on_another_distribution_still_finds_the_systems_certificates(tls_certificate, tone_wav,
+                                                                                     monkeypatch, tmp_path):
+    """A packaged app carries the CA paths of the OpenSSL it was built with
+    (Debian's /usr/lib/ssl, say); on Fedora or Arch they do not exist. The
+    client must then find the distribution's own bundle instead of failing
+    every certificate. Here OpenSSL's paths point at nothing, and the system
+    bundle (the list truststore probes) holds the test certificate."""
+    import truststore._openssl
+
+    cert, server_ctx = tls_certificate
+    wav, spoken = tone_wav
+    empty = tmp_path / "no-certs-here"
+    empty.mkdir()
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
+    monkeypatch.setenv("SSL_CERT_DIR", str(empty))
+    monkeypatch.setattr(truststore._openssl, "_CA_FILE_CANDIDATES", [str(tmp_path / "absent.pem"), str(cert)])
+    fake = FakeAudioPod()
+    fake.tls = server_ctx
+    async with fake:
+        session = make_session(CaptionJob("audiopod", {}, fake.url), fake.key, SessionConfig(fake.url))
+        log = EventLog()
+        await asyncio.wait_for(caption_source(WavFileSource(wav, speed=0), session, [log], live=False), 10)
+    assert log.errors == []
+    assert " ".join(f.text for f in log.finals).split() == [w for w, _, _ in spoken.words]

@@ -1,7 +1,7 @@
 """A small JSON POST for protocols that log in over HTTPS before connecting.
 
 Runs urllib in a worker thread so DNS and TLS never block the event loop.
-Certificate verification stays on (urllib's default context). The system's
+Certificates are verified against the OS's trust store (`tls.py`). The system's
 HTTP(S) proxy is used as the WebSocket uses it (looked up per request, so a
 changed setting applies without a restart), never for loopback.
 """
@@ -16,6 +16,7 @@ import urllib.request
 from urllib.parse import urlsplit
 
 from captioner.stt.protocol import HttpRequest
+from captioner.stt.tls import client_context
 from captioner.stt.urls import is_loopback
 
 
@@ -36,7 +37,8 @@ def _post(request: HttpRequest, timeout: float) -> tuple[int, bytes]:
     req = urllib.request.Request(request.url, data=data, headers=headers, method="POST")
     # urlopen() would keep the proxies it found on first use for the life of the process.
     proxies = {} if is_loopback(urlsplit(request.url).hostname or "") else None
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler(proxies))
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler(proxies),
+                                         urllib.request.HTTPSHandler(context=client_context()))
     try:
         with opener.open(req, timeout=timeout) as resp:  # noqa: S310 (http(s) only, checked by caller)
             return resp.status, resp.read(1 << 20)

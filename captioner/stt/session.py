@@ -45,6 +45,7 @@ from captioner.stt.core import SessionCore
 from captioner.stt.http import ProxyRefused, post_json
 from captioner.stt.pcm_buffer import PcmBuffer
 from captioner.stt.protocol import ProtocolError, WireProtocol
+from captioner.stt.tls import client_context
 from captioner.stt.urls import proxy_for, redact_text, validate_endpoint
 
 log = logging.getLogger(__name__)
@@ -420,6 +421,7 @@ class StreamSession(SessionCore):
                     # The system's proxy, as a browser would use it; never for
                     # this machine's own loopback.
                     proxy=proxy_for(request.url),
+                    ssl=client_context() if request.url.startswith("wss:") else None,
                 ),
                 self.config.open_timeout + 1,
             )
