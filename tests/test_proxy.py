@@ -34,6 +34,20 @@ def _key(fake) -> str:
     return getattr(fake, "key", None) or fake.api_key
 
 
+def _tls_fake(provider: str, tls_certificate, monkeypatch):
+    """The provider's fake serving wss:// with the test certificate, which the client trusts."""
+    cert, server_ctx = tls_certificate
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    fake = FAKES[provider]()
+    fake.tls = server_ctx
+    return fake
+
+
+def _remote(fake) -> str:
+    """The fake's URL under the remote-looking name its certificate also holds."""
+    return fake.url.replace("wss://localhost:", "wss://stt.example:")
+
+
 async def _caption(provider: str, fake, endpoint: str, wav) -> EventLog:
     session = make_session(CaptionJob(provider, {}, endpoint), _key(fake), SessionConfig(endpoint))
     log = EventLog()
@@ -43,15 +57,11 @@ async def _caption(provider: str, fake, endpoint: str, wav) -> EventLog:
 
 @pytest.mark.parametrize("provider", sorted(FAKES))
 async def test_captions_flow_through_an_http_proxy_with_a_password(provider, tls_certificate, tone_wav, monkeypatch):
-    cert, server_ctx = tls_certificate
     wav, spoken = tone_wav
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
-    fake = FAKES[provider]()
-    fake.tls = server_ctx
+    fake = _tls_fake(provider, tls_certificate, monkeypatch)
     async with fake, ConnectProxy("alice", "pr0xy-pass") as proxy:
         monkeypatch.setenv("https_proxy", proxy.url())
-        endpoint = fake.url.replace("wss://localhost:", "wss://stt.example:")
-        log = await _caption(provider, fake, endpoint, wav)
+        log = await _caption(provider, fake, _remote(fake), wav)
     assert log.errors == [] and not fake.violations
     assert " ".join(f.text for f in log.finals).split() == [w for w, _, _ in spoken.words]
     # Every connection went through the proxy, by name (the proxy resolves it),
@@ -62,14 +72,11 @@ async def test_captions_flow_through_an_http_proxy_with_a_password(provider, tls
 
 
 async def test_captions_flow_through_a_socks_proxy(tls_certificate, tone_wav, monkeypatch):
-    cert, server_ctx = tls_certificate
     wav, spoken = tone_wav
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
-    fake = FakeAudioPod()
-    fake.tls = server_ctx
+    fake = _tls_fake("audiopod", tls_certificate, monkeypatch)
     async with fake, Socks5Proxy() as proxy:
         monkeypatch.setenv("all_proxy", proxy.url())
-        log = await _caption("audiopod", fake, fake.url.replace("wss://localhost:", "wss://stt.example:"), wav)
+        log = await _caption("audiopod", fake, _remote(fake), wav)
     assert log.errors == []
     assert " ".join(f.text for f in log.finals).split() == [w for w, _, _ in spoken.words]
     assert proxy.tunnels == [("stt.example", fake.port)]  # socks5h: the proxy resolved the name
@@ -78,14 +85,11 @@ async def test_captions_flow_through_a_socks_proxy(tls_certificate, tone_wav, mo
 @pytest.mark.parametrize("provider", ["audiopod", "uglabs"])  # the WebSocket itself; UG Labs' https:// login
 async def test_a_proxy_that_wants_a_password_fails_at_once_and_says_how_to_give_it(provider, tls_certificate, tone_wav,
                                                                                    monkeypatch):
-    cert, server_ctx = tls_certificate
     wav, _ = tone_wav
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
-    fake = FAKES[provider]()
-    fake.tls = server_ctx
+    fake = _tls_fake(provider, tls_certificate, monkeypatch)
     async with fake, ConnectProxy("alice", "pr0xy-pass") as proxy:
         monkeypatch.setenv("https_proxy", proxy.url(with_credentials=False))
-        endpoint = fake.url.replace("wss://localhost:", "wss://stt.example:")
+        endpoint = _remote(fake)
         session = make_session(CaptionJob(provider, {}, endpoint), _key(fake), SessionConfig(endpoint))
         with pytest.raises(ProviderFailure) as info:
             await asyncio.wait_for(caption_source(WavFileSource(wav, speed=0), session, live=False, provider=provider), 5)
@@ -96,14 +100,11 @@ async def test_a_proxy_that_wants_a_password_fails_at_once_and_says_how_to_give_
 
 
 async def test_a_broken_proxy_setting_is_a_clear_error_that_keeps_its_password(tls_certificate, tone_wav, monkeypatch):
-    cert, server_ctx = tls_certificate
     wav, _ = tone_wav
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
     monkeypatch.setenv("https_proxy", "ftp://alice:hunter2secret@proxy.example:21")  # no such kind of proxy
-    fake = FakeAudioPod()
-    fake.tls = server_ctx
+    fake = _tls_fake("audiopod", tls_certificate, monkeypatch)
     async with fake:
-        endpoint = fake.url.replace("wss://localhost:", "wss://stt.example:")
+        endpoint = _remote(fake)
         session = make_session(CaptionJob("audiopod", {}, endpoint), _key(fake), SessionConfig(endpoint))
         log = EventLog()
         with pytest.raises(ProviderFailure) as info:
