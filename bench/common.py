@@ -134,21 +134,6 @@ def tls_certificate() -> tuple[Path, Path]:
     return cert, key
 
 
-@contextlib.contextmanager
-def trusting(cert: Path) -> Any:
-    """The client side of a TLS row: this process trusts `cert` (and only it)
-    for as long as the block runs."""
-    old = os.environ.get("SSL_CERT_FILE")
-    os.environ["SSL_CERT_FILE"] = str(cert)
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("SSL_CERT_FILE", None)
-        else:
-            os.environ["SSL_CERT_FILE"] = old
-
-
 def _server_main(provider: str, kwargs: dict, faults: list, chatty: bool, pipe: Any, tls: tuple | None = None) -> None:
     """Child process: run one fake until told to stop; report what happened."""
     import collections
@@ -245,7 +230,7 @@ class FakeProcess:
     def __init__(self, provider: str, faults: list | None = None, chatty: bool = False, tls: bool = False,
                  **kwargs: Any) -> None:
         self.provider = provider
-        #: With tls: the certificate the fake presents (trust it with `trusting`).
+        #: With tls: the certificate the fake presents (the client trusts it through SSL_CERT_FILE).
         self.certificate: Path | None = None
         chain = None
         if tls:

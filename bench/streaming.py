@@ -12,9 +12,10 @@ events → Transcript. Unpaced (as fast as the fake takes it).
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import os
 import time
 from typing import Any
+from unittest import mock
 
 from bench.common import (
     FakeProcess,
@@ -27,7 +28,6 @@ from bench.common import (
     provider_available,
     settled_heap,
     speech_wav,
-    trusting,
 )
 
 BINARY = ("audiopod", "smallest")
@@ -64,7 +64,8 @@ def cpu_per_hour(provider: str, seconds: float, runs: int = 1, tls: bool = False
     runs_done = []  # (CPU-s per audio hour, wall, transcript, session, audio s, CPU-s, fake report)
     for _ in range(runs):
         with FakeProcess(provider, tls=tls) as fake, settled_heap():
-            with trusting(fake.certificate) if fake.certificate else contextlib.nullcontext():
+            trust = {"SSL_CERT_FILE": str(fake.certificate)} if fake.certificate else {}
+            with mock.patch.dict(os.environ, trust):
                 cpu, wall, (transcript, session, source) = asyncio.run(_stream(provider, fake, seconds))
         audio_s = source.frames_done / source.sample_rate
         runs_done.append((cpu * 3600.0 / audio_s, wall, transcript, session, audio_s, cpu, dict(fake.report)))
