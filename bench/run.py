@@ -41,6 +41,7 @@ def plan(quick: bool) -> list[tuple[str, str, str, Callable[[], list[Result]]]]:
         items.append(("tls", f"CPU/audio-hour {p} over TLS", "info",
                       lambda p=p: [streaming.cpu_per_hour(p, audio_s, 1 if quick else 3, tls=True)]))
     items.append(("app", "app CPU, live + overlay", "<= 2 % core", lambda: gui.app_cpu(5.0 if quick else 60.0)))
+    items.append(("app", "app CPU, overlay only", "info", lambda: gui.app_cpu(5.0 if quick else 60.0, control_window=False)))
     items.append(("app", "app floor", "info", lambda: [floor.run(3.0 if quick else 30.0)]))
     items.append(("app", "live without Qt", "info", lambda: [cli_live.run(3.0 if quick else 60.0)]))
     items.append(("tls", "live without Qt over TLS", "info", lambda: [cli_live.run(3.0 if quick else 60.0, tls=True)]))

@@ -18,7 +18,7 @@ def test_bench_quick_runs_and_prints_the_table() -> None:
     header = next(line for line in proc.stdout.splitlines() if line.startswith("benchmark"))
     assert header.split() == ["benchmark", "figure", "target", "result"]
     assert "ERROR" not in proc.stdout
-    for name in ("CPU/audio-hour audiopod", "app floor", "live captioning without Qt (CLI)", "latency callback→socket", "export 8 h → SRT", "reconnect → captions again"):
+    for name in ("CPU/audio-hour audiopod", "app CPU, overlay only (control window in the tray)", "app floor", "live captioning without Qt (CLI)", "latency callback→socket", "export 8 h → SRT", "reconnect → captions again"):
         assert name in proc.stdout
     # The TLS rows are informational: "info" means captions came back over wss://
     # (a row whose session failed would crash or say FAIL).
