@@ -2,8 +2,10 @@
 process; the child side runs as `python -m bench.gui <command>` under
 QT_QPA_PLATFORM=offscreen and exits 3 when the GUI has not landed.
 
-  app <url> <key> <seconds>   the whole app captioning live: CPU % of one core,
-                              then (probes on) server frame received → overlay repainted
+  app <url> <key> <seconds> <wav> [control-hidden]
+                              the whole app captioning live: CPU % of one core,
+                              then (probes on) server frame received → overlay repainted;
+                              with control-hidden, the control window hidden (no probes)
   overlay-cost <quick>        overlay on_event + repaint at 10 vs 10,000 finals
   first-paint                 prints PAINT <monotonic> at the overlay's first paint
 """
