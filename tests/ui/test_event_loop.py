@@ -5,11 +5,12 @@ handler, long chains not starving Qt, timers at their time."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import socket
 import threading
 import time
-from typing import Any
+from typing import Any, Iterator
 
 from PySide6.QtCore import QTimer
 
@@ -96,19 +97,14 @@ async def test_a_readable_socket_runs_its_chain_in_the_qt_event_that_reported_it
     right then, not after another turn of Qt's loop to reach the drain timer."""
     loop = asyncio.get_running_loop()
     timer_drains = _count_timer_drains(loop)
-    a, b = socket.socketpair()
-    got = loop.create_future()
-    loop.add_reader(a.fileno(), lambda: got.done() or got.set_result(a.recv(16)))
-    try:
+    with _socket_pair(loop) as (a, b):
+        got = loop.create_future()
+        loop.add_reader(a.fileno(), lambda: got.done() or got.set_result(a.recv(16)))
         await asyncio.sleep(0.05)
         before = len(timer_drains)
         threading.Timer(0.05, b.send, (b"frame",)).start()
         assert await asyncio.wait_for(got, 5) == b"frame"
         assert len(timer_drains) == before  # this task woke in the notifier's own event
-    finally:
-        loop.remove_reader(a.fileno())
-        a.close()
-        b.close()
 
 
 async def test_call_soon_threadsafe_runs_at_once_in_order_with_its_context():
@@ -169,77 +165,77 @@ async def _until(condition: Any, timeout: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
+@contextlib.contextmanager
+def _socket_pair(loop: asyncio.AbstractEventLoop) -> Iterator[tuple[socket.socket, socket.socket]]:
+    """(a, b): a connected pair, `a` non-blocking; on leaving, whatever watches
+    `a` is removed and both ends are closed."""
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    try:
+        yield a, b
+    finally:
+        loop.remove_reader(a.fileno())
+        loop.remove_writer(a.fileno())
+        a.close()
+        b.close()
+
+
 async def test_a_reader_serves_every_frame_in_order_with_its_notifier_left_on():
     """qasync turns a reader's notifier off and on round every callback (a
     GLib poll-set change and a wake-up write each); ours stays on."""
     loop = asyncio.get_running_loop()
-    a, b = socket.socketpair()
-    a.setblocking(False)
     got = bytearray()
     notifier_on: list[bool] = []
     done = loop.create_future()
+    with _socket_pair(loop) as (a, b):
 
-    def on_readable() -> None:
-        notifier_on.append(loop._read_notifiers[a.fileno()].isEnabled())
-        got.extend(a.recv(64))
-        if got.endswith(b"4;") and not done.done():
-            done.set_result(None)
+        def on_readable() -> None:
+            notifier_on.append(loop._read_notifiers[a.fileno()].isEnabled())
+            got.extend(a.recv(64))
+            if got.endswith(b"4;") and not done.done():
+                done.set_result(None)
 
-    loop.add_reader(a.fileno(), on_readable)
+        def send() -> None:
+            for i in range(5):
+                b.send(f"{i};".encode())
+                time.sleep(0.02)
 
-    def send() -> None:
-        for i in range(5):
-            b.send(f"{i};".encode())
-            time.sleep(0.02)
-
-    try:
+        loop.add_reader(a.fileno(), on_readable)
         threading.Thread(target=send).start()
         await asyncio.wait_for(done, 5)
         assert bytes(got) == b"0;1;2;3;4;"
         assert notifier_on and all(notifier_on)
-    finally:
-        loop.remove_reader(a.fileno())
-        a.close()
-        b.close()
 
 
 async def test_a_writer_runs_with_its_notifier_left_on_and_stops_when_removed():
     """Writers (a transport whose send buffer filled up) take the same path
     as readers."""
     loop = asyncio.get_running_loop()
-    a, b = socket.socketpair()
-    a.setblocking(False)
     notifier_on: list[bool] = []
+    with _socket_pair(loop) as (a, b):
 
-    def on_writable() -> None:
-        notifier_on.append(loop._write_notifiers[a.fileno()].isEnabled())
-        a.send(b"flushed")
-        loop.remove_writer(a.fileno())
+        def on_writable() -> None:
+            notifier_on.append(loop._write_notifiers[a.fileno()].isEnabled())
+            a.send(b"flushed")
+            loop.remove_writer(a.fileno())
 
-    try:
         loop.add_writer(a.fileno(), on_writable)  # a fresh socket is writable at once
         await _until(lambda: notifier_on)
         await asyncio.sleep(0.05)
         assert notifier_on == [True]
         assert b.recv(64) == b"flushed"
         assert loop.remove_writer(a.fileno()) is False
-    finally:
-        loop.remove_writer(a.fileno())
-        a.close()
-        b.close()
 
 
 async def test_a_replaced_or_removed_reader_is_not_called_again():
     loop = asyncio.get_running_loop()
-    a, b = socket.socketpair()
-    a.setblocking(False)
     calls: list[str] = []
+    with _socket_pair(loop) as (a, b):
 
-    def reader(name: str) -> None:
-        calls.append(name)
-        a.recv(64)
+        def reader(name: str) -> None:
+            calls.append(name)
+            a.recv(64)
 
-    try:
         loop.add_reader(a.fileno(), reader, "old")
         loop.add_reader(a.fileno(), reader, "new")
         b.send(b"x")
@@ -251,42 +247,34 @@ async def test_a_replaced_or_removed_reader_is_not_called_again():
         await asyncio.sleep(0.1)
         assert calls == ["new"]
         assert loop.remove_reader(a.fileno()) is False
-    finally:
-        loop.remove_reader(a.fileno())
-        a.close()
-        b.close()
 
 
 async def test_a_reader_that_raises_goes_to_the_handler_and_is_served_again():
     loop = asyncio.get_running_loop()
-    a, b = socket.socketpair()
-    a.setblocking(False)
     errors: list[BaseException] = []
-    loop.set_exception_handler(lambda _loop, context: errors.append(context.get("exception")))
     seen: list[bytes] = []
     second = loop.create_future()
-
-    def reader() -> None:
-        data = a.recv(64)
-        seen.append(data)
-        if data == b"bad":
-            raise ValueError("a malformed frame")
-        if not second.done():
-            second.set_result(None)
-
-    loop.add_reader(a.fileno(), reader)
+    loop.set_exception_handler(lambda _loop, context: errors.append(context.get("exception")))
     try:
-        b.send(b"bad")
-        await _until(lambda: errors)
-        b.send(b"good")
-        await asyncio.wait_for(second, 5)
+        with _socket_pair(loop) as (a, b):
+
+            def reader() -> None:
+                data = a.recv(64)
+                seen.append(data)
+                if data == b"bad":
+                    raise ValueError("a malformed frame")
+                if not second.done():
+                    second.set_result(None)
+
+            loop.add_reader(a.fileno(), reader)
+            b.send(b"bad")
+            await _until(lambda: errors)
+            b.send(b"good")
+            await asyncio.wait_for(second, 5)
         assert seen == [b"bad", b"good"]
         assert len(errors) == 1 and isinstance(errors[0], ValueError)
     finally:
         loop.set_exception_handler(None)
-        loop.remove_reader(a.fileno())
-        a.close()
-        b.close()
 
 
 async def test_a_reader_is_served_inside_a_nested_qt_loop_and_never_reentered():
@@ -296,10 +284,6 @@ async def test_a_reader_is_served_inside_a_nested_qt_loop_and_never_reentered():
     from PySide6.QtCore import QEventLoop
 
     loop = asyncio.get_running_loop()
-    a, b = socket.socketpair()
-    c, d = socket.socketpair()
-    for s in (a, c):
-        s.setblocking(False)
     running: dict[str, bool] = {"a": False, "c": False}
     reentered: list[str] = []
     got: list[bytes] = []
@@ -314,47 +298,37 @@ async def test_a_reader_is_served_inside_a_nested_qt_loop_and_never_reentered():
         nested.exec()
         poll.stop()
 
-    def reader(name: str, sock: socket.socket) -> None:
-        if running[name]:
-            reentered.append(name)
-        running[name] = True
-        try:
-            data = sock.recv(64)
-            got.append(data)
-            if data == b"modal in a reader":
-                # c stays readable while this one waits: it must not come back in here.
-                d.send(b"more for c")
-                threading.Timer(0.05, b.send, (b"a meanwhile",)).start()
-                nested_until(lambda: b"a meanwhile" in got)
-        finally:
-            running[name] = False
+    with _socket_pair(loop) as (a, b), _socket_pair(loop) as (c, d):
 
-    def modal() -> None:  # runs inside a drain, as a coroutine's step would
-        threading.Timer(0.05, b.send, (b"a in the dialog",)).start()
-        nested_until(lambda: b"a in the dialog" in got)
-        outcome.append("closed")
+        def reader(name: str, sock: socket.socket) -> None:
+            if running[name]:
+                reentered.append(name)
+            running[name] = True
+            try:
+                data = sock.recv(64)
+                got.append(data)
+                if data == b"modal in a reader":
+                    # c stays readable while this one waits: it must not come back in here.
+                    d.send(b"more for c")
+                    threading.Timer(0.05, b.send, (b"a meanwhile",)).start()
+                    nested_until(lambda: b"a meanwhile" in got)
+            finally:
+                running[name] = False
 
-    loop.add_reader(a.fileno(), reader, "a", a)
-    loop.add_reader(c.fileno(), reader, "c", c)
-    try:
+        def modal() -> None:  # runs inside a drain, as a coroutine's step would
+            threading.Timer(0.05, b.send, (b"a in the dialog",)).start()
+            nested_until(lambda: b"a in the dialog" in got)
+            outcome.append("closed")
+
+        loop.add_reader(a.fileno(), reader, "a", a)
+        loop.add_reader(c.fileno(), reader, "c", c)
         loop.call_soon(modal)
-        for _ in range(200):
-            await asyncio.sleep(0.02)
-            if outcome:
-                break
+        await _until(lambda: outcome)
         assert outcome == ["closed"]
         d.send(b"modal in a reader")
-        for _ in range(200):
-            await asyncio.sleep(0.02)
-            if b"more for c" in got:
-                break
+        await _until(lambda: b"more for c" in got)
         assert got == [b"a in the dialog", b"modal in a reader", b"a meanwhile", b"more for c"]
         assert reentered == [] and outcome == ["closed"]
-    finally:
-        for s in (a, c):
-            loop.remove_reader(s.fileno())
-        for s in (a, b, c, d):
-            s.close()
 
 
 async def test_a_reader_removed_while_its_callback_waits_in_the_queue_is_not_called():
@@ -363,24 +337,21 @@ async def test_a_reader_removed_while_its_callback_waits_in_the_queue_is_not_cal
     from PySide6.QtCore import QCoreApplication
 
     loop = asyncio.get_running_loop()
-    a, b = socket.socketpair()
-    a.setblocking(False)
     calls: list[bytes] = []
-    loop.add_reader(a.fileno(), lambda: calls.append(a.recv(64)))
     drain = loop._drain
-    try:
-        loop._drain = lambda: None  # type: ignore[method-assign]  # the callback stays queued
-        b.send(b"x")
-        deadline = time.monotonic() + 5
-        while not loop._ready_queue and time.monotonic() < deadline:
-            QCoreApplication.processEvents()
-        assert loop._ready_queue, "the notifier never reported the socket"
-        loop.remove_reader(a.fileno())
-    finally:
-        del loop._drain  # the method again
-    assert loop._drain == drain
-    drain()
-    await asyncio.sleep(0.05)
-    assert calls == []
-    a.close()
-    b.close()
+    with _socket_pair(loop) as (a, b):
+        loop.add_reader(a.fileno(), lambda: calls.append(a.recv(64)))
+        try:
+            loop._drain = lambda: None  # type: ignore[method-assign]  # the callback stays queued
+            b.send(b"x")
+            deadline = time.monotonic() + 5
+            while not loop._ready_queue and time.monotonic() < deadline:
+                QCoreApplication.processEvents()
+            assert loop._ready_queue, "the notifier never reported the socket"
+            loop.remove_reader(a.fileno())
+        finally:
+            del loop._drain  # the method again
+        assert loop._drain == drain
+        drain()
+        await asyncio.sleep(0.05)
+        assert calls == []
