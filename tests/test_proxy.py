@@ -82,6 +82,19 @@ async def test_captions_flow_through_a_socks_proxy(tls_certificate, tone_wav, mo
     assert proxy.tunnels == [("stt.example", fake.port)]  # socks5h: the proxy resolved the name
 
 
+async def test_an_http_all_proxy_alone_carries_the_login_and_the_socket(tls_certificate, tone_wav, monkeypatch):
+    """curl's all_proxy, which neither websockets nor urllib reads by itself:
+    UG Labs' https:// login and its WebSocket both go through it."""
+    wav, spoken = tone_wav
+    fake = _tls_fake("uglabs", tls_certificate, monkeypatch)
+    async with fake, ConnectProxy("alice", "pr0xy-pass") as proxy:
+        monkeypatch.setenv("all_proxy", proxy.url())
+        log = await _caption("uglabs", fake, _remote(fake), wav)
+    assert log.errors == []
+    assert " ".join(f.text for f in log.finals).split() == [w for w, _, _ in spoken.words]
+    assert proxy.tunnels == [("stt.example", fake.port)] * 2 and proxy.refused == []
+
+
 @pytest.mark.parametrize("provider", ["audiopod", "uglabs"])  # the WebSocket itself; UG Labs' https:// login
 async def test_a_proxy_that_wants_a_password_fails_at_once_and_says_how_to_give_it(provider, tls_certificate, tone_wav,
                                                                                    monkeypatch):

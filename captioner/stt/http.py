@@ -2,8 +2,8 @@
 
 Runs urllib in a worker thread so DNS and TLS never block the event loop.
 Certificates are verified against the OS's trust store (`tls.py`). The system's
-HTTP(S) proxy is used as the WebSocket uses it (looked up per request, so a
-changed setting applies without a restart), never for loopback.
+proxy is chosen as for the WebSocket (looked up per request, so a changed
+setting applies without a restart), never for loopback.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ import json
 import re
 import urllib.error
 import urllib.request
-from urllib.parse import urlsplit
 
 from captioner.stt.protocol import HttpRequest
 from captioner.stt.tls import client_context
-from captioner.stt.urls import is_loopback
+from captioner.stt.urls import proxy_for
 
 
 class ProxyRefused(OSError):
@@ -31,13 +30,26 @@ class ProxyRefused(OSError):
 _TUNNEL_FAILED = re.compile(r"Tunnel connection failed: (\d{3})")
 
 
+def _proxies(url: str) -> dict[str, str] | None:
+    """urllib's form of the WebSocket's proxy decision (`proxy_for`): none for
+    loopback, an HTTP `all_proxy` when it is the only setting, else None
+    (urllib's own lookup: the environment and the OS settings). urllib
+    cannot speak SOCKS, so a SOCKS `all_proxy` is not used here."""
+    proxy = proxy_for(url)
+    if proxy is None:
+        return {}
+    if isinstance(proxy, str) and proxy.startswith(("http://", "https://")):
+        return {"http": proxy, "https": proxy}
+    return None
+
+
 def _post(request: HttpRequest, timeout: float) -> tuple[int, bytes]:
     data = json.dumps(request.body).encode("utf-8")
     headers = {"Content-Type": "application/json", "Accept": "application/json", **request.headers}
     req = urllib.request.Request(request.url, data=data, headers=headers, method="POST")
-    # urlopen() would keep the proxies it found on first use for the life of the process.
-    proxies = {} if is_loopback(urlsplit(request.url).hostname or "") else None
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler(proxies),
+    # Built per request: urlopen() would keep the proxies it found on first use
+    # for the life of the process.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler(_proxies(request.url)),
                                          urllib.request.HTTPSHandler(context=client_context()))
     try:
         with opener.open(req, timeout=timeout) as resp:  # noqa: S310 (http(s) only, checked by caller)

@@ -80,11 +80,12 @@ def http_base(url: str) -> str:
 
 
 def proxy_for(url: str) -> str | bool | None:
-    """What `websockets.connect(proxy=...)` gets for this endpoint: None for
-    this machine's loopback (no proxy can reach it), the `all_proxy` setting
-    when it is the only one (curl's convention, which websockets does not
-    read), else True: websockets' own lookup (wss_proxy, https_proxy, the
-    OS settings, no_proxy)."""
+    """The proxy for this endpoint, in `websockets.connect(proxy=...)`'s terms
+    (the HTTPS login uses the same decision): None for this machine's
+    loopback (no proxy can reach it), the `all_proxy` setting when it is the
+    only one (curl's convention, which neither websockets nor urllib reads),
+    else True: the library's own lookup (wss_proxy, https_proxy, the OS
+    settings, no_proxy)."""
     host = urlsplit(url).hostname or ""
     if is_loopback(host):
         return None
