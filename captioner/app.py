@@ -231,7 +231,7 @@ class CaptionerApp(QObject):
         self.settings.sync()
         if self.tray is not None:
             self.tray.hide()
-        self.overlay.hide()
+        self.overlay.hide_for_quit()
         self.window.hide()
         self.closed.set()
 

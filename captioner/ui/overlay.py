@@ -302,6 +302,9 @@ class CaptionOverlay(QWidget):
         self.settings = settings
         self._pinned = False
         self._adjusting = False  # flag changes / restores must not count as user moves
+        #: (geometry the user gave, (lines, line height) it was for): style changes size from it
+        self._style_anchor: tuple[QRect, tuple[int, int]] | None = None
+        self._style_placed = QRect()  # the geometry the last style change set
         self.setWindowTitle("Captioner overlay")
         self.setAccessibleName("Captions overlay")
         self.setWindowFlags(
@@ -382,6 +385,7 @@ class CaptionOverlay(QWidget):
                 break
         if rect is None:
             rect = self.default_rect(primary)
+        self._style_anchor = None
         self._adjusting = True
         try:
             self.setGeometry(fit_into(rect, target.availableGeometry()))
@@ -427,12 +431,20 @@ class CaptionOverlay(QWidget):
     def moveEvent(self, event: Any) -> None:  # noqa: N802
         super().moveEvent(event)
         if not self._adjusting:
+            self._forget_anchor_if_moved()
             self._save_timer.start()
 
     def resizeEvent(self, event: Any) -> None:  # noqa: N802
         super().resizeEvent(event)
         if not self._adjusting:
+            self._forget_anchor_if_moved()
             self._save_timer.start()
+
+    def _forget_anchor_if_moved(self) -> None:
+        # A window manager reports our own setGeometry later, outside
+        # _adjusting: only a geometry we did not set is the user's.
+        if self._style_anchor is not None and self.geometry() != self._style_placed:
+            self._style_anchor = None
 
     # ------------------------------------------------------------- pin
     @property
@@ -469,6 +481,15 @@ class CaptionOverlay(QWidget):
     def set_shown(self, shown: bool) -> None:
         self.setVisible(bool(shown))
 
+    def hide_for_quit(self) -> None:
+        """Hide without recording it as the user's choice: the overlay must
+        come back on the next start if it was shown when the app quit."""
+        self._adjusting = True
+        try:
+            self.hide()
+        finally:
+            self._adjusting = False
+
     def toggle_shown(self) -> None:
         self.set_shown(not self.isVisible())
 
@@ -493,21 +514,43 @@ class CaptionOverlay(QWidget):
         """Apply a style at once (the settings dialog previews live through this)."""
         old_lines = self.renderer.style.lines
         old_height = self.renderer.line_height
+        before = QRect(self.geometry())  # a new minimum size may grow the window at once
         self.renderer.set_style(style)
         self._size_status_font()
-        self.setMinimumSize(220, self._min_height())
+        self._adjusting = True  # not the user resizing: keep the style anchor
+        try:
+            self.setMinimumSize(220, self._min_height())
+        finally:
+            self._adjusting = False
         if fit_height and (old_lines != self.renderer.style.lines or old_height != self.renderer.line_height):
-            screen = self._current_screen()
-            rect = QRect(self.geometry())
-            bottom = rect.bottom()
-            rect.setHeight(self.height_for_lines())
-            rect.moveBottom(bottom)
-            if screen is not None:
-                rect = fit_into(rect, screen.availableGeometry())
-            self.setGeometry(rect)
+            self._fit_height_to_style(before, (old_lines, old_height))
         if not self.renderer.style.clear_after:
             self._clear_timer.stop()
         self.update()
+
+    def _fit_height_to_style(self, before: QRect, old_key: tuple[int, int]) -> None:
+        """Grow or shrink to the style's lines, keeping the bottom edge, always
+        from the geometry the user last gave: a preview of a huge font may push
+        the overlay up against the screen edge, and going back to the old style
+        must put it back exactly, not leave it where the clamp moved it."""
+        key = (self.renderer.style.lines, self.renderer.line_height)
+        if self._style_anchor is None:
+            self._style_anchor = (before, old_key)
+        anchor, anchor_key = self._style_anchor
+        rect = QRect(anchor)
+        if key != anchor_key:
+            rect.setHeight(self.height_for_lines())
+            rect.moveBottom(anchor.bottom())
+            screen = self._current_screen()
+            if screen is not None:
+                rect = fit_into(rect, screen.availableGeometry())
+        self._style_placed = rect
+        self._adjusting = True
+        try:
+            self.setGeometry(rect)
+        finally:
+            self._adjusting = False
+        self._save_timer.start()
 
     def on_event(self, event: Any) -> None:
         """Take one caption event: O(1) work, one repaint scheduled."""
@@ -604,11 +647,7 @@ class CaptionOverlay(QWidget):
         if show_bg:
             self.renderer.paint_background(p, rect)
         if not self._pinned:
-            pen = QPen(QColor(255, 255, 255, 150), 1, Qt.PenStyle.DashLine)
-            p.setPen(pen)
-            p.setBrush(Qt.BrushStyle.NoBrush)
-            p.drawRoundedRect(rect, 10, 10)
-            self._paint_grip(p)
+            self._paint_edge(p, rect)
         if status:
             self._paint_status(p, status, color_key, QRect(MARGIN, 4, w - 2 * MARGIN, self._status_height() - 4))
         p.end()
@@ -648,31 +687,68 @@ class CaptionOverlay(QWidget):
         if not region.isEmpty():
             self.update(region)
 
+    #: What the unpinned overlay says about itself, longest first: it only
+    #: takes the room the status leaves (the status is what the user needs).
+    HINTS = ("drag to move · edges resize · right-click for menu", "right-click for menu", "")
+
+    def status_layout(self, text: str, width: int) -> tuple[str, str]:
+        """(status as shown, hint) for a status line `width` px wide: the hint
+        (also on a dark pill, so it reads over any background) only if it fits
+        beside the whole status; the status is elided only when it alone is
+        wider than the overlay."""
+        fm = self._status_metrics
+        pill_w = self._status_text_x() + fm.horizontalAdvance(text) + 10
+        hint = ""
+        if not self._pinned:
+            for candidate in self.HINTS:
+                if not candidate or pill_w + 24 + fm.horizontalAdvance(candidate) + 20 <= width:
+                    hint = candidate
+                    break
+        if pill_w > width:
+            text = fm.elidedText(text, Qt.TextElideMode.ElideRight, max(1, int(width - self._status_text_x() - 10)))
+        return text, hint
+
+    def _status_text_x(self) -> float:
+        return 16 + self._status_metrics.height() * 0.25  # pad, dot, gap
+
     def _paint_status(self, p: QPainter, text: str, key: str, rect: QRect) -> None:
         fm = self._status_metrics
-        hint = "" if self._pinned else "drag to move · edges resize · right-click for menu"
-        avail = rect.width() - (fm.horizontalAdvance(hint) + 24 if hint and rect.width() > 520 else 0)
-        text = fm.elidedText(text, Qt.TextElideMode.ElideRight, max(40, avail - 30))
-        pill_w = fm.horizontalAdvance(text) + 26
-        pill = QRectF(rect.left(), rect.top(), pill_w, fm.height() + 4)
+        text, hint = self.status_layout(text, rect.width())
+        d = fm.height() * 0.5
+        text_x = self._status_text_x()
+        pill_h = fm.height() + 4
+        p.setFont(self._status_font)
         p.setPen(Qt.PenStyle.NoPen)
         p.setBrush(QColor(0, 0, 0, 170))
-        p.drawRoundedRect(pill, pill.height() / 2, pill.height() / 2)
+        pill = QRectF(rect.left(), rect.top(), text_x + fm.horizontalAdvance(text) + 10, pill_h)
+        p.drawRoundedRect(pill, pill_h / 2, pill_h / 2)
         p.setBrush(QColor(STATUS_COLORS.get(key, "#9aa4b2")))
-        d = fm.height() * 0.5
         p.drawEllipse(QRectF(pill.left() + 8, pill.center().y() - d / 2, d, d))
-        p.setFont(self._status_font)
         p.setPen(QColor("#ffffff"))
-        p.drawText(QPointF(pill.left() + 14 + d / 2 + 2, pill.top() + 2 + fm.ascent()), text)
-        if hint and rect.width() > 520:
-            p.setPen(QColor(255, 255, 255, 200))
-            p.drawText(QPointF(rect.right() - fm.horizontalAdvance(hint), pill.top() + 2 + fm.ascent()), hint)
+        p.drawText(QPointF(pill.left() + text_x, pill.top() + 2 + fm.ascent()), text)
+        if hint:
+            box = QRectF(rect.right() + 1 - (fm.horizontalAdvance(hint) + 20), rect.top(), fm.horizontalAdvance(hint) + 20, pill_h)
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(QColor(0, 0, 0, 130))
+            p.drawRoundedRect(box, pill_h / 2, pill_h / 2)
+            p.setPen(QColor(255, 255, 255, 220))
+            p.drawText(QPointF(box.left() + 10, box.top() + 2 + fm.ascent()), hint)
+
+    def _paint_edge(self, p: QPainter, rect: QRectF) -> None:
+        """The unpinned overlay's dashed edge and resize grip, dark under
+        light so they show on a light panel as on a dark one."""
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        for pen in (QPen(QColor(0, 0, 0, 140), 1), QPen(QColor(255, 255, 255, 190), 1, Qt.PenStyle.DashLine)):
+            p.setPen(pen)
+            p.drawRoundedRect(rect, 10, 10)
+        self._paint_grip(p)
 
     def _paint_grip(self, p: QPainter) -> None:
-        p.setPen(QPen(QColor(255, 255, 255, 170), 1.5))
         r = self.rect()
-        for i in (4, 8, 12):
-            p.drawLine(r.right() - i, r.bottom() - 3, r.right() - 3, r.bottom() - i)
+        for pen in (QPen(QColor(0, 0, 0, 150), 3.0), QPen(QColor(255, 255, 255, 200), 1.5)):
+            p.setPen(pen)  # a dark underlay: the white lines show on a light panel too
+            for i in (4, 8, 12):
+                p.drawLine(r.right() - i, r.bottom() - 3, r.right() - 3, r.bottom() - i)
 
     # ------------------------------------------------------------- mouse
     def _edges_at(self, pos: QPoint) -> Qt.Edge:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from PySide6.QtCore import QRect, QRectF, Qt
-from PySide6.QtGui import QColor, QImage, QPainter, QPen, QRegion
+from PySide6.QtCore import QRect, QRectF
+from PySide6.QtGui import QImage, QPainter, QRegion
 
 from captioner.stt.events import Final, Partial, SessionState, StateChanged
 from captioner.ui.caption_text import draw_run
@@ -41,10 +41,7 @@ def reference(ov: CaptionOverlay) -> QImage:
     if not r.empty or not ov.pinned or (status and color_key != "live"):
         r.paint_background(p, rect)
     if not ov.pinned:
-        p.setPen(QPen(QColor(255, 255, 255, 150), 1, Qt.PenStyle.DashLine))
-        p.setBrush(Qt.BrushStyle.NoBrush)
-        p.drawRoundedRect(rect, 10, 10)
-        ov._paint_grip(p)
+        ov._paint_edge(p, rect)
     sh = ov._status_height()
     if status:
         ov._paint_status(p, status, color_key, QRect(MARGIN, 4, ov.width() - 2 * MARGIN, sh - 4))
