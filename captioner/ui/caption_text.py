@@ -11,6 +11,7 @@ drawn at the same fractional position it has inside its run (the run's text
 advance up to the word) and copied at a whole device pixel, and words never
 overlap (a space is wider than the outline), so drawing them one by one
 equals drawing the run. tests/ui/test_overlay_cache.py compares the two.
+A run with right-to-left script is drawn whole (Qt orders its words).
 """
 
 from __future__ import annotations
@@ -24,6 +25,22 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPainterPath, QPen
 
 WORD = re.compile(r"\S+")
+#: Hebrew, Arabic, Syriac, Thaana, N'Ko … and their presentation forms.
+_RTL = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufeff\U00010800-\U00010fff\U0001e800-\U0001efff]")
+_LETTER = re.compile(r"[^\W\d_]")
+
+
+def has_rtl(text: str) -> bool:
+    """Whether `text` holds right-to-left script: then only Qt's bidi layout
+    of the whole run puts its words in the right visual order."""
+    return _RTL.search(text) is not None
+
+
+def starts_rtl(text: str) -> bool:
+    """Whether the first letter is right-to-left: the caption's base direction
+    (Unicode's rule for a paragraph), which decides which side it starts at."""
+    m = _LETTER.search(text)
+    return m is not None and _RTL.match(m.group()) is not None
 _FORMAT = QImage.Format.Format_ARGB32_Premultiplied
 _SUB = 64  # fractional positions are kept in 1/64 px (Qt's own text precision)
 
@@ -140,9 +157,12 @@ class RowImages:
         iy, fy = _split(self.baseline * d)
         placed = []
         for text, color, x in runs:
-            for m in WORD.finditer(text):
-                ix, fx = _split((self.pad + x + self.fm.horizontalAdvance(text[: m.start()])) * d)
-                word, ox, oy = self._word(m.group(), color, fx, fy)
+            # Right-to-left words are drawn as one run: drawn one by one from
+            # the left, they would read in the wrong order.
+            units = [(0, text)] if has_rtl(text) else [(m.start(), m.group()) for m in WORD.finditer(text)]
+            for start, unit in units:
+                ix, fx = _split((self.pad + x + self.fm.horizontalAdvance(text[:start])) * d)
+                word, ox, oy = self._word(unit, color, fx, fy)
                 placed.append((ix + ox, iy + oy, word))
         full = math.ceil((width + 2 * self.pad) * d)
         w = min(full, max((x + word.width() for x, _, word in placed), default=1))

@@ -40,7 +40,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QMenu, QWidget
 
 from captioner.stt.events import Final, Gap, Partial, ProviderError, SessionState, StateChanged
-from captioner.ui.caption_text import RowImages, Runs, dpi_of
+from captioner.ui.caption_text import RowImages, Runs, dpi_of, starts_rtl
 from captioner.ui.theme import OverlayStyle
 
 MARGIN = 14  # px around the text
@@ -213,17 +213,26 @@ class CaptionRenderer:
         out: list[tuple[int, Runs]] = []
         for line, index, text in rows:
             color = st.text_color if line.kind == "final" else st.partial_color
-            x = 0
-            if st.align == "center":
-                x += max(0, (rect.width() - self.metrics.horizontalAdvance(text)) // 2)
+            label = line.label if index == 0 and line.label and text.startswith(line.label.rstrip()) else ""
+            body = text[len(label):]
             runs: list[tuple[str, str, int]] = []
-            if index == 0 and line.label and text.startswith(line.label.rstrip()):
-                label = line.label
-                runs.append((label, st.speaker_color, x))
-                x += self.metrics.horizontalAdvance(label)
-                text = text[len(label):]
-            if text:
-                runs.append((text, color, x))
+            if st.align != "center" and starts_rtl(line.full):
+                # A right-to-left caption starts at the right, its speaker label first.
+                x = rect.width()
+                if label:
+                    x -= self.metrics.horizontalAdvance(label)
+                    runs.append((label, st.speaker_color, max(0, x)))
+                if body:
+                    runs.append((body, color, max(0, x - self.metrics.horizontalAdvance(body))))
+            else:
+                x = 0
+                if st.align == "center":
+                    x += max(0, (rect.width() - self.metrics.horizontalAdvance(text)) // 2)
+                if label:
+                    runs.append((label, st.speaker_color, x))
+                    x += self.metrics.horizontalAdvance(label)
+                if body:
+                    runs.append((body, color, x))
             out.append((y, tuple(runs)))
             y += lh
         return out
