@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import pairwise
 from operator import itemgetter
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 from captioner.stt.events import Word
 from captioner.transcript.model import Segment
@@ -164,10 +164,24 @@ def _greedy(lengths: list[int], width: int) -> tuple[int, int, bool]:
     return lines_used, line_len, max(lengths, default=width) > width  # False for no words
 
 
-def _segment_cues(segment: Segment, rules: CueRules) -> list[_RawCue]:
+# Stand for the spaces and the colon of a speaker label while its cue is
+# wrapped, so no line breaks inside "Speaker 1:" and its colon earns no
+# punctuation bonus (caption text never holds a control character).
+_LABEL_SPACE, _LABEL_COLON = "\x00", "\x01"
+
+Label = Callable[[str], str]  # speaker id -> the label a cue's first line starts with
+
+
+def _label_length(label: Label | None, speaker: str | None) -> int:
+    """Characters "<label>:" takes at the start of a cue's first line (0: none)."""
+    return len(label(speaker)) + 1 if label is not None and speaker is not None else 0
+
+
+def _segment_cues(segment: Segment, rules: CueRules, label: Label | None = None) -> list[_RawCue]:
     """`cues_for_segment` as plain tuples, so that `build_cues` makes each
     Cue once, after fixing its times. The loop runs once per word of the
-    transcript: a chunk is the range words[lo:i], not a list."""
+    transcript: a chunk is the range words[lo:i], not a list. With `label`,
+    each cue's first line starts with "<label>: " and the wrap counts it."""
     words = segment.words or _estimated_words(segment)
     if segment.gap or not words:
         return [(segment.start, segment.end, (segment.text,), segment.speaker)] if segment.text else []
@@ -175,33 +189,47 @@ def _segment_cues(segment: Segment, rules: CueRules) -> list[_RawCue]:
     texts = [w.text for w in words]
     lengths = list(map(len, texts))
     cuts = [0]
+
+    def chunk_speaker(at: int) -> str | None:
+        first = words[at].speaker
+        return first if first is not None else segment.speaker
+
+    def start_chunk(at: int, upto: int) -> tuple[int, int, bool]:
+        """Greedy state of words[at:upto] after the chunk's label, if any."""
+        prefix = _label_length(label, chunk_speaker(at))
+        if not prefix:
+            return _greedy(lengths[at:upto], width)
+        used, last, _ = _greedy([prefix, *lengths[at:upto]], width)
+        return used, last, max(lengths[at:upto], default=0) > width  # a long label is no overlong word
+
     # Greedy wrap of the chunk, kept as words come: greedy wrapping uses the
     # fewest lines, so "fits" is "greedy needs at most max_lines" — O(1) per word.
-    lines_used, line_len, overlong = _greedy(lengths[:1], width)  # the first word starts the chunk
+    lines_used, line_len, overlong = start_chunk(0, 1)  # the first word starts the chunk
     lo, chunk_start, previous_speaker = 0, words[0].start, words[0].speaker
     for i in range(1, len(words)):
         word = words[i]
         length, speaker = lengths[i], word.speaker
         grown = line_len + 1 + length
+        new_speaker = speaker != previous_speaker and speaker is not None
         if (
-            overlong
+            new_speaker
+            or overlong
             or (grown > width and (lines_used >= max_lines or length > width))
             or word.end - chunk_start > max_duration
-            or (speaker != previous_speaker and speaker is not None)
         ):
             # Prefer to cut after the last punctuation in the second half of the chunk.
             half = (i - lo) // 2
             for cut in range(i, lo + half, -1):
-                if texts[cut - 1].endswith(_BREAK_AFTER) and not _binds(texts[cut - 1]):
-                    break
+                if new_speaker or texts[cut - 1].endswith(_BREAK_AFTER) and not _binds(texts[cut - 1]):
+                    break  # a new speaker starts a cue of their own, right here
             else:
                 cut = i
-            # A cue should not end on "the", "of", "Dr.": carry such words over.
-            while cut - lo > max(1, half) and _binds(texts[cut - 1]):
+            # A cue should not end on "the", "of", "Dr.": carry such words over (never to another speaker).
+            while not new_speaker and cut - lo > max(1, half) and _binds(texts[cut - 1]):
                 cut -= 1
             cuts.append(cut)
             lo, chunk_start = cut, words[cut].start
-            lines_used, line_len, overlong = _greedy(lengths[lo:i], width)
+            lines_used, line_len, overlong = start_chunk(lo, i)
             grown = line_len + 1 + length
         # the word joins the chunk: _greedy's step, inlined on this per-word path
         if lines_used and grown <= width:
@@ -215,19 +243,27 @@ def _segment_cues(segment: Segment, rules: CueRules) -> list[_RawCue]:
 
     cues: list[_RawCue] = []
     for lo, hi in pairwise(cuts):
-        first = words[lo]
-        speaker = first.speaker if first.speaker is not None else segment.speaker
-        cues.append((first.start, words[hi - 1].end, _two_lines(" ".join(texts[lo:hi]), width), speaker))
+        speaker = chunk_speaker(lo)
+        text = " ".join(texts[lo:hi])
+        if label is not None and speaker is not None:
+            tag = label(speaker).replace(" ", _LABEL_SPACE)
+            wrapped = _two_lines(f"{tag}{_LABEL_COLON} {text}", width)
+            lines = tuple(line.replace(_LABEL_SPACE, " ").replace(_LABEL_COLON, ":") for line in wrapped)
+        else:
+            lines = _two_lines(text, width)
+        cues.append((words[lo].start, words[hi - 1].end, lines, speaker))
     return cues
 
 
-def build_cues(segments: list[Segment], rules: CueRules | None = None) -> list[Cue]:
+def build_cues(segments: list[Segment], rules: CueRules | None = None, label: Label | None = None) -> list[Cue]:
     """All cues of a transcript, ordered, non-overlapping, each at least
-    `min_duration` long where the next cue leaves room."""
+    `min_duration` long where the next cue leaves room. With `label`, a cue
+    with a speaker starts with "<label(speaker)>: ", counted in the line
+    width and the reading time (SRT and text have no voice tags)."""
     rules = rules or CueRules()
     raw: list[_RawCue] = []
     for segment in segments:
-        raw.extend(_segment_cues(segment, rules))
+        raw.extend(_segment_cues(segment, rules, label))
     raw.sort(key=itemgetter(0))  # stable, by start
     cps, min_duration, max_duration = rules.max_chars_per_second, rules.min_duration, rules.max_duration
     fixed: list[Cue] = []
