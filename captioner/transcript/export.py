@@ -2,7 +2,9 @@
 
 Files are written atomically (a temporary file in the same folder, then a
 rename), so a full disk or a crash never leaves a half-written export in place
-of a good one.
+of a good one. The result is what a plain `>` redirection would leave: a new
+file gets the mode the umask allows, a replaced file keeps its mode, and a
+symbolic link is followed (its target is replaced, the link stays).
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import json
 
 import orjson
 import os
-import tempfile
+import secrets
+import stat
 from pathlib import Path
 from typing import Callable
 
@@ -55,13 +58,13 @@ class _Labels(dict[str, str]):
 
 
 def to_srt(transcript: Transcript, rules: CueRules | None = None) -> str:
+    """SRT has no voice tags: a cue with a speaker starts with "Speaker N: ",
+    wrapped and timed as part of the cue's text."""
     blocks = []
     labels = _Labels(speaker_label)
-    for n, (start, end, lines, speaker) in enumerate(build_cues(transcript.segments, rules), 1):
-        text = "\n".join(lines)
-        if speaker is not None and lines:
-            text = f"{labels[speaker]}: {text}"
-        blocks.append(f"{n}\n{_timing(start, end, ',')}\n{text}\n")
+    cues = build_cues(transcript.segments, rules, labels.__getitem__)
+    for n, (start, end, lines, _) in enumerate(cues, 1):
+        blocks.append(f"{n}\n{_timing(start, end, ',')}\n" + "\n".join(lines) + "\n")
     return "\n".join(blocks)
 
 
@@ -129,16 +132,37 @@ FORMATS: dict[str, Callable[[Transcript], str]] = {
 
 
 def write_atomic(path: str | Path, text: str) -> None:
-    """Write UTF-8 text via temp file + rename; raise ExportError in words."""
+    """Write UTF-8 text via temp file + rename; raise ExportError in words.
+    A symbolic link is resolved first, so its target is what gets replaced."""
     path = Path(path)
-    tmp = None
+    target = Path(os.path.realpath(path))
+    tmp: str | None = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+        try:
+            old_mode: int | None = stat.S_IMODE(os.stat(target).st_mode)
+        except FileNotFoundError:
+            old_mode = None
+        folder = target.parent
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+        for _ in range(100):
+            candidate = str(folder / f".{target.name}.{secrets.token_hex(4)}.tmp")
+            try:
+                # 0o666: the kernel applies the umask, as for any new file; a file
+                # being replaced gets its own mode back below, before the rename.
+                fd = os.open(candidate, flags, 0o600 if old_mode is not None else 0o666)
+            except FileExistsError:
+                continue
+            tmp = candidate
+            break
+        else:
+            raise FileExistsError(f"no free temporary name in {folder}")
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            if old_mode is not None and hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), old_mode)
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
         tmp = None
     except OSError as exc:
         raise ExportError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from None
