@@ -158,7 +158,7 @@ def test_full_disk_keeps_the_old_file(tmp_path, monkeypatch):
 
 def test_json_export_is_utf8_and_marked():
     data = json.loads(to_json(Transcript(segments=[], provider="x")))
-    assert data["format"] == "captioner-transcript" and data["version"] == 1
+    assert data["format"] == "captioner-transcript" and data["version"] == 2
 
 
 def _cues_for(text: str, start: float = 0.0, per_word: float = 0.3, rules: CueRules | None = None):

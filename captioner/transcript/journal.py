@@ -1,6 +1,8 @@
 """Session journals: every final is appended to disk as it arrives.
 
-A journal is JSON lines: a header, one line per final (or gap), and an `end`
+A journal is JSON lines: a header (provider, source, language and options
+when known), one line per final (or gap), a `summary` line with what is known
+at the end (seconds of audio taken in, how the session ended), and an `end`
 line when the session finished cleanly. A crash or power loss therefore
 loses at most the live partial; a journal without an `end` line is an
 unfinished session the app offers to recover.
@@ -74,14 +76,27 @@ class SessionJournal:
         self._closed = False
 
     @classmethod
-    def create(cls, provider: str, source: str, directory: Path | None = None) -> "SessionJournal":
+    def create(
+        cls,
+        provider: str,
+        source: str,
+        directory: Path | None = None,
+        *,
+        language: str | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> "SessionJournal":
         directory = directory or sessions_dir()
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", provider)[:32]
+        header: dict[str, Any] = {"type": "session", "version": 1, "provider": provider, "source": source, "started_at": _now()}
+        if language is not None:
+            header["language"] = language
+        if options:
+            header["options"] = options
         for n in range(100):
             path = directory / f"{stamp}-{safe}{'-' + str(n) if n else ''}{SUFFIX}"
             try:
-                return cls(path, {"type": "session", "version": 1, "provider": provider, "source": source, "started_at": _now()})
+                return cls(path, header)
             except FileExistsError:
                 continue
         raise FileExistsError(f"cannot create a journal in {directory}")
@@ -89,16 +104,31 @@ class SessionJournal:
     def __call__(self, event: CaptionEvent) -> None:
         if self._closed:
             return
-        if isinstance(event, Final) and event.text.strip():
-            self._queue.put({"type": "final", **Segment.from_final(event).to_dict()})
+        if isinstance(event, Final):
+            segment = Segment.from_final(event)
+            if segment.text:
+                self._queue.put({"type": "final", **segment.to_dict()})
         elif isinstance(event, Gap):
-            self._queue.put({"type": "gap", "start": event.start, "end": event.end, "reason": event.reason})
+            self._queue.put({"type": "gap", **Segment.from_gap(event).to_dict()})
 
-    def close(self, finished: bool = True) -> None:
-        """Finish the journal; `finished=False` leaves it marked unfinished."""
+    def close(
+        self, finished: bool = True, *, audio_duration: float | None = None, outcome: str = "", error: str = ""
+    ) -> None:
+        """Finish the journal; `finished=False` leaves it marked unfinished.
+        What is known about the end (seconds of audio taken in, how the
+        session ended: model.OUTCOMES) is kept for `sessions` and exports."""
         if self._closed:
             return
         self._closed = True
+        summary: dict[str, Any] = {}
+        if audio_duration is not None:
+            summary["audio_duration"] = round(audio_duration, 3)
+        if outcome:
+            summary["outcome"] = outcome
+        if error:
+            summary["error"] = error
+        if summary:
+            self._queue.put({"type": "summary", **summary})
         if finished:
             self._queue.put({"type": "end", "ended_at": _now()})
         self._queue.put(_STOP)
@@ -135,6 +165,8 @@ class SessionInfo:
     duration: float
     title: str
     running: bool = False  # unfinished and still being written (by this or another Captioner)
+    audio_duration: float | None = None  # seconds of audio, when the journal recorded it
+    # `duration` is `audio_duration` when known, else where the last caption ends.
 
     @property
     def id(self) -> str:
@@ -168,7 +200,20 @@ def load_journal(path: Path) -> tuple[Transcript, SessionInfo]:
             except (KeyError, TypeError, ValueError):
                 continue
         elif kind == "gap":
-            transcript.segments.append(Segment("[…]", float(item["start"]), float(item["end"]), gap=True))
+            try:
+                transcript.segments.append(
+                    Segment("[…]", float(item["start"]), float(item["end"]), gap=True, reason=str(item.get("reason", "")))
+                )
+            except (KeyError, TypeError, ValueError):
+                continue
+        elif kind == "summary":
+            try:
+                if item.get("audio_duration") is not None:
+                    transcript.audio_duration = float(item["audio_duration"])
+            except (TypeError, ValueError):
+                pass
+            transcript.outcome = str(item.get("outcome", ""))
+            transcript.error = str(item.get("error", ""))
         elif kind == "end":
             finished = True
         elif kind == "title":
@@ -176,10 +221,15 @@ def load_journal(path: Path) -> tuple[Transcript, SessionInfo]:
     transcript.provider = header.get("provider", "")
     transcript.source = header.get("source", "")
     transcript.started_at = header.get("started_at", "")
+    if isinstance(header.get("language"), str):
+        transcript.language = header["language"]
+    if isinstance(header.get("options"), dict):
+        transcript.options = header["options"]
+    audio = transcript.audio_duration
     info = SessionInfo(
         path, transcript.provider, transcript.source, transcript.started_at, finished,
-        sum(1 for s in transcript.segments if not s.gap), transcript.duration, title,
-        running=not finished and in_use(path),
+        sum(1 for s in transcript.segments if not s.gap), transcript.duration if audio is None else audio, title,
+        running=not finished and in_use(path), audio_duration=audio,
     )
     return transcript, info
 

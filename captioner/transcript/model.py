@@ -1,21 +1,58 @@
 """The transcript of a session: finals in order, plus the one live partial.
 
 Every time is on the session's audio timeline. Applying an event is O(1)
-however long the session has run.
+however long the session has run. Caption text is cleaned here, where it
+enters the transcript (see `clean_text`), so no export, journal or stdout
+line ever carries a provider's newline or control character.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from captioner.stt.events import CaptionEvent, Final, Gap, Partial, Word
 
-FORMAT_VERSION = 1
+# 2: session facts (audio_duration, outcome, error, language, options) and
+# each gap's reason; times rounded to the millisecond. Version 1 files still load.
+FORMAT_VERSION = 2
+
+# C0 and C1 controls and DEL, minus the whitespace ones (split() turns those
+# into single spaces): dropped, as they never belong in a caption.
+_CONTROLS = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
+
+
+def clean_text(text: str) -> str:
+    """One caption line: runs of whitespace (newlines, tabs, CR included)
+    become one space, other control characters are dropped, the ends are
+    trimmed. Everything else (RTL text, emoji and their joiners, CJK) is kept.
+    Text that is already clean is returned as is, without a copy."""
+    if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
+        return text  # the usual case: no control, no space but single inner ones
+    return " ".join(_CONTROLS.sub("", text).split())
+
+
+def _ms(t: float) -> float:
+    """Seconds to the millisecond: 1.9 rather than 1.9000000000000001 in files."""
+    return round(t, 3)
+
+
+def clean_final(final: Final) -> Final:
+    """`final` with clean text and words (a word left empty is dropped)."""
+    text = clean_text(final.text)
+    words = final.words
+    if any(clean_text(w.text) != w.text for w in words):
+        words = tuple(
+            Word(t, w.start, w.end, w.confidence, w.speaker) for w in words if (t := clean_text(w.text))
+        )
+    if text is final.text and words is final.words:
+        return final
+    return Final(text, final.start, final.end, words, final.speaker, final.end_of_utterance, final.timed)
 
 
 def _word_dict(w: Word) -> dict[str, Any]:
-    d: dict[str, Any] = {"text": w.text, "start": w.start, "end": w.end}
+    d: dict[str, Any] = {"text": w.text, "start": _ms(w.start), "end": _ms(w.end)}
     if w.confidence is not None:
         d["confidence"] = w.confidence
     if w.speaker is not None:
@@ -32,19 +69,27 @@ class Segment:
     speaker: str | None = None
     timed: bool = True
     gap: bool = False  # audio that never reached the provider, shown as […]
+    reason: str = ""  # why a gap's audio was lost
 
     @classmethod
     def from_final(cls, final: Final) -> "Segment":
+        final = clean_final(final)
         return cls(final.text, final.start, final.end, final.words, final.speaker, final.timed)
 
+    @classmethod
+    def from_gap(cls, gap: Gap) -> "Segment":
+        return cls("[…]", gap.start, gap.end, timed=True, gap=True, reason=clean_text(gap.reason))
+
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"text": self.text, "start": self.start, "end": self.end}
+        d: dict[str, Any] = {"text": self.text, "start": _ms(self.start), "end": _ms(self.end)}
         if self.speaker is not None:
             d["speaker"] = self.speaker
         if not self.timed:
             d["timed"] = False
         if self.gap:
             d["gap"] = True
+            if self.reason:
+                d["reason"] = self.reason
         if self.words:
             d["words"] = [_word_dict(w) for w in self.words]
         return d
@@ -52,11 +97,13 @@ class Segment:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Segment":
         words = tuple(
-            Word(w["text"], float(w["start"]), float(w["end"]), w.get("confidence"), w.get("speaker"))
+            Word(t, float(w["start"]), float(w["end"]), w.get("confidence"), w.get("speaker"))
             for w in d.get("words", ())
+            if (t := clean_text(w["text"]))
         )
         return cls(
-            d["text"], float(d["start"]), float(d["end"]), words, d.get("speaker"), d.get("timed", True), d.get("gap", False)
+            clean_text(d["text"]), float(d["start"]), float(d["end"]), words, d.get("speaker"), d.get("timed", True),
+            d.get("gap", False), str(d.get("reason", "")),
         )
 
 
@@ -67,19 +114,29 @@ class Transcript:
     provider: str = ""
     source: str = ""
     started_at: str = ""  # ISO-8601 wall-clock start, for the user's records only
+    # What is known about the session beyond its captions (None / "" / {}: not known).
+    audio_duration: float | None = None  # seconds of audio the session took in
+    outcome: str = ""  # OUTCOMES: how the session ended
+    error: str = ""  # the error code when outcome == "failed"
+    language: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
 
     def apply(self, event: CaptionEvent) -> bool:
         """Fold one event in; True when the visible text changed."""
         if isinstance(event, Partial):
-            self.partial = event if event.text else None
+            text = clean_text(event.text)
+            if text is not event.text:
+                event = Partial(text, event.start, event.end, event.speaker)
+            self.partial = event if text else None
             return True
         if isinstance(event, Final):
             self.partial = None
-            if event.text.strip():
-                self.segments.append(Segment.from_final(event))
+            segment = Segment.from_final(event)
+            if segment.text:
+                self.segments.append(segment)
             return True
         if isinstance(event, Gap):
-            self.segments.append(Segment("[…]", event.start, event.end, timed=True, gap=True))
+            self.segments.append(Segment.from_gap(event))
             return True
         return False
 
@@ -89,25 +146,51 @@ class Transcript:
 
     @property
     def duration(self) -> float:
+        """Where the captions end (not the audio's length: see `audio_duration`)."""
         return self.segments[-1].end if self.segments else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "format": "captioner-transcript",
             "version": FORMAT_VERSION,
             "provider": self.provider,
             "source": self.source,
             "started_at": self.started_at,
-            "segments": [s.to_dict() for s in self.segments],
         }
+        if self.audio_duration is not None:
+            d["audio_duration"] = _ms(self.audio_duration)
+        if self.outcome:
+            d["outcome"] = self.outcome
+        if self.error:
+            d["error"] = self.error
+        if self.language is not None:
+            d["language"] = self.language
+        if self.options:
+            d["options"] = self.options
+        d["segments"] = [s.to_dict() for s in self.segments]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Transcript":
         if d.get("format") != "captioner-transcript":
             raise ValueError("not a Captioner transcript (missing format marker)")
+        duration = d.get("audio_duration")
         return cls(
             segments=[Segment.from_dict(s) for s in d.get("segments", ())],
             provider=d.get("provider", ""),
             source=d.get("source", ""),
             started_at=d.get("started_at", ""),
+            audio_duration=None if duration is None else float(duration),
+            outcome=str(d.get("outcome", "")),
+            error=str(d.get("error", "")),
+            language=d.get("language"),
+            options=dict(d.get("options") or {}),
         )
+
+
+# How a session ended, as `Transcript.outcome` records it.
+OUTCOMES = {
+    "completed": "the source ran out (end of the file, --duration) and the provider finished",
+    "stopped": "stopped before the source ended (Ctrl-C, SIGTERM, SIGHUP)",
+    "failed": "cut off by an error (`error` holds its code)",
+}
