@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import os
 import signal
 import sys
 from typing import Any, Sequence
@@ -120,6 +121,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         from captioner.app import main as app_main
 
         return app_main(argv)
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, not at exit, where a closed pipe could only print a traceback
+    except BrokenPipeError:
+        _stdout_closed()
+        code = EXIT_OK
+    return code
+
+
+def _stdout_closed() -> None:
+    """The reader of stdout went away (`… | head -1`): stop writing there,
+    quietly. Python's documented way (library/signal.html, "Note on SIGPIPE"):
+    point stdout at devnull, so no later write or the exit flush raises."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def _main(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -144,15 +167,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_USAGE
 
 
+class _Aborted(KeyboardInterrupt):
+    """A second stop signal: abort at once, exit 128 + the signal's number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 def _run_async(coro: Any) -> int:
     try:
         return asyncio.run(coro)
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("error: interrupted", file=sys.stderr)
-        return 130
+        return 128 + getattr(exc, "signum", signal.SIGINT)
+
+
+# Signals that stop a session gracefully (what was captioned is exported).
+# Ctrl-C is how `listen` is meant to end, so it keeps the session's own exit
+# code; SIGTERM and SIGHUP come from outside (a service manager, a closed
+# terminal), so the exit says the session was cut short: 128 + the number.
+_STOP_SIGNALS = tuple(
+    s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None
+)
 
 
 def _parse_options(args: argparse.Namespace) -> dict[str, str]:
@@ -167,9 +207,10 @@ def _parse_options(args: argparse.Namespace) -> dict[str, str]:
     return values
 
 
-def _prepare(args: argparse.Namespace) -> tuple[Any, str]:
+def _prepare(args: argparse.Namespace) -> tuple[Any, str, Any]:
     """Validate the provider, options and endpoint, and fetch the key — all
-    before any audio is opened or any connection made."""
+    before any audio is opened or any connection made. Returns the session,
+    the provider id and the validated options."""
     from captioner import keys, logs
     from captioner.captioning import CaptionJob, MissingKey, make_session
     from captioner.stt.options import OptionError
@@ -184,7 +225,7 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, str]:
         print(f"note: no --provider given: using {args.provider}", file=sys.stderr, flush=True)
     job = CaptionJob(args.provider, _parse_options(args), args.endpoint)
     try:
-        provider, _, _ = job.validated()
+        provider, options, _ = job.validated()
         key = keys.get_key(provider.id) if provider.needs_key else ""  # the offline engine needs none
         if provider.needs_key and not key:
             raise MissingKey(provider)
@@ -193,18 +234,27 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, str]:
     except keys.KeyStoreError as exc:
         raise CliError(f"no API key for {job.provider.name}: {exc}", EXIT_KEYRING) from None
     logs.add_secret(key)
-    return make_session(job, key), provider.id
+    return make_session(job, key), provider.id, options
 
 
 def _printer(partials: bool) -> Any:
     from captioner.stt.events import Final, Gap, Partial, ProviderError, StateChanged
+    from captioner.transcript.model import clean_text
+
+    stdout_open = True
 
     def on_event(event: Any) -> None:
+        nonlocal stdout_open
         if isinstance(event, Final):
-            if event.text:
-                print(event.text, flush=True)
+            text = clean_text(event.text)  # one line per final, whatever the provider sent
+            if text and stdout_open:
+                try:
+                    print(text, flush=True)
+                except BrokenPipeError:  # `… | head -1`: captioning and the files go on
+                    stdout_open = False
+                    _stdout_closed()
         elif isinstance(event, Partial) and partials:
-            print(f"… {event.text}", file=sys.stderr, flush=True)
+            print(f"… {clean_text(event.text)}", file=sys.stderr, flush=True)
         elif isinstance(event, Gap):
             print(f"warning: {event.end - event.start:.1f} s of audio were lost ({event.reason})", file=sys.stderr, flush=True)
         elif isinstance(event, ProviderError) and event.retryable:
@@ -219,28 +269,34 @@ async def _caption(args: argparse.Namespace, source: Any, live: bool, banner: st
     from captioner.audio.feed import AudioSourceError
     from captioner.captioning import caption_source
     from captioner.stt.events import ProviderFailure
-    from captioner.transcript.export import ExportError, export
     from captioner.transcript.model import Transcript
 
     rules = _cue_rules(args)
-    session, provider_id = _prepare(args)
-    code, message = EXIT_OK, ""
+    session, provider_id, options = _prepare(args)
+    language, option_values = _describe_options(options)
+    code, message, error_code = EXIT_OK, "", ""
     transcript: Transcript | None = None
     loop = asyncio.get_running_loop()
-    stop_requested = False
+    stopped_by: int | None = None  # the first stop signal
 
-    def on_sigint() -> None:
-        nonlocal stop_requested
-        if stop_requested:
-            raise KeyboardInterrupt
-        stop_requested = True
-        print("stopping… (Ctrl-C again to abort)", file=sys.stderr, flush=True)
+    def on_signal(signum: int) -> None:
+        nonlocal stopped_by
+        if stopped_by is not None:
+            raise _Aborted(signum)
+        stopped_by = signum
+        if signum == signal.SIGINT:
+            print("stopping… (Ctrl-C again to abort)", file=sys.stderr, flush=True)
+        else:
+            print(f"stopping on {signal.Signals(signum).name}… (send it again to abort)", file=sys.stderr, flush=True)
         session.stop()
 
-    try:
-        loop.add_signal_handler(signal.SIGINT, on_sigint)
-    except (NotImplementedError, RuntimeError):
-        pass
+    handled = []
+    for signum in _STOP_SIGNALS:
+        try:
+            loop.add_signal_handler(signum, on_signal, signum)
+            handled.append(signum)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
     duration = getattr(args, "duration", None)
     timer = loop.call_later(duration, session.stop) if duration else None
     listeners = [_printer(args.partials)]
@@ -249,41 +305,50 @@ async def _caption(args: argparse.Namespace, source: Any, live: bool, banner: st
         from captioner.transcript.journal import SessionJournal
 
         try:
-            journal = await asyncio.to_thread(SessionJournal.create, provider_id, source.name)
+            journal = await asyncio.to_thread(
+                lambda: SessionJournal.create(provider_id, source.name, language=language, options=option_values)
+            )
             listeners.append(journal)
         except OSError as exc:
             print(f"warning: the session will not be autosaved: {exc}", file=sys.stderr)
     try:
-        async with source:
-            if banner:  # said once the device is really open, so scripts can start playing
-                print(banner, file=sys.stderr, flush=True)
-            transcript = await caption_source(source, session, listeners, live=live, provider=provider_id)
-    except ProviderFailure as exc:
-        transcript = getattr(exc, "transcript", None)
-        code, message = EXIT_PROVIDER, f"{provider_id}: {exc.error.code}: {exc.error.message}"
-    except AudioSourceError as exc:
-        transcript = getattr(exc, "transcript", None)
-        code, message = EXIT_AUDIO, str(exc)
-    finally:
-        if journal is not None:
-            await asyncio.to_thread(journal.close, code == EXIT_OK)
-            if journal.error is not None:
-                print(f"warning: the session journal is incomplete: {journal.error}", file=sys.stderr)
-        if timer is not None:
-            timer.cancel()
         try:
-            loop.remove_signal_handler(signal.SIGINT)
-        except (NotImplementedError, RuntimeError):
-            pass
-    if transcript is not None:
-        for fmt in EXPORT_FORMATS:
-            path = getattr(args, fmt)
-            if path:
-                try:
-                    await asyncio.to_thread(export, transcript, fmt, path, rules)
-                except ExportError as exc:
-                    print(f"error: {exc.strerror}", file=sys.stderr)
-                    code = code or EXIT_EXPORT
+            async with source:
+                if banner:  # said once the device is really open, so scripts can start playing
+                    print(banner, file=sys.stderr, flush=True)
+                transcript = await caption_source(source, session, listeners, live=live, provider=provider_id)
+        except ProviderFailure as exc:
+            transcript = getattr(exc, "transcript", None)
+            code, message = EXIT_PROVIDER, f"{provider_id}: {exc.error.code}: {exc.error.message}"
+            error_code = exc.error.code
+        except AudioSourceError as exc:
+            transcript = getattr(exc, "transcript", None)
+            code, message, error_code = EXIT_AUDIO, str(exc), "AUDIO_ERROR"
+        finally:
+            outcome = "failed" if code != EXIT_OK else "stopped" if stopped_by is not None else "completed"
+            audio_duration = getattr(session, "audio_time", None)
+            if journal is not None:
+                close = lambda: journal.close(  # noqa: E731
+                    code == EXIT_OK, audio_duration=audio_duration, outcome=outcome, error=error_code
+                )
+                await asyncio.to_thread(close)
+                if journal.error is not None:
+                    print(f"warning: the session journal is incomplete: {journal.error}", file=sys.stderr)
+            if timer is not None:
+                timer.cancel()
+        if transcript is not None:
+            transcript.audio_duration = audio_duration
+            transcript.outcome, transcript.error = outcome, error_code
+            transcript.language, transcript.options = language, option_values
+            targets = [(fmt, getattr(args, fmt)) for fmt in EXPORT_FORMATS if getattr(args, fmt)]
+            if not await asyncio.to_thread(_write_exports, transcript, targets, rules):
+                code = code or EXIT_EXPORT
+    finally:
+        for signum in handled:  # kept until the files are written: a signal then only asks to stop
+            try:
+                loop.remove_signal_handler(signum)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
     stats = getattr(source, "stats", None)
     if live and stats is not None and (stats.device_overflows or stats.dropped_frames):
         print(
@@ -293,7 +358,66 @@ async def _caption(args: argparse.Namespace, source: Any, live: bool, banner: st
         )
     if message:
         print(f"error: {message}", file=sys.stderr)
+    if code == EXIT_OK and stopped_by is not None and stopped_by != signal.SIGINT:
+        code = 128 + stopped_by
     return code
+
+
+def _describe_options(options: Any) -> tuple[str | None, dict[str, Any]]:
+    """(language, every option's value) of a session, for its journal and
+    JSON export. Only plain values: options hold no secret (keys are apart)."""
+    import dataclasses
+
+    if not dataclasses.is_dataclass(options):
+        return None, {}
+    values = {
+        f.name: getattr(options, f.name)
+        for f in dataclasses.fields(options)
+        if isinstance(getattr(options, f.name), (str, int, float, bool, type(None)))
+    }
+    language = values.get("language")
+    return (language if isinstance(language, str) else None), values
+
+
+def _write_exports(transcript: Any, targets: list[tuple[str, str]], rules: Any) -> bool:
+    """Write every target it can; each failure is one `error:` line. True
+    when all were written."""
+    from captioner.transcript.export import ExportError, export
+
+    ok = True
+    for fmt, path in targets:
+        try:
+            export(transcript, fmt, path, rules)
+        except ExportError as exc:
+            print(f"error: {exc.strerror}", file=sys.stderr)
+            ok = False
+    return ok
+
+
+def _check_outputs(args: argparse.Namespace, protected: str, what: str) -> None:
+    """Refuse, before anything starts, an output that would replace `protected`
+    (the input recording, the session's journal) or another output: the same
+    path once links are resolved, or the same file through a hard link."""
+    seen: dict[str, str] = {}
+    for fmt in EXPORT_FORMATS:
+        path = getattr(args, fmt)
+        if not path:
+            continue
+        if _same_file(path, protected):
+            raise CliError(f"--{fmt} {path} would overwrite {what} {protected}; choose another file name", EXIT_USAGE)
+        for other_fmt, other in seen.items():
+            if _same_file(path, other):
+                raise CliError(f"--{fmt} and --{other_fmt} name the same file ({path}); give each its own", EXIT_USAGE)
+        seen[fmt] = path
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        if os.path.samefile(a, b):
+            return True
+    except OSError:
+        pass  # one of them does not exist (yet)
+    return os.path.realpath(a) == os.path.realpath(b)
 
 
 async def _transcribe(args: argparse.Namespace) -> int:
@@ -302,6 +426,7 @@ async def _transcribe(args: argparse.Namespace) -> int:
 
     if args.speed < 0:
         raise CliError("--speed must be 0 or more", EXIT_USAGE)
+    _check_outputs(args, args.wav, "the input recording")
     try:
         source = WavFileSource(args.wav, speed=args.speed)
     except AudioSourceError as exc:
@@ -352,28 +477,32 @@ def _sessions() -> int:
     for info in list_sessions():
         state = "" if info.finished else "  (recording now)" if info.running else "  (unfinished)"
         title = f"  {info.title}" if info.title else ""
-        print(f"{info.id}\t{info.provider}\t{info.segments} captions, {info.duration:.0f} s\t{info.source}{title}{state}")
+        # The audio's length when the journal recorded it; older and app-made
+        # journals only tell where the last caption ends, and say so.
+        if info.audio_duration is not None:
+            length = f"{info.audio_duration:.0f} s"
+        elif info.segments:
+            length = f"captions up to {info.duration:.0f} s"
+        else:
+            length = "length not recorded"
+        print(f"{info.id}\t{info.provider}\t{info.segments} captions, {length}\t{info.source}{title}{state}")
     return EXIT_OK
 
 
 def _export_session(args: argparse.Namespace) -> int:
-    from captioner.transcript.export import ExportError, export
     from captioner.transcript.journal import find_session, load_journal
 
     try:
-        transcript, _ = load_journal(find_session(args.session))
+        path = find_session(args.session)
+        transcript, _ = load_journal(path)
     except OSError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     rules = _cue_rules(args)
     targets = [(fmt, getattr(args, fmt)) for fmt in EXPORT_FORMATS if getattr(args, fmt)]
     if not targets:
         raise CliError("name at least one of --srt, --vtt, --txt, --json", EXIT_USAGE)
-    for fmt, path in targets:
-        try:
-            export(transcript, fmt, path, rules)
-        except ExportError as exc:
-            raise CliError(exc.strerror, EXIT_EXPORT) from None
-    return EXIT_OK
+    _check_outputs(args, str(path), "the session's journal")
+    return EXIT_OK if _write_exports(transcript, targets, rules) else EXIT_EXPORT
 
 
 def _providers() -> int:
