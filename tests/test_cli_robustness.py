@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from captioner.stt.events import Final, Gap, Partial, Word
@@ -119,6 +119,7 @@ def test_a_new_speaker_starts_a_new_cue_even_when_the_last_words_bind_forward():
     st.integers(10, 50),
     st.integers(1, 3),
 )
+@example([("a", "0"), ("a", "0"), ("longerword", "0")], 10, 1)  # "a" carried over left no room for the next word
 def test_labelled_srt_cues_respect_every_limit(tokens, width, lines):
     if lines == 1:
         width = max(width, 22)  # "Speaker 2: longerword": a one-line cue must hold a label and a word
@@ -357,6 +358,8 @@ def test_caption_text_is_one_clean_line():
     assert [w.text for w in t.segments[0].words] == ["line one", "two"]
     assert t.segments[1].reason == "network down" and t.partial.text == "still talking"
     assert to_txt(t) == "line one two\n[…]\n"
+    t.apply(Final("hi", 3.0, 4.0, (Word("hi", 3.0, 4.0, speaker="Ana\nB"),), speaker="Ana\nB"))
+    assert t.segments[-1].speaker == "Ana B" and t.segments[-1].words[0].speaker == "Ana B"
     assert parse_srt_strict(to_srt(t))[0][2] == ["line one two"]
 
 

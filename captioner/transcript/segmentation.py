@@ -81,11 +81,14 @@ def balance_two(text: str, width: int) -> list[str]:
     return list(_two_lines(text, width))
 
 
-def _two_lines(text: str, width: int) -> tuple[str, ...]:
-    """`balance_two` as a tuple, what a Cue holds."""
+def _two_lines(text: str, width: int, spaced: bool | None = None) -> tuple[str, ...]:
+    """`balance_two` as a tuple, what a Cue holds (`spaced`: whether text is
+    known to be single-spaced already)."""
     if len(text) <= width:
         return (text,)
-    lines = _best_split(text if _single_spaced(text) else " ".join(text.split()), width)
+    if spaced is None:
+        spaced = _single_spaced(text)
+    lines = _best_split(text if spaced else " ".join(text.split()), width)
     return lines if lines is not None else tuple(wrap_lines(text, width))
 
 
@@ -151,10 +154,10 @@ def cues_for_segment(segment: Segment, rules: CueRules) -> list[Cue]:
 _RawCue = tuple[float, float, tuple[str, ...], str | None]  # a Cue before build_cues fixes its times
 
 
-def _greedy(lengths: list[int], width: int) -> tuple[int, int, bool]:
-    """Greedy wrap of words of these lengths: (lines used, length of the
-    last line, whether a word is longer than a line)."""
-    lines_used, line_len = 0, 0
+def _greedy(lengths: list[int], width: int, lines_used: int = 0, line_len: int = 0) -> tuple[int, int, bool]:
+    """Greedy wrap of words of these lengths (after `lines_used` lines, the
+    last `line_len` long): (lines used, length of the last line, whether a
+    word is longer than a line)."""
     for length in lengths:
         if lines_used and line_len + 1 + length <= width:
             line_len += 1 + length
@@ -199,8 +202,7 @@ def _segment_cues(segment: Segment, rules: CueRules, label: Label | None = None)
         prefix = _label_length(label, chunk_speaker(at))
         if not prefix:
             return _greedy(lengths[at:upto], width)
-        used, last, _ = _greedy([prefix, *lengths[at:upto]], width)
-        return used, last, max(lengths[at:upto], default=0) > width  # a long label is no overlong word
+        return _greedy(lengths[at:upto], width, 1, prefix)  # a long label is no overlong word
 
     # Greedy wrap of the chunk, kept as words come: greedy wrapping uses the
     # fewest lines, so "fits" is "greedy needs at most max_lines" — O(1) per word.
@@ -210,13 +212,13 @@ def _segment_cues(segment: Segment, rules: CueRules, label: Label | None = None)
         word = words[i]
         length, speaker = lengths[i], word.speaker
         grown = line_len + 1 + length
-        new_speaker = speaker != previous_speaker and speaker is not None
         if (
-            new_speaker
-            or overlong
+            overlong
             or (grown > width and (lines_used >= max_lines or length > width))
             or word.end - chunk_start > max_duration
+            or (speaker != previous_speaker and speaker is not None)
         ):
+            new_speaker = speaker != previous_speaker and speaker is not None
             # Prefer to cut after the last punctuation in the second half of the chunk.
             half = (i - lo) // 2
             for cut in range(i, lo + half, -1):
@@ -231,6 +233,12 @@ def _segment_cues(segment: Segment, rules: CueRules, label: Label | None = None)
             lo, chunk_start = cut, words[cut].start
             lines_used, line_len, overlong = start_chunk(lo, i)
             grown = line_len + 1 + length
+            if lo < i and grown > width and lines_used >= max_lines:
+                # the words carried over leave no room for this one: it starts the next cue
+                cuts.append(i)
+                lo, chunk_start = i, word.start
+                lines_used, line_len, overlong = start_chunk(i, i)
+                grown = line_len + 1 + length
         # the word joins the chunk: _greedy's step, inlined on this per-word path
         if lines_used and grown <= width:
             line_len = grown
@@ -246,9 +254,9 @@ def _segment_cues(segment: Segment, rules: CueRules, label: Label | None = None)
         speaker = chunk_speaker(lo)
         text = " ".join(texts[lo:hi])
         if label is not None and speaker is not None:
-            tag = label(speaker).replace(" ", _LABEL_SPACE)
-            wrapped = _two_lines(f"{tag}{_LABEL_COLON} {text}", width)
-            lines = tuple(line.replace(_LABEL_SPACE, " ").replace(_LABEL_COLON, ":") for line in wrapped)
+            tag = label(speaker).replace(" ", _LABEL_SPACE) + _LABEL_COLON
+            wrapped = _two_lines(f"{tag} {text}", width, _single_spaced(text))
+            lines = (wrapped[0].replace(_LABEL_SPACE, " ").replace(_LABEL_COLON, ":"), *wrapped[1:])
         else:
             lines = _two_lines(text, width)
         cues.append((words[lo].start, words[hi - 1].end, lines, speaker))
