@@ -394,7 +394,7 @@ def _write_exports(transcript: Any, targets: list[tuple[str, str]], rules: Any) 
     return ok
 
 
-def _check_outputs(args: argparse.Namespace, protected: str, what: str) -> None:
+def _check_outputs(args: argparse.Namespace, protected: str | None = None, what: str = "") -> None:
     """Refuse, before anything starts, an output that would replace `protected`
     (the input recording, the session's journal) or another output: the same
     path once links are resolved, or the same file through a hard link."""
@@ -403,7 +403,7 @@ def _check_outputs(args: argparse.Namespace, protected: str, what: str) -> None:
         path = getattr(args, fmt)
         if not path:
             continue
-        if _same_file(path, protected):
+        if protected is not None and _same_file(path, protected):
             raise CliError(f"--{fmt} {path} would overwrite {what} {protected}; choose another file name", EXIT_USAGE)
         for other_fmt, other in seen.items():
             if _same_file(path, other):
@@ -438,6 +438,7 @@ async def _listen(args: argparse.Namespace) -> int:
     from captioner.audio.feed import AudioSourceError
     from captioner.audio.sources import MicrophoneSource
 
+    _check_outputs(args)
     try:
         source: Any = MicrophoneSource(args.device)
         if args.mix_with:

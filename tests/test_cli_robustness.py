@@ -230,6 +230,13 @@ async def test_an_output_naming_the_input_recording_is_refused_before_anything(t
     assert code == 2 and "--txt and --srt name the same file" in err
 
 
+def test_listen_refuses_two_outputs_naming_one_file_before_opening_a_device(tmp_path, capsys):
+    from captioner.cli import main
+
+    assert main(["listen", "--provider", "audiopod", "--srt", str(tmp_path / "a"), "--txt", str(tmp_path / "." / "a")]) == 2
+    assert "--txt and --srt name the same file" in capsys.readouterr().err
+
+
 async def test_export_refuses_to_overwrite_the_sessions_journal(tmp_path):
     from captioner.transcript.journal import SessionJournal, sessions_dir
 
