@@ -13,13 +13,17 @@ from typing import Any
 
 from PySide6.QtCore import QRect, QSettings
 
+from captioner.stt.urls import carries_secret
 from captioner.ui.theme import OverlayStyle
 
 ORGANIZATION = "Captioner"
 APPLICATION = "Captioner"
 SETTINGS_ENV = "CAPTIONER_SETTINGS_FILE"  # an INI file instead of the platform store (tests, screenshots)
 
-_FORBIDDEN = re.compile(r"(^|[_\-.])(api_?key|key|secret|password|passwd|token|credentials?)($|[_\-.])", re.I)
+#: A setting named for a secret: the name ends with one of these words
+#: ("api_key", "access_token"), not merely contains one ("token_margin_s",
+#: a duration, is not a secret).
+_FORBIDDEN = re.compile(r"(^|[_\-.])(api_?key|key|secret|password|passwd|token|credentials?)$", re.I)
 
 DEFAULT_HOTKEYS = {
     "toggle_pin": "Ctrl+Shift+L",
@@ -64,6 +68,8 @@ class Settings:
 
     def _set(self, name: str, value: Any) -> None:
         self._check(name)
+        if isinstance(value, str) and carries_secret(value):
+            raise SecretInSettings(f"refusing to store {name!r} in settings: its value holds a key or password")
         self.qs.setValue(name, value)
 
     def _str(self, name: str, default: str = "") -> str:
@@ -131,6 +137,10 @@ class Settings:
         return self._str(f"providers/{provider}/endpoint", "")
 
     def set_endpoint(self, provider: str, value: str | None) -> None:
+        """An endpoint with a key in it is not remembered (starting with it
+        fails with an error that says where the key belongs)."""
+        if value and carries_secret(value):
+            return
         self._set(f"providers/{provider}/endpoint", value or "")
 
     def options(self, provider: str) -> dict[str, str]:

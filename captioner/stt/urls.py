@@ -41,11 +41,32 @@ def validate_endpoint(url: str) -> str:
         raise EndpointError(f"endpoint must be a ws:// or wss:// URL, got {redact_url(url)!r}")
     if not parts.hostname:
         raise EndpointError(f"endpoint has no host: {redact_url(url)!r}")
+    try:
+        parts.port
+    except ValueError:
+        raise EndpointError(f"endpoint has an invalid port: {redact_url(url)!r}") from None
     if parts.scheme == "ws" and not is_loopback(parts.hostname):
         raise EndpointError(
             f"refusing unencrypted ws:// to {parts.hostname}: use wss:// (ws:// is only for 127.0.0.1/localhost)"
         )
+    if carries_secret(url):
+        raise EndpointError(
+            f"the endpoint carries a key or password ({redact_url(url)}): remove it from the URL and store the key "
+            "in the OS keyring (Settings → API keys, or `captioner keys set PROVIDER`); Captioner adds it when it connects"
+        )
     return url
+
+
+def carries_secret(url: str) -> bool:
+    """Whether a URL holds credentials: a secret query parameter (api_key=…)
+    or a user:password@ part. Such a URL must not be stored or shown as is."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    if "@" in parts.netloc:
+        return True
+    return any(k.lower() in SECRET_PARAMS for k, _ in parse_qsl(parts.query, keep_blank_values=True))
 
 
 def with_query(url: str, params: dict[str, str]) -> str:
