@@ -36,9 +36,8 @@ def clean_text(text: str) -> str:
 def _ms(t: float) -> float:
     """Seconds to the millisecond: 1.9 rather than 1.9000000000000001 in files.
     Floor of t + half a millisecond: the nearest double to a whole number of
-    milliseconds, whose shortest repr has at most 3 decimals; a third of the
-    time of round(t, 3), which matters at ~150,000 word times in 8 hours (and
-    it never raises, even on a NaN)."""
+    milliseconds, whose shortest repr has at most 3 decimals; half the time of
+    round(t, 3), and it never raises, even on a NaN."""
     return (t * 1000 + 0.5) // 1 / 1000
 
 
@@ -61,8 +60,7 @@ def clean_final(final: Final) -> Final:
 
 
 def _word_dict(w: Word) -> dict[str, Any]:
-    # _ms inlined: this runs for every word of the transcript
-    d: dict[str, Any] = {"text": w.text, "start": (w.start * 1000 + 0.5) // 1 / 1000, "end": (w.end * 1000 + 0.5) // 1 / 1000}
+    d: dict[str, Any] = {"text": w.text, "start": w.start, "end": w.end}  # rounded by Segment already
     if w.confidence is not None:
         d["confidence"] = w.confidence
     if w.speaker is not None:
@@ -80,6 +78,17 @@ class Segment:
     timed: bool = True
     gap: bool = False  # audio that never reached the provider, shown as […]
     reason: str = ""  # why a gap's audio was lost
+
+    def __post_init__(self) -> None:
+        # Times to the millisecond once, when the segment is made (a final's
+        # few words as it arrives), not on every export: an 8-hour JSON export
+        # holds ~150,000 word times and must stay well under 0.1 s.
+        ms = _ms
+        self.start, self.end = ms(self.start), ms(self.end)
+        for w in self.words:
+            if ms(w.start) != w.start or ms(w.end) != w.end:
+                self.words = tuple(Word(w.text, ms(w.start), ms(w.end), w.confidence, w.speaker) for w in self.words)
+                break
 
     @classmethod
     def from_final(cls, final: Final) -> "Segment":
