@@ -10,8 +10,17 @@ import logging
 import time
 from typing import Any, Awaitable, Callable
 
-from PySide6.QtCore import QMargins, QSize, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QCloseEvent, QDesktopServices, QGuiApplication, QKeySequence, QShortcut
+from PySide6.QtCore import QMargins, QRectF, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import (
+    QCloseEvent,
+    QColor,
+    QDesktopServices,
+    QGuiApplication,
+    QKeySequence,
+    QPainter,
+    QPen,
+    QShortcut,
+)
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -40,6 +49,7 @@ from captioner.transcript.export import speaker_label
 from captioner.ui.controller import CaptionController
 from captioner.ui.live_widgets import LevelMeter, LiveTextLine
 from captioner.ui.overlay import CaptionOverlay
+from captioner.ui.theme import FOCUS_COLOR
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +128,22 @@ class _WrappedLabel(QLabel):
             self.updateGeometry()  # the hint follows the width
 
 
+class FocusCombo(QComboBox):
+    """A combo box in the native look with a 2 px keyboard-focus ring of
+    FOCUS_COLOR over its edge. The native ring (Fusion's) is under 3:1, and a
+    style-sheet border would replace the whole native combo, arrow included."""
+
+    def paintEvent(self, event: Any) -> None:  # noqa: N802
+        super().paintEvent(event)
+        if self.hasFocus():
+            p = QPainter(self)
+            p.setRenderHint(QPainter.RenderHint.Antialiasing)
+            p.setPen(QPen(QColor(FOCUS_COLOR), 2))
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            p.drawRoundedRect(QRectF(self.rect()).adjusted(1, 1, -1, -1), 3, 3)
+            p.end()
+
+
 class _ColumnScroll(QScrollArea):
     """The controls column: it scrolls vertically rather than squeeze a row,
     and is as wide as its content plus the scroll bar (nothing is clipped on
@@ -129,6 +155,9 @@ class _ColumnScroll(QScrollArea):
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setWidgetResizable(True)
         self.setWidget(inner)
+        # Tab goes to the controls inside (the area scrolls to each one); the
+        # column itself would be a stop with no name and no visible focus.
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
 
     def _width(self) -> int:
         return self.widget().minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width()
@@ -212,7 +241,7 @@ class ControlWindow(QMainWindow):
         columns.addWidget(_ColumnScroll(left_panel), 0)
         source = QGroupBox("Captioning")
         form = QFormLayout(source)
-        self.provider_combo = QComboBox()
+        self.provider_combo = FocusCombo()
         self.provider_combo.setAccessibleName("Speech-to-text provider")
         for p in PROVIDERS.values():
             self.provider_combo.addItem(p.name, p.id)
@@ -232,7 +261,7 @@ class ControlWindow(QMainWindow):
         form.addRow("", self.model_progress)
 
         device_row = QHBoxLayout()
-        self.device_combo = QComboBox()
+        self.device_combo = FocusCombo()
         self.device_combo.setAccessibleName("Input device")
         self.device_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.device_combo.setMinimumContentsLength(18)
@@ -251,7 +280,7 @@ class ControlWindow(QMainWindow):
         self.mix_check = QCheckBox("Also caption what I &hear:")
         self.mix_check.setAccessibleName("Also caption what I hear: mix system audio with the input")
         self.mix_check.setChecked(self.settings.mix_enabled)
-        self.mix_combo = QComboBox()
+        self.mix_combo = FocusCombo()
         self.mix_combo.setAccessibleName("System audio to mix with the input")
         self.mix_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.mix_combo.setMinimumContentsLength(14)
@@ -312,8 +341,8 @@ class ControlWindow(QMainWindow):
         self.show_overlay_check.setAccessibleName("Show the caption overlay")
         self.pin_check = QCheckBox("Pin the overlay (click-through, stays on top)")
         self.pin_check.setAccessibleName("Pin the overlay: clicks pass through it")
-        ov.addWidget(self.show_overlay_check)
-        ov.addWidget(self.pin_check)
+        ov.addWidget(self.show_overlay_check, 0, Qt.AlignmentFlag.AlignLeft)
+        ov.addWidget(self.pin_check, 0, Qt.AlignmentFlag.AlignLeft)
         buttons = QHBoxLayout()
         self.settings_button = QPushButton("Settings…")
         self.settings_button.setAccessibleName("Open settings: API keys, overlay style, hotkeys")
@@ -459,8 +488,10 @@ class ControlWindow(QMainWindow):
                 w: QWidget = QCheckBox()
                 checked = default if value is None else value.strip().lower() in ("1", "true", "yes", "on")
                 w.setChecked(checked)  # type: ignore[attr-defined]
+                # Its own size, not the row's: the focus ring hugs the box.
+                w.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
             elif choices:
-                w = QComboBox()
+                w = FocusCombo()
                 for ch in choices:
                     w.addItem(str(ch), str(ch))  # type: ignore[attr-defined]
                 current = str(default) if value is None else value

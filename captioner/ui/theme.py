@@ -139,23 +139,41 @@ def _resources_dir() -> Path:
 
 RESOURCES = _resources_dir()
 
+#: The keyboard focus ring: at least 3:1 against white, the light window
+#: background and the unfocused borders it replaces (WCAG 1.4.11, 2.4.7).
+FOCUS_COLOR = "#0b3d91"
+#: Input borders: 3:1 against white, so a field's edge is visible.
+FIELD_BORDER = "#8a94a3"
+
+# Every focusable control gets a 2 px focus ring; the Start/Stop button, filled
+# green or red, a 3 px black one (a blue ring would be under 2:1 on its fill).
+# Rules on #startButton outrank plain QPushButton:focus, so it has its own.
+# Combo boxes keep the native look (a style-sheet border loses their arrow):
+# they paint FOCUS_COLOR themselves (control_window.FocusCombo).
 CONTROL_STYLE = """
 QMainWindow, QDialog { background: #f6f7f9; }
 QGroupBox { font-weight: 600; border: 1px solid #d5d9e0; border-radius: 6px; margin-top: 14px; padding: 8px; background: #ffffff; }
 QGroupBox::title { subcontrol-origin: margin; left: 10px; padding: 0 4px; color: #1d2733; }
 QPushButton { padding: 5px 12px; border: 1px solid #b8c0cc; border-radius: 5px; background: #ffffff; color: #1d2733; }
 QPushButton:hover { background: #eef3fb; }
-QPushButton:focus { border: 2px solid #2f6fdf; }
+QPushButton:focus { border: 2px solid FOCUS; padding: 4px 11px; }
 QPushButton:disabled { color: #8a94a3; background: #f0f1f3; }
 QPushButton#startButton { font-weight: 700; font-size: 15px; padding: 8px 22px; background: #1f7a3f; color: #ffffff; border: 1px solid #17612f; }
 QPushButton#startButton:hover { background: #23904a; }
 QPushButton#startButton[running="true"] { background: #b42318; border-color: #8f1c13; }
+QPushButton#startButton:focus { border: 3px solid #000000; padding: 6px 20px; }
+QCheckBox { border: 2px solid transparent; border-radius: 4px; padding: 1px 2px; }
+QCheckBox:focus { border-color: FOCUS; }
+QLineEdit { border: 1px solid FIELD; border-radius: 4px; padding: 3px 5px; background: #ffffff; color: #1d2733; }
+QLineEdit:focus { border: 2px solid FOCUS; padding: 2px 4px; }
+QLineEdit:disabled { background: #f0f1f3; color: #8a94a3; border-color: #c3c9d2; }
 QLabel#banner { background: #fff4d6; color: #4a3500; border: 1px solid #e6c66a; border-radius: 5px; padding: 6px 8px; }
 QLabel#status { font-weight: 700; }
 QPlainTextEdit { background: #ffffff; color: #111111; border: 1px solid #d5d9e0; border-radius: 4px; font-size: 14px; }
+QPlainTextEdit:focus { border: 2px solid FOCUS; }
 QProgressBar { border: 1px solid #b8c0cc; border-radius: 3px; background: #eceff3; height: 12px; text-align: center; }
 QProgressBar::chunk { background: #2e9d57; border-radius: 2px; }
-"""
+""".replace("FOCUS", FOCUS_COLOR).replace("FIELD", FIELD_BORDER)
 
 
 def icon_path(name: str = "captioner.svg") -> Path:
