@@ -463,8 +463,21 @@ class ControlWindow(QMainWindow):
         self.endpoint_edit.setPlaceholderText(p.default_endpoint or "none: runs on this computer")
         self.endpoint_edit.setText(self.settings.endpoint(p.id))
         self._build_options(p)
+        self._order_tabs()
         if check_key:
             self.spawn(self.refresh_key_status())
+
+    def _order_tabs(self) -> None:
+        """Tab follows the screen: the provider options, built last (again on
+        each provider change), sit between Endpoint and Start."""
+        chain: list[QWidget] = [
+            self.provider_combo, self.device_combo, self.refresh_devices_button, self.mix_check, self.mix_combo,
+            self.test_input_button, self.endpoint_edit, *self._option_widgets.values(), self.start_button,
+            self.show_overlay_check, self.pin_check, self.settings_button, self.quit_button, self.transcript_view,
+            *self.export_buttons.values(), self.history_button, self.open_folder_button,
+        ]
+        for first, second in zip(chain, chain[1:]):
+            QWidget.setTabOrder(first, second)
 
     def _build_options(self, provider: Any) -> None:
         from captioner.stt.options import describe_options

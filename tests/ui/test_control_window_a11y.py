@@ -11,6 +11,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QWidget
 
 from captioner.app import CaptionerApp, build_parser
+from captioner.ui import control_window
 from captioner.ui.control_window import ControlWindow
 
 
@@ -101,6 +102,11 @@ def focus_ring(w: QWidget, target: QWidget) -> tuple[int, int]:
     return strong_changes(before, after), 2 * (target.width() + target.height())
 
 
+def screen(monkeypatch, width: int, height: int) -> None:  # noqa: ANN001
+    """Pretend the screen's free area is width x height."""
+    monkeypatch.setattr(control_window, "available_geometry", lambda _w: QRect(0, 0, width, height), raising=False)
+
+
 def settle() -> None:
     """Let posted layout requests run (each level of nesting takes a round)."""
     for _ in range(8):
@@ -135,3 +141,44 @@ def test_start_button_focus_ring_while_running(qtbot, capp):  # noqa: ANN001
     w.start_button.style().polish(w.start_button)
     changed, perimeter = focus_ring(w, w.start_button)
     assert changed >= perimeter
+
+
+# ------------------------------------------------------------- tab order
+def visual_order(w: ControlWindow) -> list[QWidget]:
+    """Top to bottom, left to right, as the window shows them."""
+    order = [
+        w.provider_combo, w.device_combo, w.refresh_devices_button, w.mix_check, w.mix_combo, w.test_input_button,
+        w.endpoint_edit, *w._option_widgets.values(), w.start_button, w.show_overlay_check, w.pin_check,
+        w.settings_button, w.quit_button, w.transcript_view, *w.export_buttons.values(), w.history_button,
+        w.open_folder_button,
+    ]
+    return [x for x in order if x.isVisibleTo(w) and x.isEnabled()]
+
+
+def tab_walk(w: QWidget, start: QWidget, steps: int) -> list[QWidget]:
+    start.setFocus(Qt.FocusReason.OtherFocusReason)
+    seen = [QApplication.focusWidget()]
+    for _ in range(steps):
+        QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Tab)
+        seen.append(QApplication.focusWidget())
+    return seen
+
+
+@pytest.mark.parametrize("pids", [["audiopod"], ["audiopod", "local"], ["local", "uglabs", "smallest"]])
+def test_tab_follows_the_screen_also_after_a_provider_change(qtbot, capp, monkeypatch, pids):  # noqa: ANN001
+    screen(monkeypatch, 1280, 1000)
+    w = capp.window
+    w.mix_combo.addItem("Monitor of speakers", "monitor")  # a system device: the mix controls take part
+    w._sync_mix_enabled()
+    show_active(qtbot, w)
+    for pid in pids:  # each change rebuilds the options
+        provider(w, pid)
+    expected = visual_order(w)
+    assert w.mix_check in expected and len(w._option_widgets) >= 2
+    names = lambda ws: [x.accessibleName() for x in ws]  # noqa: E731
+    assert names(tab_walk(w, w.provider_combo, len(expected) - 1)) == names(expected)
+    # and that is the screen's order: down the controls column, left to right in a row
+    column = expected[: expected.index(w.transcript_view)]
+    centres = [x.mapTo(w, x.rect().center()) for x in column]
+    for a, b in zip(centres, centres[1:]):
+        assert (b.x() > a.x()) if abs(b.y() - a.y()) <= 12 else (b.y() > a.y())
