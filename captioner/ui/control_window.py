@@ -10,7 +10,7 @@ import logging
 import time
 from typing import Any, Awaitable, Callable
 
-from PySide6.QtCore import QMargins, QRectF, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QEvent, QMargins, QRect, QRectF, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QCloseEvent,
     QColor,
@@ -22,6 +22,7 @@ from PySide6.QtGui import (
     QShortcut,
 )
 from PySide6.QtWidgets import (
+    QBoxLayout,
     QCheckBox,
     QComboBox,
     QFileDialog,
@@ -37,6 +38,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSizePolicy,
+    QStyle,
     QVBoxLayout,
     QWidget,
 )
@@ -145,9 +147,10 @@ class FocusCombo(QComboBox):
 
 
 class _ColumnScroll(QScrollArea):
-    """The controls column: it scrolls vertically rather than squeeze a row,
-    and is as wide as its content plus the scroll bar (nothing is clipped on
-    the right)."""
+    """A column that scrolls vertically rather than squeeze a row, as wide as
+    its content plus the scroll bar (nothing is clipped on the right).
+    Unrolled, it is as tall as its content and never scrolls itself: the
+    page around it scrolls instead (one scroll bar, not two nested)."""
 
     def __init__(self, inner: QWidget) -> None:
         super().__init__()
@@ -155,18 +158,108 @@ class _ColumnScroll(QScrollArea):
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setWidgetResizable(True)
         self.setWidget(inner)
+        # The window's own background shows through (setWidget turned it on).
+        inner.setAutoFillBackground(False)
+        self.viewport().setAutoFillBackground(False)
         # Tab goes to the controls inside (the area scrolls to each one); the
         # column itself would be a stop with no name and no visible focus.
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.unrolled = False
+
+    def set_unrolled(self, on: bool) -> None:
+        self.unrolled = on
+        policy = Qt.ScrollBarPolicy.ScrollBarAlwaysOff if on else Qt.ScrollBarPolicy.ScrollBarAsNeeded
+        self.setVerticalScrollBarPolicy(policy)
+        self.updateGeometry()
 
     def _width(self) -> int:
+        # The scroll bar's width counts even when unrolled: a column whose
+        # minimum changed with the arrangement could flip it back and forth.
         return self.widget().minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width()
 
+    def _content_height(self) -> int:
+        inner = self.widget()
+        if inner.hasHeightForWidth():
+            return max(inner.heightForWidth(self.viewport().width()), inner.minimumSizeHint().height())
+        return inner.sizeHint().height()
+
     def sizeHint(self) -> QSize:  # noqa: N802
-        return QSize(self._width(), super().sizeHint().height())
+        return QSize(self._width(), self._content_height() if self.unrolled else super().sizeHint().height())
 
     def minimumSizeHint(self) -> QSize:  # noqa: N802
-        return QSize(self._width(), super().minimumSizeHint().height())
+        return QSize(self._width(), self._content_height() if self.unrolled else super().minimumSizeHint().height())
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        if self.unrolled and event.oldSize().width() != event.size().width():
+            self.updateGeometry()  # wrapped text needs another height at another width
+
+    def eventFilter(self, watched: Any, event: Any) -> bool:  # noqa: N802
+        if watched is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+            self.updateGeometry()  # new options or notes: the column's size follows
+        return super().eventFilter(watched, event)
+
+
+class _Reflow(QWidget):
+    """Two parts side by side where both fit at their minimum widths, else one
+    above the other, so a narrow window (a 1024x768 screen, or 200 % scaling)
+    cuts nothing off. Its minimum width is the stacked one."""
+
+    def __init__(
+        self, first: QWidget, second: QWidget, spacing: int, on_stacked: Callable[[bool], None] | None = None
+    ) -> None:
+        super().__init__()
+        self.parts = (first, second)
+        self.on_stacked = on_stacked
+        self.box = QBoxLayout(QBoxLayout.Direction.LeftToRight, self)
+        self.box.setContentsMargins(0, 0, 0, 0)
+        self.box.setSpacing(spacing)
+        self.box.addWidget(first, 0)
+        self.box.addWidget(second, 1)
+
+    @property
+    def stacked(self) -> bool:
+        return self.box.direction() == QBoxLayout.Direction.TopToBottom
+
+    def side_by_side_width(self) -> int:
+        return sum(_min_width(p) for p in self.parts) + self.box.spacing()
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        heights = [max(p.minimumSizeHint().height(), p.minimumHeight()) for p in self.parts]
+        height = sum(heights) + self.box.spacing() if self.stacked else max(heights)
+        return QSize(max(_min_width(p) for p in self.parts), height)
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        hints = [p.sizeHint() for p in self.parts]
+        if self.stacked:
+            return QSize(max(h.width() for h in hints), sum(h.height() for h in hints) + self.box.spacing())
+        return QSize(sum(h.width() for h in hints) + self.box.spacing(), max(h.height() for h in hints))
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self.arrange(event.size().width())
+
+    def event(self, event: Any) -> bool:
+        if event.type() == QEvent.Type.LayoutRequest:
+            # A part changed size (other options): it may no longer fit beside
+            # the other, and the page around needs the new height either way.
+            self.arrange(self.width())
+            self.updateGeometry()
+        return super().event(event)
+
+    def arrange(self, width: int) -> None:
+        stacked = width < self.side_by_side_width()
+        if stacked == self.stacked:
+            return
+        self.box.setDirection(QBoxLayout.Direction.TopToBottom if stacked else QBoxLayout.Direction.LeftToRight)
+        if self.on_stacked is not None:
+            self.on_stacked(stacked)
+        self.updateGeometry()  # the minimum height changed
+        self.box.activate()
+
+
+def _min_width(w: QWidget) -> int:
+    return max(w.minimumSizeHint().width(), w.minimumWidth())
 
 
 class ControlWindow(QMainWindow):
@@ -218,8 +311,10 @@ class ControlWindow(QMainWindow):
     def _build(self) -> None:
         from captioner.stt.registry import PROVIDERS
 
-        central = QWidget(self)
-        outer = QVBoxLayout(central)
+        # The page scrolls as a whole when the window is shorter than what it
+        # holds (a 1024x768 screen at 200 %): nothing is squeezed or cut.
+        page = QWidget()
+        outer = QVBoxLayout(page)
         self.banner = QLabel()
         self.banner.setObjectName("banner")
         self.banner.setWordWrap(True)
@@ -230,15 +325,13 @@ class ControlWindow(QMainWindow):
 
         self.recovery = RecoveryBar(self._active_journal, self)
         outer.addWidget(self.recovery)
-        columns = QHBoxLayout()
-        outer.addLayout(columns, 1)
 
         # The controls scroll rather than squeeze: a wrapped help text (the
         # macOS one is five lines) would otherwise be cut off mid-line.
         left_panel = QWidget()
         left = QVBoxLayout(left_panel)
         left.setContentsMargins(0, 0, 0, 0)
-        columns.addWidget(_ColumnScroll(left_panel), 0)
+        self.controls_column = _ColumnScroll(left_panel)
         source = QGroupBox("Captioning")
         form = QFormLayout(source)
         self.provider_combo = FocusCombo()
@@ -359,15 +452,16 @@ class ControlWindow(QMainWindow):
         left.addWidget(overlay_box)
         left.addStretch(1)
 
-        right = QVBoxLayout()
-        columns.addLayout(right, 1)
+        right_panel = QWidget()
+        right = QVBoxLayout(right_panel)
+        right.setContentsMargins(0, 0, 0, 0)
         tbox = QGroupBox("Transcript of this session")
         tl = QVBoxLayout(tbox)
         self.transcript_view = QPlainTextEdit()
         self.transcript_view.setReadOnly(True)
         self.transcript_view.setAccessibleName("Transcript of this session")
         self.transcript_view.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.transcript_view.setMinimumWidth(360)
+        self.transcript_view.setMinimumSize(300, 120)
         tl.addWidget(self.transcript_view, 1)
         self.partial_label = LiveTextLine(lines=2)  # fixed size: a growing partial never re-lays out the window
         self._pending_partial = ""
@@ -380,7 +474,9 @@ class ControlWindow(QMainWindow):
         self._partial_timer.timeout.connect(self._show_partial)
         self.partial_label.setAccessibleName("Words being recognized now")
         tl.addWidget(self.partial_label)
-        export_row = QHBoxLayout()
+        export_part = QWidget()
+        export_row = QHBoxLayout(export_part)
+        export_row.setContentsMargins(0, 0, 0, 0)
         export_row.addWidget(QLabel("Export:"))
         self.export_buttons: dict[str, QPushButton] = {}
         for fmt in EXPORT_FILTERS:
@@ -391,15 +487,23 @@ class ControlWindow(QMainWindow):
             self.export_buttons[fmt] = b
             export_row.addWidget(b)
         export_row.addStretch(1)
+        sessions_part = QWidget()
+        sessions_row = QHBoxLayout(sessions_part)
+        sessions_row.setContentsMargins(0, 0, 0, 0)
         self.history_button = QPushButton("History…")
         self.history_button.setAccessibleName("Open the history of past sessions")
-        export_row.addWidget(self.history_button)
+        sessions_row.addWidget(self.history_button)
         self.open_folder_button = QPushButton("Open saved sessions")
         self.open_folder_button.setAccessibleName("Open the folder of saved sessions")
-        export_row.addWidget(self.open_folder_button)
-        tl.addLayout(export_row)
+        sessions_row.addWidget(self.open_folder_button)
+        sessions_row.addStretch(1)
+        self.export_reflow = _Reflow(export_part, sessions_part, spacing=6)
+        tl.addWidget(self.export_reflow)
         right.addWidget(tbox, 1)
-        self.setCentralWidget(central)
+        self.columns = _Reflow(self.controls_column, right_panel, spacing=10, on_stacked=self.controls_column.set_unrolled)
+        outer.addWidget(self.columns, 1)
+        self.page = _ColumnScroll(page)
+        self.setCentralWidget(self.page)
         self.resize(1000, 660)
         self._provider_changed(check_key=False)  # the key is checked after the first paint
 
@@ -902,6 +1006,34 @@ class ControlWindow(QMainWindow):
         return await self.recovery.check()
 
     # -------------------------------------------------------------- close
+    def showEvent(self, event: Any) -> None:  # noqa: N802
+        super().showEvent(event)
+        if not event.spontaneous():
+            self.fit_to_screen()
+
+    def fit_to_screen(self) -> None:
+        """Never larger than the screen's free area, and on it (a 1024x768
+        screen, 200 % scaling, or a geometry from a bigger monitor)."""
+        if self.isMaximized() or self.isFullScreen():
+            return
+        avail = available_geometry(self)
+        if avail is None:
+            return
+        frame = self.frameGeometry()
+        dw, dh = frame.width() - self.width(), frame.height() - self.height()
+        if not self.isVisible() or (dw == 0 and dh == 0):  # no frame yet: leave room for one
+            dw, dh = 8, self.style().pixelMetric(QStyle.PixelMetric.PM_TitleBarHeight) + 8
+        width = max(self.minimumWidth(), min(self.width(), avail.width() - dw))
+        height = max(self.minimumHeight(), min(self.height(), avail.height() - dh))
+        if (width, height) != (self.width(), self.height()):
+            self.resize(width, height)
+        x = max(avail.left(), min(frame.x(), avail.left() + avail.width() - width - dw))
+        y = max(avail.top(), min(frame.y(), avail.top() + avail.height() - height - dh))
+        # Only a window with a position of its own is moved: a new one is
+        # placed by the window manager, on the screen.
+        if self.testAttribute(Qt.WidgetAttribute.WA_Moved) and (x, y) != (frame.x(), frame.y()):
+            self.move(x, y)
+
     def hideEvent(self, event: Any) -> None:  # noqa: N802
         if self.controller.monitoring:  # the input test never runs unseen
             self.spawn(self.controller.stop_monitor())
@@ -914,6 +1046,12 @@ class ControlWindow(QMainWindow):
         else:
             event.ignore()
             self.quit_requested.emit()
+
+
+def available_geometry(widget: QWidget) -> QRect | None:
+    """The free area (without panels) of the screen the widget is on."""
+    screen = widget.screen() or QGuiApplication.primaryScreen()
+    return None if screen is None else screen.availableGeometry()
 
 
 def _device_text(dev: Any) -> str:

@@ -89,7 +89,7 @@ def strong_changes(before: QImage, after: QImage) -> int:
 def focus_ring(w: QWidget, target: QWidget) -> tuple[int, int]:
     """(pixels of `target` that change by >= 3:1 when it takes the keyboard
     focus, its perimeter). A 2 px ring changes about twice the perimeter."""
-    tab_to(w, target)  # first: a scroll area may scroll to show it
+    tab_to(w, target)  # first: the page may scroll to show it
     target.clearFocus()  # does not scroll back
     QApplication.processEvents()
     rect = QRect(target.mapTo(w, QPoint(0, 0)), target.size())
@@ -118,8 +118,10 @@ def provider(w: ControlWindow, pid: str) -> None:
     settle()
 
 
-@pytest.mark.parametrize("pid", ["audiopod", "local"])
-def test_every_control_shows_a_strong_focus_indicator(qtbot, capp, pid):  # noqa: ANN001
+@pytest.mark.parametrize(("pid", "screen_size"), [("audiopod", (1280, 1000)), ("local", (1024, 728)), ("uglabs", (512, 364))])
+def test_every_control_shows_a_strong_focus_indicator(qtbot, capp, monkeypatch, pid, screen_size):  # noqa: ANN001
+    """Side by side and stacked (the page scrolls to each control)."""
+    screen(monkeypatch, *screen_size)
     w = capp.window
     provider(w, pid)
     show_active(qtbot, w)
@@ -130,6 +132,7 @@ def test_every_control_shows_a_strong_focus_indicator(qtbot, capp, pid):  # noqa
             label = getattr(target, "text", lambda: "")() if hasattr(target, "text") else ""
             weak.append(f"{type(target).__name__} {target.accessibleName() or label!r}: {changed} px >= 3:1, want {perimeter}")
     assert not weak, "\n".join(weak)
+    assert w.columns.stacked == (screen_size[0] < 800)  # both arrangements were checked
 
 
 def test_start_button_focus_ring_while_running(qtbot, capp):  # noqa: ANN001
@@ -182,3 +185,103 @@ def test_tab_follows_the_screen_also_after_a_provider_change(qtbot, capp, monkey
     centres = [x.mapTo(w, x.rect().center()) for x in column]
     for a, b in zip(centres, centres[1:]):
         assert (b.x() > a.x()) if abs(b.y() - a.y()) <= 12 else (b.y() > a.y())
+
+
+# ------------------------------------------------------------ small screens
+def leaf_controls(w: ControlWindow) -> list[QWidget]:
+    from PySide6.QtWidgets import QAbstractButton, QComboBox, QLabel, QLineEdit, QPlainTextEdit, QProgressBar
+
+    kinds = (QAbstractButton, QComboBox, QLabel, QLineEdit, QPlainTextEdit, QProgressBar)
+    page = w.page.widget()
+    out = []
+    for x in page.findChildren(QWidget):
+        if not isinstance(x, kinds) or not x.isVisibleTo(w) or x.objectName().startswith("qt_"):
+            continue
+        parent = x.parentWidget()
+        inner = False
+        while parent is not None and parent is not page:
+            inner = inner or isinstance(parent, (QComboBox, QLineEdit, QAbstractButton))
+            parent = parent.parentWidget()
+        if not inner:  # not a part of another control (a line edit's clear button)
+            out.append(x)
+    return out
+
+
+def layout_problems(w: ControlWindow) -> list[str]:
+    """Controls cut off on the right, squeezed under their minimum, or overlapping."""
+    page = w.page.widget()
+    problems = []
+    rects: list[tuple[QWidget, QRect]] = []
+    for x in leaf_controls(w):
+        name = x.accessibleName() or getattr(x, "text", lambda: "")() or type(x).__name__
+        if x.width() < x.minimumSizeHint().width():
+            problems.append(f"{name!r} squeezed to {x.width()} px, needs {x.minimumSizeHint().width()}")
+        if x.hasHeightForWidth() and x.height() < x.heightForWidth(x.width()):
+            problems.append(f"{name!r} is {x.height()} px high, its text needs {x.heightForWidth(x.width())}")
+        visible = QRect(QPoint(0, 0), x.size())
+        a: QWidget = x
+        while a is not page:  # clip by every ancestor, as the screen does
+            visible = visible.translated(a.pos()).intersected(QRect(QPoint(0, 0), a.parentWidget().size()))
+            a = a.parentWidget()
+        full = QRect(x.mapTo(page, QPoint(0, 0)), x.size())
+        if visible.width() < full.width() and not visible.isEmpty():
+            problems.append(f"{name!r} is cut on the side: {full} shows as {visible}")
+        if w.columns.stacked and visible != full:  # one page: only the page itself scrolls
+            problems.append(f"{name!r} is clipped: {full} shows as {visible}")
+        if full.right() >= w.page.viewport().width():
+            problems.append(f"{name!r} ends at x={full.right()}, past the window ({w.page.viewport().width()} px)")
+        rects.append((x, visible))
+    for i, (a, ra) in enumerate(rects):
+        for b, rb in rects[i + 1:]:
+            if ra.intersects(rb) and not a.isAncestorOf(b) and not b.isAncestorOf(a):
+                problems.append(f"{a.accessibleName() or a.text()!r} overlaps {b.accessibleName() or b.text()!r}")
+    return problems
+
+
+def test_minimum_width_is_small_and_the_window_reflows(qtbot, capp, monkeypatch):  # noqa: ANN001
+    screen(monkeypatch, 1600, 1000)
+    w = capp.window
+    provider(w, "audiopod")
+    w.show()
+    QApplication.processEvents()
+    smallest = w.minimumSizeHint().width()
+    assert smallest <= 640
+    for width, stacked in ((1000, False), (900, False), (700, True), (smallest, True)):
+        w.resize(width, 620)
+        settle()
+        assert w.width() == width
+        assert w.columns.stacked == stacked, width
+        assert layout_problems(w) == [], width
+        if stacked:  # the transcript comes below the controls, full width
+            assert w.transcript_view.mapTo(w, QPoint(0, 0)).y() > w.quit_button.mapTo(w, QPoint(0, 0)).y()
+    for pid in ("local", "uglabs", "audiopod"):  # other options, other sizes: still nothing cut
+        provider(w, pid)
+        settle()
+        assert layout_problems(w) == [], pid
+    w.resize(900, 620)
+    QApplication.processEvents()
+    assert not w.columns.stacked and layout_problems(w) == []
+
+
+@pytest.mark.parametrize("free", [(1024, 728), (512, 364)])  # 1024x768 less a panel, at 100 % and at 200 %
+def test_the_window_opens_inside_a_1024x768_screen(qtbot, capp, monkeypatch, free):  # noqa: ANN001
+    """Every control is on the screen (the page scrolls), none cut or on another."""
+    screen(monkeypatch, *free)
+    w = capp.window
+    capp.settings.provider = "audiopod"
+    provider(w, "audiopod")
+    w.resize(1400, 900)  # a size from a bigger monitor
+    w.show()
+    settle()
+    assert QRect(0, 0, *free).contains(w.frameGeometry())
+    assert layout_problems(w) == []
+    for control in (w.start_button, w.pin_check, w.quit_button, w.transcript_view, w.history_button):
+        w.page.ensureWidgetVisible(control)  # what Tab does
+        QApplication.processEvents()
+        shown = QRect(control.mapTo(w, QPoint(0, 0)), control.size())
+        assert w.rect().contains(shown.topLeft()) and shown.right() < w.width(), control.accessibleName()
+    w.hide()
+    w.move(3000, 2000)  # off every screen (a monitor unplugged while in the tray)
+    w.show()
+    QApplication.processEvents()
+    assert QRect(0, 0, *free).contains(w.frameGeometry())
