@@ -10,6 +10,7 @@ import logging
 import time
 from typing import Any, Awaitable, Callable
 
+import shiboken6
 from PySide6.QtCore import QEvent, QMargins, QRect, QRectF, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QCloseEvent,
@@ -22,6 +23,7 @@ from PySide6.QtGui import (
     QShortcut,
 )
 from PySide6.QtWidgets import (
+    QApplication,
     QBoxLayout,
     QCheckBox,
     QComboBox,
@@ -292,11 +294,22 @@ class ControlWindow(QMainWindow):
         self._option_widgets: dict[str, QWidget] = {}
         self._last_speaker: str | None = None
         self._shortcuts: list[QShortcut] = []
+        self._hotkeys: dict[str, str] = {}
+        self._shortcut_owner: QWidget | None = None
+        # Re-chosen after any window of the app shows, hides or takes the focus.
+        self._owner_timer = QTimer(self)
+        self._owner_timer.setSingleShot(True)
+        self._owner_timer.setInterval(0)
+        self._owner_timer.timeout.connect(self._attach_hotkeys)
         self.setWindowTitle("Captioner")
         self.setAccessibleName("Captioner control window")
         self._build()
         self._wire()
         self.apply_hotkeys(settings.hotkeys())
+        self.overlay.shown_changed.connect(self._windows_changed)
+        app = QGuiApplication.instance()
+        if app is not None:
+            app.focusWindowChanged.connect(self._windows_changed)
         self._shown_second = 0
         self._timer = QTimer(self)
         self._timer.setInterval(1000)
@@ -899,30 +912,53 @@ class ControlWindow(QMainWindow):
 
     def apply_hotkeys(self, hotkeys: dict[str, str]) -> None:
         """QShortcuts work while a Captioner window is active; Qt has no global hotkeys."""
-        for sc in self._shortcuts:
-            sc.setEnabled(False)
-            sc.deleteLater()
-        self._shortcuts = []
-        actions = {
-            "toggle_pin": self.overlay.toggle_pinned,
-            "toggle_overlay": self.overlay.toggle_shown,
-            "start_stop": self.toggle_start,
-        }
-        hints = []
-        for action, seq in hotkeys.items():
-            if not seq or action not in actions:
-                continue
-            sc = QShortcut(QKeySequence(seq), self)
-            sc.setContext(Qt.ShortcutContext.ApplicationShortcut)
-            sc.activated.connect(actions[action])
-            self._shortcuts.append(sc)
-            hints.append(f"{QKeySequence(seq).toString(QKeySequence.SequenceFormat.NativeText)} {SHORT_LABELS[action]}")
-        self.hotkey_hint.setText("Hotkeys: " + " · ".join(hints))
+        self._hotkeys = {action: seq for action, seq in hotkeys.items() if seq and action in SHORT_LABELS}
+        self._shortcut_owner = None  # make them anew
+        self._attach_hotkeys()
+        hints = [
+            f"{QKeySequence(seq).toString(QKeySequence.SequenceFormat.NativeText)} {SHORT_LABELS[action]}"
+            for action, seq in self._hotkeys.items()
+        ]
+        self.hotkey_hint.setText("Hotkeys: " + " · ".join(hints) if hints else "No hotkeys are set (Settings → Hotkeys).")
         self.hotkey_hint.setToolTip(
             "These work while a Captioner window is active. Qt has no system-wide hotkeys: "
             "to unpin from another application, use the tray icon."
         )
         self.hotkey_hint.setAccessibleDescription(self.hotkey_hint.toolTip())
+
+    def _hotkey_owner(self) -> QWidget:
+        """A shown window to own the shortcuts. Application-wide shortcuts fire
+        from any active window of the app, but only while their owner is
+        visible: this window in the tray would silence them all."""
+        for window in (self, self.overlay):
+            if window.isVisible():
+                return window
+        active = QApplication.activeWindow()  # Settings or History with both others hidden
+        return active if active is not None else self
+
+    def _attach_hotkeys(self) -> None:
+        owner = self._hotkey_owner()
+        if owner is self._shortcut_owner:
+            return
+        for sc in self._shortcuts:
+            if shiboken6.isValid(sc):  # gone with a closed dialog that owned it
+                sc.setEnabled(False)
+                sc.deleteLater()
+        self._shortcuts = []
+        self._shortcut_owner = owner
+        actions = {
+            "toggle_pin": self.overlay.toggle_pinned,
+            "toggle_overlay": self.overlay.toggle_shown,
+            "start_stop": self.toggle_start,
+        }
+        for action, seq in self._hotkeys.items():
+            sc = QShortcut(QKeySequence(seq), owner)
+            sc.setContext(Qt.ShortcutContext.ApplicationShortcut)
+            sc.activated.connect(actions[action])
+            self._shortcuts.append(sc)
+
+    def _windows_changed(self, *_: object) -> None:
+        self._owner_timer.start()  # once the show, hide or focus change is done
 
     # ------------------------------------------------------------- notes
     def _refresh_notes(self) -> None:
@@ -1010,6 +1046,7 @@ class ControlWindow(QMainWindow):
         super().showEvent(event)
         if not event.spontaneous():
             self.fit_to_screen()
+        self._owner_timer.start()
 
     def fit_to_screen(self) -> None:
         """Never larger than the screen's free area, and on it (a 1024x768
@@ -1038,6 +1075,7 @@ class ControlWindow(QMainWindow):
         if self.controller.monitoring:  # the input test never runs unseen
             self.spawn(self.controller.stop_monitor())
         super().hideEvent(event)
+        self._owner_timer.start()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         if self.tray_available:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import QPoint, QRect, Qt
-from PySide6.QtGui import QColor, QImage
+from PySide6.QtGui import QColor, QImage, QKeySequence
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QWidget
 
@@ -285,3 +285,72 @@ def test_the_window_opens_inside_a_1024x768_screen(qtbot, capp, monkeypatch, fre
     w.show()
     QApplication.processEvents()
     assert QRect(0, 0, *free).contains(w.frameGeometry())
+
+
+# ---------------------------------------------------------------- hotkeys
+def press_on(widget: QWidget, seq: str) -> None:
+    QTest.keySequence(widget, QKeySequence(seq))
+    QApplication.processEvents()
+
+
+def test_hotkeys_work_with_this_window_in_the_tray(qtbot, capp):  # noqa: ANN001
+    """Closed to the tray, the overlay on screen, Settings (opened from the
+    overlay's menu) active: the hotkeys still act. (The overlay itself never
+    takes the keyboard: it is a window that does not accept focus.)"""
+    w, ov = capp.window, capp.overlay
+    started = []
+    w.toggle_start = lambda: started.append(1)  # type: ignore[method-assign]
+    capp.show()
+    ov.set_pinned(False)
+    ov.show()
+    w.close()  # to the tray
+    assert not w.isVisible() and ov.isVisible()
+    ov.settings_requested.emit()
+    d = capp.dialog
+    show_active(qtbot, d)
+    QApplication.processEvents()
+    press_on(d, "Ctrl+Shift+L")
+    assert ov.pinned
+    press_on(d, "Ctrl+Shift+L")
+    assert not ov.pinned
+    press_on(d, "Ctrl+Shift+R")
+    assert started == [1]
+    d.reject()
+
+
+def test_hotkeys_work_from_settings_with_every_other_window_hidden(qtbot, capp):  # noqa: ANN001
+    w, ov = capp.window, capp.overlay
+    capp.show()
+    ov.hide()
+    capp.open_settings()
+    d = capp.dialog
+    w.hide()
+    for shown in (True, False, True):  # show the overlay again from Settings, hide it, show it
+        show_active(qtbot, d)  # (the offscreen platform activates a shown overlay; a desktop does not)
+        QApplication.processEvents()
+        press_on(d, "Ctrl+Shift+O")
+        assert ov.isVisible() == shown
+    d.reject()
+
+
+def test_one_shortcut_per_hotkey_with_both_windows_shown(qtbot, capp):  # noqa: ANN001
+    """Two live shortcuts for one key would be ambiguous: neither fires."""
+    w, ov = capp.window, capp.overlay
+    capp.show()
+    ov.set_pinned(False)
+    ov.show()
+    show_active(qtbot, w)
+    QApplication.processEvents()
+    press_on(w, "Ctrl+Shift+L")
+    assert ov.pinned
+    press_on(w, "Ctrl+Shift+L")
+    assert not ov.pinned
+
+
+def test_no_hotkeys_is_said_in_words(qtbot, capp):  # noqa: ANN001
+    w = capp.window
+    w.apply_hotkeys({"toggle_pin": "", "toggle_overlay": "", "start_stop": ""})
+    assert w.hotkey_hint.text() == "No hotkeys are set (Settings → Hotkeys)."
+    assert w._shortcuts == []
+    w.apply_hotkeys({"toggle_pin": "Ctrl+Shift+L", "toggle_overlay": "", "start_stop": ""})
+    assert w.hotkey_hint.text() == "Hotkeys: Ctrl+Shift+L pin/unpin"
