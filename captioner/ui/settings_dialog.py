@@ -55,6 +55,26 @@ GLOBAL_HOTKEY_NOTE = (
     "and a pinned overlay never takes the keyboard: to unpin it from another application use the tray icon "
     "or bring up the control window."
 )
+def relative_luminance(color: QColor) -> float:
+    """WCAG 2 relative luminance of an sRGB colour (0 black … 1 white)."""
+
+    def linear(c: int) -> float:
+        v = c / 255
+        return v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
+
+    return 0.2126 * linear(color.red()) + 0.7152 * linear(color.green()) + 0.0722 * linear(color.blue())
+
+
+def contrast_ratio(a: QColor, b: QColor) -> float:
+    """WCAG contrast ratio, 1 (none) … 21 (black on white); text needs ≥ 4.5."""
+    la, lb = sorted((relative_luminance(a), relative_luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def readable_ink(background: QColor) -> str:
+    """Black or white, whichever contrasts more with `background` (always ≥ 4.58:1)."""
+    black, white = QColor("#000000"), QColor("#ffffff")
+    return "#000000" if contrast_ratio(black, background) >= contrast_ratio(white, background) else "#ffffff"
 
 
 class StylePreview(QWidget):
@@ -108,10 +128,10 @@ class ColorButton(QPushButton):
 
     def set_color(self, color: str) -> None:
         self.color = QColor(color).name()
-        light = QColor(self.color).lightness() > 140
         self.setText(self.color)
+        # HSL lightness misjudges yellow and cyan (white on #ffff00 is 1.07:1); WCAG luminance does not
         self.setStyleSheet(
-            f"QPushButton {{ background: {self.color}; color: {'#000000' if light else '#ffffff'}; "
+            f"QPushButton {{ background: {self.color}; color: {readable_ink(QColor(self.color))}; "
             "border: 1px solid #777; min-width: 90px; }"
         )
         self.setAccessibleDescription(f"{self._label} colour is {self.color}")

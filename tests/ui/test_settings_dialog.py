@@ -1,0 +1,110 @@
+"""The settings dialog as a keyboard and screen-reader user meets it: a key
+typed and confirmed with Save/Enter really reaches the keyring (off the event
+loop, never logged), hotkey fields refuse Esc/Enter/Tab and duplicates, every
+style control has a label a screen reader announces, and the colour swatches
+keep their text readable (WCAG contrast)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from itertools import product
+
+import keyring
+import pytest
+from keyring.backends.fail import Keyring as FailKeyring
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAccessible, QColor, QKeySequence, QPalette
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QDialog, QDialogButtonBox, QWidget
+
+from captioner.ui.settings_dialog import ColorButton, SettingsDialog, contrast_ratio, readable_ink
+from captioner.ui.theme import PRESETS, OverlayStyle
+from tests.conftest import MemoryKeyring
+
+SECRET = "ap_test_key_0123456789"
+COLOR_FIELDS = ("text_color", "partial_color", "speaker_color", "background_color", "effect_color")
+
+
+class ThreadRecordingKeyring(MemoryKeyring):
+    """Remembers which thread stored each key, and can hold a store until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[threading.Thread] = []
+        self.release = threading.Event()
+        self.release.set()
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.threads.append(threading.current_thread())
+        self.release.wait(5)
+        super().set_password(service, username, password)
+
+
+@pytest.fixture
+def dialog(qtbot, qapp, settings):  # noqa: ANN001, ANN201
+    # as in the app (captioner.app sets this too): closing the only window must not end the loop
+    quits = qapp.quitOnLastWindowClosed()
+    qapp.setQuitOnLastWindowClosed(False)
+    d = SettingsDialog(settings)
+    qtbot.addWidget(d)
+    d.show()
+    d.activateWindow()
+    QApplication.processEvents()
+    yield d
+    qapp.setQuitOnLastWindowClosed(quits)
+
+
+def save_button(d: SettingsDialog):  # noqa: ANN201
+    return d.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Save)
+
+
+def press(widget: QWidget, key: Qt.Key, modifiers: Qt.KeyboardModifier = Qt.KeyboardModifier.NoModifier) -> None:
+    """A key press delivered where a real one goes: to the focused widget.
+    (No processEvents() afterwards: inside a running test task it would run
+    tasks the press started in a nested drain, which asyncio refuses.)"""
+    widget.setFocus()
+    QTest.keyClick(QApplication.focusWidget(), key, modifiers)
+
+
+def labels_of(widget: QWidget) -> list[str]:
+    iface = QAccessible.queryAccessibleInterface(widget)
+    return [r[0].text(QAccessible.Text.Name) for r in iface.relations(QAccessible.RelationFlag.Label)]
+
+
+# --------------------------------------------------------------- contrast
+def preset_colors() -> set[str]:
+    return {getattr(style, f) for style in [OverlayStyle(), *PRESETS.values()] for f in COLOR_FIELDS}
+
+
+@pytest.mark.parametrize("color", sorted(preset_colors()))
+def test_swatch_text_is_readable_on_every_preset_colour(qapp, color):
+    button = ColorButton("Text", color)
+    button.ensurePolished()
+    pal = button.palette()
+    assert pal.color(QPalette.ColorRole.Button).name() == color
+    assert contrast_ratio(pal.color(QPalette.ColorRole.ButtonText), QColor(color)) >= 4.5
+
+
+def test_high_contrast_yellow_and_cyan_get_black_text(qapp):
+    for color in ("#ffff00", "#00ffff"):
+        button = ColorButton("Live words", color)
+        button.ensurePolished()
+        assert button.palette().color(QPalette.ColorRole.ButtonText).name() == "#000000"
+
+
+def test_ink_has_the_better_contrast_across_the_colour_cube(qapp):
+    black, white = QColor("#000000"), QColor("#ffffff")
+    for r, g, b in product(range(0, 256, 15), repeat=3):
+        bg = QColor(r, g, b)
+        ink = QColor(readable_ink(bg))
+        ratio = contrast_ratio(ink, bg)
+        assert ratio >= 4.5 and ratio == max(contrast_ratio(black, bg), contrast_ratio(white, bg)), (bg.name(), ink.name())
+
+
+def test_contrast_ratio_matches_wcag_reference_values(qapp):
+    assert contrast_ratio(QColor("#000000"), QColor("#ffffff")) == pytest.approx(21.0)
+    assert contrast_ratio(QColor("#ffffff"), QColor("#ffff00")) == pytest.approx(1.07, abs=0.01)
+    assert contrast_ratio(QColor("#ffffff"), QColor("#00ffff")) == pytest.approx(1.25, abs=0.01)
+    assert contrast_ratio(QColor("#777777"), QColor("#ffffff")) == pytest.approx(4.48, abs=0.01)
