@@ -312,7 +312,7 @@ class SettingsDialog(QDialog):
         for name in PRESETS:
             self.preset_combo.addItem(name, name)
         self.preset_combo.activated.connect(lambda _i: self._preset_chosen())
-        form.addRow("Pre&set:", self.preset_combo)
+        form.addRow(self._label("Pre&set:", self.preset_combo), self.preset_combo)
         font_row = QHBoxLayout()
         self.font_combo = QFontComboBox()
         self.font_combo.setAccessibleName("Caption font")
@@ -325,9 +325,10 @@ class SettingsDialog(QDialog):
         self.bold_check = QCheckBox("Bold")
         self.bold_check.setAccessibleName("Bold captions")
         font_row.addWidget(self.font_combo, 1)
+        font_row.addWidget(self._label("Si&ze", self.size_spin))
         font_row.addWidget(self.size_spin)
         font_row.addWidget(self.bold_check)
-        form.addRow("Font:", font_row)
+        form.addRow(self._label("&Font:", self.font_combo), font_row)
         colors = QHBoxLayout()
         self.color_buttons = {
             "text_color": ColorButton("Text", s.text_color),
@@ -335,9 +336,9 @@ class SettingsDialog(QDialog):
             "speaker_color": ColorButton("Speaker label", s.speaker_color),
         }
         for label, key in (("Text", "text_color"), ("Live words", "partial_color"), ("Speakers", "speaker_color")):
-            colors.addWidget(QLabel(label))
+            colors.addWidget(self._label(label, self.color_buttons[key]))
             colors.addWidget(self.color_buttons[key])
-        form.addRow("Colours:", colors)
+        form.addRow(self._label("Colours:", self.color_buttons["text_color"]), colors)
         bg = QHBoxLayout()
         self.color_buttons["background_color"] = ColorButton("Background", s.background_color)
         bg.addWidget(self.color_buttons["background_color"])
@@ -345,10 +346,10 @@ class SettingsDialog(QDialog):
         self.opacity_slider.setRange(0, 100)
         self.opacity_slider.setAccessibleName("Background opacity in percent")
         self.opacity_label = QLabel()
-        bg.addWidget(QLabel("opacity"))
+        bg.addWidget(self._label("O&pacity", self.opacity_slider))
         bg.addWidget(self.opacity_slider, 1)
         bg.addWidget(self.opacity_label)
-        form.addRow("Background:", bg)
+        form.addRow(self._label("&Background:", self.color_buttons["background_color"]), bg)
         eff = QHBoxLayout()
         self.effect_combo = QComboBox()
         self.effect_combo.setAccessibleName("Text outline or shadow")
@@ -358,7 +359,7 @@ class SettingsDialog(QDialog):
         eff.addWidget(self.effect_combo)
         eff.addWidget(self.color_buttons["effect_color"])
         eff.addStretch(1)
-        form.addRow("Outline:", eff)
+        form.addRow(self._label("&Outline:", self.effect_combo), eff)
         lay = QHBoxLayout()
         self.lines_spin = QSpinBox()
         self.lines_spin.setRange(MIN_LINES, MAX_LINES)
@@ -375,14 +376,15 @@ class SettingsDialog(QDialog):
         self.align_combo.addItem("Centre", "center")
         self.speakers_check = QCheckBox("Speaker labels")
         self.speakers_check.setAccessibleName("Show speaker labels when the provider gives them")
-        lay.addWidget(QLabel("Lines"))
+        lay.addWidget(self._label("&Lines", self.lines_spin))
         lay.addWidget(self.lines_spin)
-        lay.addWidget(QLabel("Clear after silence"))
+        lay.addWidget(self._label("Clear after silence", self.clear_spin))
         lay.addWidget(self.clear_spin)
+        lay.addWidget(self._label("&Alignment", self.align_combo))
         lay.addWidget(self.align_combo)
         lay.addWidget(self.speakers_check)
         lay.addStretch(1)
-        form.addRow("Layout:", lay)
+        form.addRow(self._label("Layout:", self.lines_spin), lay)
         v.addLayout(form)
         v.addStretch(1)
         self._load_style_widgets(s)
@@ -398,6 +400,14 @@ class SettingsDialog(QDialog):
         for b in self.color_buttons.values():
             b.color_changed.connect(lambda _c: self._style_edited())
         return w
+
+    @staticmethod
+    def _label(text: str, buddy: QWidget) -> QLabel:
+        """A label tied to its control: Linux screen readers announce a combo
+        box's label only through this relation (its name is its current text)."""
+        label = QLabel(text)
+        label.setBuddy(buddy)
+        return label
 
     def _load_style_widgets(self, s: OverlayStyle) -> None:
         self._loading = True

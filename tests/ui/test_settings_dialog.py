@@ -73,6 +73,28 @@ def labels_of(widget: QWidget) -> list[str]:
     return [r[0].text(QAccessible.Text.Name) for r in iface.relations(QAccessible.RelationFlag.Label)]
 
 
+# ---------------------------------------------------------- screen reader
+async def test_every_style_control_has_a_label_a_screen_reader_announces(dialog):
+    expected = {
+        dialog.font_combo: "Font:",
+        dialog.size_spin: "Size",
+        dialog.effect_combo: "Outline:",
+        dialog.align_combo: "Alignment",
+        dialog.lines_spin: "Lines",
+        dialog.clear_spin: "Clear after silence",
+        dialog.opacity_slider: "Opacity",
+        dialog.preset_combo: "Preset:",
+        dialog.color_buttons["text_color"]: "Text",
+        dialog.color_buttons["partial_color"]: "Live words",
+        dialog.color_buttons["speaker_color"]: "Speakers",
+        dialog.color_buttons["background_color"]: "Background:",
+    }
+    for widget, label in expected.items():
+        assert label in labels_of(widget), (widget.accessibleName(), labels_of(widget))
+    for action, edit in dialog.hotkey_edits.items():
+        assert labels_of(edit) and labels_of(edit)[0].endswith(":")
+
+
 # --------------------------------------------------------------- contrast
 def preset_colors() -> set[str]:
     return {getattr(style, f) for style in [OverlayStyle(), *PRESETS.values()] for f in COLOR_FIELDS}
