@@ -4,6 +4,9 @@ style with a live preview, hotkeys, and start options.
 Keyring calls run in worker threads; a missing keyring is explained in words.
 Style changes preview at once on a sample and on the real overlay; Cancel
 puts the previous style back.
+Hotkey fields take one chord; Esc, Enter and Tab keep their dialog meaning
+(cancel, save, move on) and are never recorded; a shortcut given to two
+actions is flagged next to both fields and Save waits until it is resolved.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ import logging
 from dataclasses import replace
 from typing import Any, Awaitable, Callable
 
+import shiboken6
 from PySide6.QtCore import QRect, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QKeySequence, QPainter, QPaintEvent
+from PySide6.QtGui import QColor, QFocusEvent, QFont, QKeyEvent, QKeySequence, QPainter, QPaintEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QColorDialog,
@@ -55,6 +59,31 @@ GLOBAL_HOTKEY_NOTE = (
     "and a pinned overlay never takes the keyboard: to unpin it from another application use the tray icon "
     "or bring up the control window."
 )
+# Keys that keep their dialog meaning in a hotkey field (QDialog/focus handling
+# owns them), so they are never recorded as a shortcut.
+RESERVED_KEYS = {
+    Qt.Key.Key_Escape: "Esc closes dialogs",
+    Qt.Key.Key_Return: "Enter confirms dialogs",
+    Qt.Key.Key_Enter: "Enter confirms dialogs",
+    Qt.Key.Key_Tab: "Tab moves between fields",
+    Qt.Key.Key_Backtab: "Shift+Tab moves between fields",
+}
+
+_MODIFIER_KEYS = {
+    Qt.Key.Key_Shift, Qt.Key.Key_Control, Qt.Key.Key_Alt, Qt.Key.Key_AltGr, Qt.Key.Key_Meta,
+    Qt.Key.Key_Super_L, Qt.Key.Key_Super_R, Qt.Key.Key_Hyper_L, Qt.Key.Key_Hyper_R,
+}
+
+
+def _reserved(key: int, modifiers: Qt.KeyboardModifier) -> bool:
+    """A bare Esc/Enter/Tab (the keypad flag and Shift+Tab's Shift do not count):
+    with Ctrl, Alt or Meta they are ordinary chords the dialog does not use."""
+    extra = modifiers & ~Qt.KeyboardModifier.KeypadModifier
+    if key == Qt.Key.Key_Backtab:
+        extra &= ~Qt.KeyboardModifier.ShiftModifier
+    return key in RESERVED_KEYS and not extra
+
+
 def relative_luminance(color: QColor) -> float:
     """WCAG 2 relative luminance of an sRGB colour (0 black … 1 white)."""
 
@@ -143,6 +172,45 @@ class ColorButton(QPushButton):
             self.color_changed.emit(self.color)
 
 
+class HotkeyEdit(QKeySequenceEdit):
+    """A one-chord shortcut field with a clear button. Esc, Enter/Return and a
+    bare Tab/Shift+Tab are not recorded: Esc cancels the dialog and Enter
+    saves it (as in every other field), Tab moves to the next field. This is
+    what a keyboard user expects; a field that swallowed Esc would trap them."""
+
+    def __init__(self, sequence: QKeySequence, parent: QWidget | None = None) -> None:
+        super().__init__(sequence, parent)
+        self.setMaximumSequenceLength(1)  # Qt ≥ 6.5
+        self.setClearButtonEnabled(True)
+        # Qt empties the field as soon as a modifier goes down; if no chord
+        # follows (Shift+Tab away, Ctrl pressed by mistake) the old one comes back.
+        self._before: QKeySequence | None = None
+        self.editingFinished.connect(self._restore_if_empty)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        if _reserved(event.key(), event.modifiers()):
+            self._restore_if_empty()
+            if event.key() in (Qt.Key.Key_Tab, Qt.Key.Key_Backtab):
+                self.focusNextPrevChild(event.key() == Qt.Key.Key_Tab)
+                return
+            event.ignore()  # on to the dialog: Esc rejects, Enter presses Save
+            return
+        if self._before is None:
+            self._before = self.keySequence()
+        super().keyPressEvent(event)
+        if event.key() not in _MODIFIER_KEYS:
+            self._before = None  # a chord was recorded
+
+    def focusOutEvent(self, event: QFocusEvent) -> None:  # noqa: N802
+        self._restore_if_empty()
+        super().focusOutEvent(event)
+
+    def _restore_if_empty(self) -> None:
+        before, self._before = self._before, None
+        if before is not None and not before.isEmpty() and self.keySequence().isEmpty():
+            self.setKeySequence(before)
+
+
 class SettingsDialog(QDialog):
     style_previewed = Signal(object)  # OverlayStyle, while editing
     applied = Signal()  # settings were saved
@@ -170,10 +238,18 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(self._style_tab(), "Overlay style")
         self.tabs.addTab(self._hotkeys_tab(), "Hotkeys")
         self.tabs.addTab(self._start_tab(), "Start")
+        # why Save is off, right beside it
+        self.save_message = QLabel()
+        self.save_message.setWordWrap(True)
+        self.save_message.setAccessibleName("Save status")
+        self.save_message.hide()
+        layout.addWidget(self.save_message)
         box = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         box.accepted.connect(self.save)
         box.rejected.connect(self.reject)
+        self.save_button = box.button(QDialogButtonBox.StandardButton.Save)
         layout.addWidget(box)
+        self._check_hotkeys()
         self.resize(760, 560)
         if provider_id in self.key_edits:
             self.key_edits[provider_id].setFocus()
@@ -469,16 +545,27 @@ class SettingsDialog(QDialog):
 
     # ----------------------------------------------------------- hotkeys
     def _hotkeys_tab(self) -> QWidget:
-        w = QWidget()
+        w = self.hotkeys_page = QWidget()
         form = QFormLayout(w)
         self.hotkey_edits: dict[str, QKeySequenceEdit] = {}
+        self.hotkey_messages: dict[str, QLabel] = {}
         for action, seq in self.settings.hotkeys().items():
-            edit = QKeySequenceEdit(QKeySequence(seq))
+            edit = HotkeyEdit(QKeySequence(seq))
             edit.setAccessibleName(HOTKEY_LABELS[action])
-            edit.setMaximumSequenceLength(1)
-            edit.setClearButtonEnabled(True)
+            edit.keySequenceChanged.connect(lambda _s: self._check_hotkeys())
+            message = QLabel()
+            message.setWordWrap(True)
+            message.setStyleSheet("color: #b00020;")
+            message.hide()
+            field = QWidget()
+            col = QVBoxLayout(field)
+            col.setContentsMargins(0, 0, 0, 0)
+            col.setSpacing(2)
+            col.addWidget(edit)
+            col.addWidget(message)
             self.hotkey_edits[action] = edit
-            form.addRow(HOTKEY_LABELS[action] + ":", edit)
+            self.hotkey_messages[action] = message
+            form.addRow(self._label(HOTKEY_LABELS[action] + ":", edit), field)
         note = QLabel(GLOBAL_HOTKEY_NOTE)
         note.setWordWrap(True)
         form.addRow(note)
@@ -486,6 +573,37 @@ class SettingsDialog(QDialog):
 
     def hotkeys(self) -> dict[str, str]:
         return {a: e.keySequence().toString(QKeySequence.SequenceFormat.PortableText) for a, e in self.hotkey_edits.items()}
+
+    def hotkey_problems(self) -> dict[str, str]:
+        """action -> why its shortcut cannot be saved: taken by another action
+        (Qt would then fire neither), or a key the dialog itself needs."""
+        values = self.hotkeys()
+        problems: dict[str, str] = {}
+        for action, seq in values.items():
+            if not seq:
+                continue
+            native = QKeySequence(seq).toString(QKeySequence.SequenceFormat.NativeText)
+            combo = QKeySequence(seq)[0]
+            if QKeySequence(seq).count() == 1 and _reserved(combo.key(), combo.keyboardModifiers()):
+                problems[action] = f"{RESERVED_KEYS[combo.key()]} and cannot be a hotkey. Choose another one."
+                continue
+            others = [HOTKEY_LABELS[a] for a, s in values.items() if a != action and s == seq]
+            if others:
+                problems[action] = f"{native} is also the shortcut for “{others[0]}”. Choose another one."
+        return problems
+
+    def _check_hotkeys(self) -> bool:
+        """Show each field's problem beside it; Save is off while any remains."""
+        problems = self.hotkey_problems()
+        for action, label in self.hotkey_messages.items():
+            text = problems.get(action, "")
+            label.setText(text)
+            label.setVisible(bool(text))
+            self.hotkey_edits[action].setAccessibleDescription(text)
+        if hasattr(self, "save_button") and shiboken6.isValid(self.save_button):  # not while the dialog is torn down
+            self.save_button.setEnabled(not problems)
+            self._say("Save is unavailable until the hotkey problem on the Hotkeys tab is fixed." if problems else "")
+        return not problems
 
     # ------------------------------------------------------------- start
     def _start_tab(self) -> QWidget:
@@ -508,7 +626,15 @@ class SettingsDialog(QDialog):
         return w
 
     # -------------------------------------------------------------- save
+    def _say(self, text: str) -> None:
+        self.save_message.setText(text)
+        self.save_message.setAccessibleDescription(text)
+        self.save_message.setVisible(bool(text))
+
     def save(self) -> None:
+        if not self._check_hotkeys():
+            self.tabs.setCurrentWidget(self.hotkeys_page)
+            return
         self.settings.set_style(self.style_value)
         self.settings.set_hotkeys(self.hotkeys())
         self.settings.set_start_options(

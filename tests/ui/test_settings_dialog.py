@@ -73,6 +73,92 @@ def labels_of(widget: QWidget) -> list[str]:
     return [r[0].text(QAccessible.Text.Name) for r in iface.relations(QAccessible.RelationFlag.Label)]
 
 
+# --------------------------------------------------------------- hotkeys
+async def test_escape_in_a_hotkey_field_cancels_the_dialog_and_is_not_recorded(dialog, settings):
+    dialog.tabs.setCurrentIndex(2)
+    edit = dialog.hotkey_edits["toggle_pin"]
+    press(edit, Qt.Key.Key_Escape)
+    assert edit.keySequence().toString() == "Ctrl+Shift+L"
+    assert not dialog.isVisible() and dialog.result() == QDialog.DialogCode.Rejected
+    assert settings.hotkeys()["toggle_pin"] == "Ctrl+Shift+L"
+
+
+@pytest.mark.parametrize("key", [Qt.Key.Key_Return, Qt.Key.Key_Enter])
+async def test_enter_in_a_hotkey_field_is_not_recorded_and_saves(dialog, settings, key):
+    dialog.tabs.setCurrentIndex(2)
+    edit = dialog.hotkey_edits["toggle_overlay"]
+    press(edit, key, Qt.KeyboardModifier.KeypadModifier if key == Qt.Key.Key_Enter else Qt.KeyboardModifier.NoModifier)
+    assert edit.keySequence().toString() == "Ctrl+Shift+O"
+    assert dialog.result() == QDialog.DialogCode.Accepted  # Enter is the dialog's Save, as in every other field
+    assert settings.hotkeys()["toggle_overlay"] == "Ctrl+Shift+O"
+
+
+@pytest.mark.parametrize(
+    ("key", "modifiers"),
+    [(Qt.Key.Key_Tab, Qt.KeyboardModifier.NoModifier), (Qt.Key.Key_Backtab, Qt.KeyboardModifier.ShiftModifier)],
+)
+async def test_tab_moves_on_and_is_not_recorded(dialog, key, modifiers):
+    dialog.tabs.setCurrentIndex(2)
+    edit = dialog.hotkey_edits["toggle_overlay"]
+    press(edit, key, modifiers)
+    assert edit.keySequence().toString() == "Ctrl+Shift+O"
+    assert QApplication.focusWidget() is not edit and dialog.isVisible()
+
+
+@pytest.mark.parametrize("wait", [False, True], ids=["focus-leaves", "recording-times-out"])
+async def test_a_lone_modifier_does_not_erase_the_hotkey(dialog, qtbot, wait):
+    edit = dialog.hotkey_edits["start_stop"]
+    edit.setFocus()
+    QTest.keyPress(edit, Qt.Key.Key_Control)  # Qt empties the field here and waits for a chord
+    QTest.keyRelease(edit, Qt.Key.Key_Control)
+    if wait:  # Qt gives up after a second without a chord
+        qtbot.waitUntil(lambda: edit.keySequence().toString() == "Ctrl+Shift+R", timeout=3000)
+    dialog.key_edits["audiopod"].setFocus()
+    assert edit.keySequence().toString() == "Ctrl+Shift+R"
+
+
+async def test_a_real_chord_is_still_recorded(dialog, settings):
+    edit = dialog.hotkey_edits["toggle_pin"]
+    press(edit, Qt.Key.Key_K, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier)
+    assert edit.keySequence().toString() == "Ctrl+Alt+K"
+    dialog.save()
+    assert settings.hotkeys()["toggle_pin"] == "Ctrl+Alt+K"
+
+
+async def test_hotkey_fields_have_a_clear_button_and_take_one_chord(dialog):
+    for edit in dialog.hotkey_edits.values():
+        assert edit.isClearButtonEnabled() and edit.maximumSequenceLength() == 1
+
+
+async def test_a_duplicate_hotkey_is_refused_next_to_the_field_and_blocks_save(dialog, settings):
+    pin, overlay = dialog.hotkey_edits["toggle_pin"], dialog.hotkey_edits["toggle_overlay"]
+    overlay.setKeySequence(QKeySequence("Ctrl+Shift+L"))
+    message = dialog.hotkey_messages["toggle_overlay"]
+    assert not message.isHidden()
+    assert message.text() == "Ctrl+Shift+L is also the shortcut for “Pin / unpin the overlay”. Choose another one."
+    assert overlay.accessibleDescription() == message.text()
+    assert dialog.hotkey_messages["toggle_pin"].text().startswith("Ctrl+Shift+L is also the shortcut for “Show / hide")
+    assert not save_button(dialog).isEnabled()
+    assert "Hotkeys" in dialog.save_message.text() and dialog.save_message.isVisibleTo(dialog)
+    dialog.save()  # called anyway (Enter, a script): refused, nothing written
+    assert dialog.isVisible() and settings.hotkeys()["toggle_overlay"] == "Ctrl+Shift+O"
+    assert dialog.tabs.currentIndex() == 2
+    pin.clear()  # resolved: both messages go, Save comes back
+    assert message.isHidden() and dialog.hotkey_messages["toggle_pin"].text() == ""
+    assert overlay.accessibleDescription() == ""
+    assert save_button(dialog).isEnabled() and not dialog.save_message.isVisibleTo(dialog)
+    dialog.save()
+    assert settings.hotkeys() == {"toggle_pin": "", "toggle_overlay": "Ctrl+Shift+L", "start_stop": "Ctrl+Shift+R"}
+
+
+async def test_a_reserved_key_saved_by_an_older_version_is_flagged(qtbot, settings):
+    settings.set_hotkeys({"toggle_pin": "Esc"})
+    d = SettingsDialog(settings)
+    qtbot.addWidget(d)
+    assert d.hotkey_messages["toggle_pin"].text() == "Esc closes dialogs and cannot be a hotkey. Choose another one."
+    assert not save_button(d).isEnabled()
+
+
 # ---------------------------------------------------------- screen reader
 async def test_every_style_control_has_a_label_a_screen_reader_announces(dialog):
     expected = {
