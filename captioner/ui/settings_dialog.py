@@ -2,6 +2,9 @@
 style with a live preview, hotkeys, and start options.
 
 Keyring calls run in worker threads; a missing keyring is explained in words.
+A key typed into a field is stored by the dialog's Save (or Enter) too, the
+same way its row's Save button stores it; if the keyring refuses, nothing is
+saved and the dialog stays open saying why.
 Style changes preview at once on a sample and on the real overlay; Cancel
 puts the previous style back.
 Hotkey fields take one chord; Esc, Enter and Tab keep their dialog meaning
@@ -14,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, TypeVar
 
 import shiboken6
 from PySide6.QtCore import QRect, QRectF, Qt, Signal
@@ -41,13 +44,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from captioner import keys
+from captioner import keys, logs
 from captioner.ui.tasks import TaskSet
 from captioner.settings import HOTKEY_LABELS, Settings, StartOptions
 from captioner.ui.overlay import CaptionRenderer
 from captioner.ui.theme import MAX_FONT_PT, MAX_LINES, MIN_FONT_PT, MIN_LINES, PRESETS, OverlayStyle, apply_preset
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SAMPLE_FINALS = [
     ("Welcome, everyone.", "0"),
@@ -73,6 +77,14 @@ _MODIFIER_KEYS = {
     Qt.Key.Key_Shift, Qt.Key.Key_Control, Qt.Key.Key_Alt, Qt.Key.Key_AltGr, Qt.Key.Key_Meta,
     Qt.Key.Key_Super_L, Qt.Key.Key_Super_R, Qt.Key.Key_Hyper_L, Qt.Key.Key_Hyper_R,
 }
+
+
+async def _off_loop(call: Callable[[], T]) -> T:
+    """Run a keyring call in a worker thread without its arguments or result
+    (a key) passing through the executor: qasync's worker logs both at DEBUG."""
+    out: list[T] = []
+    await asyncio.to_thread(lambda: out.append(call()))
+    return out[0]
 
 
 def _reserved(key: int, modifiers: Qt.KeyboardModifier) -> bool:
@@ -229,6 +241,8 @@ class SettingsDialog(QDialog):
         self.key_edits: dict[str, QLineEdit] = {}
         self.key_status: dict[str, QLabel] = {}
         self.key_buttons: dict[str, list[QPushButton]] = {}
+        self._saving = False
+        self._abandoned = False
         self.endpoint_for: Callable[[str], str] = settings.endpoint
         self.options_for: Callable[[str], dict[str, str]] = settings.options
         layout = QVBoxLayout(self)
@@ -238,7 +252,7 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(self._style_tab(), "Overlay style")
         self.tabs.addTab(self._hotkeys_tab(), "Hotkeys")
         self.tabs.addTab(self._start_tab(), "Start")
-        # why Save is off, right beside it
+        # why Save is off or did not close the dialog, right beside it
         self.save_message = QLabel()
         self.save_message.setWordWrap(True)
         self.save_message.setAccessibleName("Save status")
@@ -288,6 +302,7 @@ class SettingsDialog(QDialog):
             status = QLabel("")
             status.setWordWrap(True)
             status.setAccessibleName(f"{p.name} key status")
+            edit.textEdited.connect(lambda _t: self._key_typed())
             save.clicked.connect(lambda _=False, pid=p.id: self.spawn(self.save_key(pid)))
             delete.clicked.connect(lambda _=False, pid=p.id: self.spawn(self.delete_key(pid)))
             test.clicked.connect(lambda _=False, pid=p.id: self.spawn(self.test_key(pid)))
@@ -308,7 +323,7 @@ class SettingsDialog(QDialog):
         """Which providers have a key: asked off the loop, shown in words."""
         for pid in self.providers:
             try:
-                stored = await keys.get_key_async(pid)
+                stored = await _off_loop(lambda pid=pid: keys.get_key(pid) is not None)
                 source = await asyncio.to_thread(keys.key_source, pid) if stored else None
             except keys.KeyStoreError as exc:
                 self._key_state(pid, f"The keyring is not available: {exc}")
@@ -320,6 +335,11 @@ class SettingsDialog(QDialog):
                 self.key_edits[pid].setPlaceholderText("stored — type a new key to replace it" if stored else "no key stored")
             self._key_state(pid, "")
 
+    def _key_typed(self) -> None:
+        """A new edit answers an earlier "Not saved": that message goes."""
+        if not self._saving:
+            self._check_hotkeys()
+
     def _key_state(self, pid: str, text: str) -> None:
         self.key_status[pid].setText(text)
         self.key_status[pid].setAccessibleDescription(text)
@@ -330,8 +350,9 @@ class SettingsDialog(QDialog):
         if not key:
             self._key_state(pid, "Type the key first.")
             return False
+        logs.add_secret(key)  # redacted from every log line from now on
         try:
-            await keys.set_key_async(pid, key)
+            await _off_loop(lambda: keys.set_key(pid, key))
         except keys.KeyStoreError as exc:
             self._key_state(pid, f"Not saved: {exc}")
             return False
@@ -355,7 +376,7 @@ class SettingsDialog(QDialog):
         key = self.key_edits[pid].text().strip()
         if not key:
             try:
-                key = await keys.get_key_async(pid) or ""
+                key = await _off_loop(lambda: keys.get_key(pid)) or ""
             except keys.KeyStoreError as exc:
                 self._key_state(pid, f"Cannot read the key: {exc}")
                 return None, str(exc)
@@ -601,7 +622,7 @@ class SettingsDialog(QDialog):
             label.setVisible(bool(text))
             self.hotkey_edits[action].setAccessibleDescription(text)
         if hasattr(self, "save_button") and shiboken6.isValid(self.save_button):  # not while the dialog is torn down
-            self.save_button.setEnabled(not problems)
+            self.save_button.setEnabled(not problems and not self._saving)
             self._say("Save is unavailable until the hotkey problem on the Hotkeys tab is fixed." if problems else "")
         return not problems
 
@@ -632,9 +653,57 @@ class SettingsDialog(QDialog):
         self.save_message.setVisible(bool(text))
 
     def save(self) -> None:
+        """Save (button or Enter). Keys typed but not yet stored go to the
+        keyring first, in worker threads; the dialog closes only when they
+        are stored, so a key is never silently dropped."""
+        if self._saving:
+            return
         if not self._check_hotkeys():
             self.tabs.setCurrentWidget(self.hotkeys_page)
             return
+        typed = [pid for pid, edit in self.key_edits.items() if edit.text().strip()]
+        if not typed:
+            self._commit()
+            return
+        self._saving = True
+        self._abandoned = False
+        self.save_button.setEnabled(False)
+        self._say("Storing the key in the OS keyring…")
+        if self.spawn(self._store_keys_then_commit(typed)) is None:  # no loop: the app is closing
+            self._saving = False
+            self._check_hotkeys()
+            self._say("Nothing was saved: the keyring cannot be reached while Captioner is closing.")
+
+    async def _store_keys_then_commit(self, typed: list[str]) -> bool:
+        failed: list[str] = []
+        try:
+            for pid in typed:
+                try:
+                    ok = await self.save_key(pid)
+                except Exception as exc:  # noqa: BLE001 - a backend's own error; its text is not shown (could echo input)
+                    self._key_state(pid, f"Not saved: the keyring failed ({type(exc).__name__}).")
+                    ok = False
+                if not ok:
+                    failed.append(pid)
+        finally:
+            self._saving = False
+            self._check_hotkeys()
+        if self._abandoned:  # cancelled while the keyring worked: keep nothing else
+            return False
+        if failed:
+            names = " and ".join(self.providers[pid].name for pid in failed)
+            self.tabs.setCurrentIndex(0)
+            self.key_edits[failed[0]].setFocus()
+            self._say(
+                f"Not saved: the {names} key could not be stored in the keyring (the reason is under the field). "
+                "Clear the field to save everything else without it, or Cancel."
+            )
+            return False
+        self._commit()
+        return True
+
+    def _commit(self) -> None:
+        self._say("")
         self.settings.set_style(self.style_value)
         self.settings.set_hotkeys(self.hotkeys())
         self.settings.set_start_options(
@@ -646,6 +715,7 @@ class SettingsDialog(QDialog):
         self.accept()
 
     def reject(self) -> None:
+        self._abandoned = self._saving
         if self.style_value != self._original_style:
             self.style_value = self._original_style
             self.style_previewed.emit(self._original_style)

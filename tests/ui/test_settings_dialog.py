@@ -73,6 +73,107 @@ def labels_of(widget: QWidget) -> list[str]:
     return [r[0].text(QAccessible.Text.Name) for r in iface.relations(QAccessible.RelationFlag.Label)]
 
 
+# ------------------------------------------------------------------ keys
+async def test_enter_in_a_key_field_stores_the_key_and_closes(dialog, settings, caplog):
+    caplog.set_level(logging.DEBUG)
+    backend = ThreadRecordingKeyring()
+    keyring.set_keyring(backend)
+    edit = dialog.key_edits["audiopod"]
+    edit.setFocus()
+    QTest.keyClicks(edit, SECRET)
+    press(edit, Qt.Key.Key_Return)
+    await dialog.settle()
+    assert backend.store[("captioner", "audiopod")] == SECRET
+    assert backend.threads and all(t is not threading.main_thread() for t in backend.threads)  # off the loop
+    assert not dialog.isVisible() and dialog.result() == QDialog.DialogCode.Accepted
+    assert edit.text() == ""
+    assert SECRET not in caplog.text
+
+
+async def test_dialog_save_stores_every_typed_key_while_the_loop_keeps_running(dialog, settings, caplog):
+    caplog.set_level(logging.DEBUG)
+    backend = ThreadRecordingKeyring()
+    backend.release.clear()  # the keyring is slow (a D-Bus round trip, an unlock prompt)
+    keyring.set_keyring(backend)
+    dialog.key_edits["audiopod"].setText(SECRET)
+    dialog.key_edits["smallest"].setText("sm_other_key_42")
+    dialog.lines_spin.setValue(7)
+    save_button(dialog).click()
+    ticks = 0
+    for _ in range(5):  # the loop is free while the keyring works
+        await asyncio.sleep(0.01)
+        ticks += 1
+    assert ticks == 5 and dialog.isVisible() and not save_button(dialog).isEnabled()
+    assert "keyring" in dialog.save_message.text()
+    backend.release.set()
+    await dialog.settle()
+    assert backend.store[("captioner", "audiopod")] == SECRET
+    assert backend.store[("captioner", "smallest")] == "sm_other_key_42"
+    assert not dialog.isVisible() and settings.style().lines == 7
+    assert SECRET not in caplog.text
+
+
+async def test_when_the_keyring_refuses_the_dialog_stays_open_and_says_why(dialog, settings, caplog):
+    caplog.set_level(logging.DEBUG)
+    keyring.set_keyring(FailKeyring())
+    dialog.key_edits["audiopod"].setText(SECRET)
+    dialog.lines_spin.setValue(9)
+    applied: list[bool] = []
+    dialog.applied.connect(lambda: applied.append(True))
+    save_button(dialog).click()
+    await dialog.settle()
+    assert dialog.isVisible() and applied == []
+    assert settings.style().lines != 9  # nothing was half-saved
+    assert dialog.tabs.currentIndex() == 0 and dialog.key_edits["audiopod"].text() == SECRET  # the key is not lost
+    message = dialog.save_message.text()
+    assert message.startswith("Not saved: the AudioPod key could not be stored in the keyring")
+    assert dialog.key_status["audiopod"].text().startswith("Not saved: the OS keyring is not available")
+    assert save_button(dialog).isEnabled()
+    assert SECRET not in message and SECRET not in caplog.text
+    # clearing the field lets the rest be saved
+    dialog.key_edits["audiopod"].setFocus()
+    QTest.keyClick(dialog.key_edits["audiopod"], Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    QTest.keyClick(dialog.key_edits["audiopod"], Qt.Key.Key_Delete)
+    assert dialog.save_message.isHidden()  # the old failure no longer stands
+    save_button(dialog).click()
+    await dialog.settle()
+    assert not dialog.isVisible() and settings.style().lines == 9
+
+
+async def test_cancel_while_the_keyring_works_saves_nothing_else(dialog, settings):
+    backend = ThreadRecordingKeyring()
+    backend.release.clear()
+    keyring.set_keyring(backend)
+    applied: list[bool] = []
+    dialog.applied.connect(lambda: applied.append(True))
+    dialog.key_edits["audiopod"].setText(SECRET)
+    dialog.lines_spin.setValue(8)
+    dialog.save()
+    await asyncio.sleep(0.01)
+    dialog.reject()
+    backend.release.set()
+    await dialog.settle()
+    assert dialog.result() == QDialog.DialogCode.Rejected and applied == []
+    assert settings.style().lines != 8
+
+
+async def test_reading_and_testing_a_stored_key_keeps_it_out_of_debug_logs(dialog, memory_keyring, caplog):
+    caplog.set_level(logging.DEBUG)  # qasync's executor logs each call's arguments and result at DEBUG
+    memory_keyring.store[("captioner", "audiopod")] = SECRET
+    await dialog.load_key_states()
+    assert dialog.key_edits["audiopod"].placeholderText() == "stored — type a new key to replace it"
+    dialog.endpoint_for = lambda _pid: "ws://127.0.0.1:9/"  # nothing listens: the test fails fast, offline
+    await dialog.test_key("audiopod")
+    assert dialog.key_status["audiopod"].text().startswith("? Could not reach AudioPod")
+    assert SECRET not in caplog.text
+
+
+async def test_without_typed_keys_save_is_immediate(dialog, settings):
+    dialog.lines_spin.setValue(4)
+    dialog.save()
+    assert not dialog.isVisible() and settings.style().lines == 4
+
+
 # --------------------------------------------------------------- hotkeys
 async def test_escape_in_a_hotkey_field_cancels_the_dialog_and_is_not_recorded(dialog, settings):
     dialog.tabs.setCurrentIndex(2)
