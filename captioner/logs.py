@@ -38,6 +38,9 @@ def setup_logging(verbose: bool = False) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.WARNING)
     logging.getLogger("websockets").setLevel(logging.INFO if verbose else logging.WARNING)
+    # qasync logs every worker-thread call's arguments and result at DEBUG:
+    # a key being stored, a login's token. Never below INFO.
+    logging.getLogger("qasync").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 def add_secret(secret: str | None) -> None:
