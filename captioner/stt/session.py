@@ -200,7 +200,7 @@ class StreamSession(SessionCore):
         self._trim_at = 0  # stream position at which _append next looks for audio to forget
         self._final_end = 0  # stream position up to which finals cover the audio
         self._sent_high = 0  # the furthest stream position ever sent
-        self._space = asyncio.Event()  # set when sending frees backlog room
+        self._space = asyncio.Event()  # set when sending or a final frees room for a file to read on
         self._source_done = False
         self._source_error: BaseException | None = None
         self._data = asyncio.Event()
@@ -228,6 +228,7 @@ class StreamSession(SessionCore):
         self._stopping = True
         self._source_done = True
         self._data.set()
+        self._space.set()  # a file waiting for room ends now
 
     def _append(self, pcm: bytes) -> None:
         samples = len(pcm) // 2
@@ -279,6 +280,7 @@ class StreamSession(SessionCore):
         if lost_to > start:
             gap = Gap(self.session_time(start), self.session_time(lost_to), "replay buffer exceeded; audio lost")
             self._final_end = lost_to
+            self._space.set()
         return lost_to, gap
 
     async def _read_source(self, blocks: AsyncIterator[bytes], live: bool) -> None:
@@ -286,9 +288,10 @@ class StreamSession(SessionCore):
             async for pcm in blocks:
                 if self._stopping:
                     break
-                while not live and self._backlog() + len(pcm) // 2 > self._backlog_cap:
-                    self._space.clear()  # a file waits for the network instead of dropping
-                    await self._space.wait()
+                if not live:
+                    await self._file_room(len(pcm) // 2)
+                    if self._stopping:
+                        break
                 self._append(pcm)
         except asyncio.CancelledError:
             raise
@@ -298,6 +301,41 @@ class StreamSession(SessionCore):
             self._source_done = True
             self._data.set()
 
+    async def _file_room(self, samples: int) -> None:
+        """A file waits, where a live source would drop audio or outrun replay.
+
+        1. For the network: no more than the read-ahead unsent.
+        2. For finals: no further than half the replay window past the last
+           final, so that a reconnect can replay everything not yet final (a
+           file read unpaced can be minutes ahead of a provider's answers).
+           Past that it reads on when a final moves, or when the provider has
+           had all the audio read so far and one block's length passes with no
+           final: it may need more to finish an utterance (a long one, silence,
+           a provider that finalizes only at the end). Then the file goes at
+           real time, as a live source would, and the other half of the window
+           is what a reconnect can still replay of it. It never deadlocks: the
+           wait for the sender ends with the connection (retries are bounded),
+           the other with time; the sender is waited for only while it has a
+           frame to send."""
+        cap = self._backlog_cap
+        ahead_cap = self._replay_window() // 2
+        while not self._stopping:
+            backlog = self._backlog()
+            # The sender goes on by itself with a frame or more to send; with
+            # less, it waits for this very block.
+            sending = backlog >= self._frame_samples
+            full = sending and backlog + samples > cap
+            if not full and self._stream_end + samples - self._final_end <= ahead_cap:
+                return
+            self._space.clear()
+            if sending:  # wait for the sender (or a final)
+                await self._space.wait()
+                continue
+            try:  # the provider has all there is to send, and no final covers it
+                await asyncio.wait_for(self._space.wait(), samples / self.sample_rate)
+            except asyncio.TimeoutError:
+                return
+
     # ----------------------------------------------------------------- run
     async def run(self, blocks: AsyncIterator[bytes], live: bool = True) -> None:
         """Stream `blocks` to completion. Raises `ProviderFailure` on a fatal
@@ -305,7 +343,8 @@ class StreamSession(SessionCore):
 
         `live` sources (a device) cannot wait: when the network lags past the
         backlog bound their audio is dropped and reported as a gap. Other
-        sources (a file) are paused instead."""
+        sources (a file) are paused instead: for the network and for finals
+        (see `_file_room`)."""
         reader = asyncio.ensure_future(self._read_source(blocks, live))
         try:
             await self._run_connections()
@@ -677,7 +716,10 @@ class StreamSession(SessionCore):
                 margin = conn.protocol.untimed_margin
                 margin = self.config.untimed_margin if margin is None else margin
                 end_pos = min(end_pos, conn.origin + conn.sent - int(margin * rate))
-            self._final_end = max(self._final_end, min(end_pos, conn.origin + conn.sent))
+            covered = min(end_pos, conn.origin + conn.sent)
+            if covered > self._final_end:
+                self._final_end = covered
+                self._space.set()  # a file held back for finals may read on
             event = event.shifted(self._offset(conn, event.start))
             self.provider_time = max(self.provider_time, event.end)
             self._note_latency(event.end, conn)

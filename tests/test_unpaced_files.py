@@ -1,0 +1,120 @@
+"""A file sent as fast as it can be read (`transcribe --speed 0`).
+
+A file can be read far faster than a provider answers. Two things must then
+still hold: times are on the audio's own clock (VoiceRun's are estimated from
+when replies arrive, so its audio goes no faster than real time), and a
+dropped connection loses nothing (a file never runs further ahead of the
+finals than a reconnect can replay). Neither rule may stall a file whose
+provider gives no final for a long time, nor touch a live source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+
+import pytest
+
+from captioner.audio.sources import WavFileSource
+from captioner.captioning import CaptionJob, caption_source, make_session
+from captioner.stt.events import Gap
+from captioner.stt.session import RetryPolicy, SessionConfig
+from tests.fakes.audiopod import FakeAudioPod
+from tests.fakes.base import Fault
+from tests.fakes.inworld import FakeInworld
+from tests.fakes.smallest import FakeSmallest
+from tests.fakes.tones import VOCAB, synthesize, write_wav
+from tests.fakes.uglabs import FakeUgLabs
+from tests.fakes.voicerun import FakeVoiceRun
+from tests.helpers import EventLog, assert_times_match
+
+FAST = RetryPolicy(first_delay=0.01, base_delay=0.02, max_delay=0.05)
+FAKES = {"audiopod": FakeAudioPod, "smallest": FakeSmallest, "inworld": FakeInworld, "uglabs": FakeUgLabs}
+
+
+def _key(fake) -> str:
+    return getattr(fake, "key", None) or fake.api_key
+
+
+async def transcribe(provider: str, fake, wav, config: SessionConfig | None = None, live: bool = False, speed: float = 0):
+    session = make_session(CaptionJob(provider, {}, fake.url), _key(fake), config or SessionConfig(fake.url), FAST)
+    log = EventLog()
+    await caption_source(WavFileSource(wav, speed=speed), session, [log], live=live, provider=provider)
+    return log, session
+
+
+def gaps(log: EventLog) -> list[Gap]:
+    return [e for e in log.events if isinstance(e, Gap)]
+
+
+# ------------------------------------------ replay window (every provider)
+def long_script(utterances: int, seed: int = 7) -> list[list[str]]:
+    rng = random.Random(seed)
+    return [[rng.choice(VOCAB) for _ in range(rng.randint(2, 4))] for _ in range(utterances)]
+
+
+@pytest.fixture
+def long_wav(tmp_path):
+    """~37 s of speech in 20 utterances, at 16 kHz mono."""
+    audio, spoken = synthesize(long_script(20), rate=16000)
+    return write_wav(tmp_path / "long.wav", audio, 16000), spoken
+
+
+@pytest.mark.parametrize("provider", list(FAKES))
+async def test_unpaced_file_drop_replays_everything(provider, long_wav):
+    """A replay window of 8 s and a drop 22 s into a 37 s file: unpaced, the
+    file had been sent far beyond what the provider had finalized, further
+    than the window could replay (Smallest and Inworld lost 43-160 s of a
+    12-minute file). Now a file waits for finals: nothing is lost."""
+    wav, spoken = long_wav
+    async with FAKES[provider]() as fake:
+        fake.faults.append(Fault("drop", after_bytes=22 * 32000))
+        config = SessionConfig(fake.url, replay_seconds=8.0)
+        log, session = await transcribe(provider, fake, wav, config)
+    assert len(fake.records) >= 2 and session.stats.reconnects >= 1, "the fault did not happen"
+    assert not fake.violations
+    assert gaps(log) == []
+    said = [w for w, _, _ in spoken.words]
+    assert " ".join(f.text for f in log.finals).split() == said
+    if provider != "uglabs":  # UG Labs gives page times, not word times
+        assert_times_match(log.finals, spoken)
+
+
+async def test_a_long_utterance_does_not_stall_a_file(tmp_path):
+    """No final for longer than half the replay window (one 8 s utterance,
+    a 2 s window): the provider needs more audio to finish it, so the file
+    goes on at real time (as a live source would) instead of waiting forever."""
+    words = [VOCAB[i % len(VOCAB)] for i in range(23)]  # 23 x 0.35 s: ~8 s with no pause
+    audio, spoken = synthesize([words, ["alpha", "bravo"]], rate=16000)
+    wav = write_wav(tmp_path / "long_utterance.wav", audio, 16000)
+    async with FakeAudioPod() as fake:
+        config = SessionConfig(fake.url, replay_seconds=2.0)
+        log, _ = await asyncio.wait_for(transcribe("audiopod", fake, wav, config), 20)
+    assert not fake.violations
+    assert_times_match(log.finals, spoken)
+
+
+async def test_long_silence_does_not_stall_a_file(tmp_path):
+    """12 s of silence gives no final at all; the file still finishes."""
+    audio, spoken = synthesize([["alpha", "bravo"], ["charlie"]], rate=16000, tail_s=12.0)
+    wav = write_wav(tmp_path / "silence.wav", audio, 16000)
+    async with FakeSmallest() as fake:
+        config = SessionConfig(fake.url, replay_seconds=20.0)
+        log, _ = await asyncio.wait_for(transcribe("smallest", fake, wav, config), 20)
+    assert not fake.violations
+    assert_times_match(log.finals, spoken)
+    assert len(fake.records[0].audio) / 32000 == pytest.approx(WavFileSource(wav).duration, abs=0.01)
+
+
+# --------------------------------------------------- what does not change
+async def test_a_live_source_is_never_paced_or_held(tone_wav):
+    """A device is real time by itself: the session adds no pace and no wait
+    (here a source that delivers instantly, to show it)."""
+    wav, _ = tone_wav
+    async with FakeVoiceRun() as fake:
+        began = time.monotonic()
+        await transcribe("voicerun", fake, wav, live=True)
+        took = time.monotonic() - began
+    assert took < 2.0  # a 5.5 s file, not paced to real time
+    assert abs(len(fake.records[0].audio) / 32000 - WavFileSource(wav).duration) < 0.02
