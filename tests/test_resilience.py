@@ -53,7 +53,8 @@ async def test_the_exact_transcript_survives(provider, fault_name, tone_wav):
     wav, spoken = tone_wav
     async with fake_cls() as fake:
         fake.faults.append(FAULTS[fault_name](error_payload))
-        config = SessionConfig(fake.url, watchdog_seconds=0.6)
+        # estimate_pace: VoiceRun's files go at 4x too (the fake answers at once; the default is 1x)
+        config = SessionConfig(fake.url, watchdog_seconds=0.6, estimate_pace=4)
         session = make_session(CaptionJob(provider, {}, fake.url), _key(fake), config, FAST)
         log = EventLog()
         # paced, so a silent server is noticed while audio still flows and the

@@ -18,7 +18,7 @@ import pytest
 
 from captioner.audio.sources import WavFileSource
 from captioner.captioning import CaptionJob, caption_source, make_session
-from captioner.stt.events import Gap
+from captioner.stt.events import Final, Gap
 from captioner.stt.session import RetryPolicy, SessionConfig
 from tests.fakes.audiopod import FakeAudioPod
 from tests.fakes.base import Fault
@@ -46,6 +46,50 @@ async def transcribe(provider: str, fake, wav, config: SessionConfig | None = No
 
 def gaps(log: EventLog) -> list[Gap]:
     return [e for e in log.events if isinstance(e, Gap)]
+
+
+def assert_estimates_hold(finals: list[Final], spoken, tolerance: float = 0.6) -> None:
+    """VoiceRun's untimed finals: one per utterance, each near its speech."""
+    assert [f.text for f in finals] == [" ".join(w for w, _, _ in u) for u in spoken.utterances]
+    for final, utterance in zip(finals, spoken.utterances):
+        assert not final.timed
+        assert abs(final.start - utterance[0][1]) <= tolerance, (final, utterance)
+        assert abs(final.end - utterance[-1][2]) <= tolerance, (final, utterance)
+
+
+# ------------------------------------------------- estimated times (VoiceRun)
+async def test_voicerun_file_sent_unpaced_keeps_true_times(tone_wav):
+    """Unpaced, the whole file went out before the first reply, and every
+    final was placed near the end of the file (17 of 28 cues stacked at the
+    end of a 60 s file). Now it goes at VoiceRun's pace: real time."""
+    wav, spoken = tone_wav
+    began = time.monotonic()
+    async with FakeVoiceRun() as fake:
+        log, session = await transcribe("voicerun", fake, wav)
+    took = time.monotonic() - began
+    assert fake.violations == []
+    assert_estimates_hold(log.finals, spoken)
+    duration = WavFileSource(wav).duration
+    assert took >= duration * 0.9  # paced at 1x...
+    assert abs(len(fake.records[0].audio) / 32000 - duration) < 0.02  # ...and all of it sent, once
+    assert session.stats.reconnects == 0
+
+
+async def test_voicerun_unpaced_drop_loses_no_word(tone_wav):
+    """A drop in the second utterance: the estimated end of the first final
+    was where the unpaced sender stood (the end of the file), so the replay
+    started there and the rest was lost with no gap and no warning."""
+    wav, spoken = tone_wav
+    async with FakeVoiceRun() as fake:
+        fake.faults.append(Fault("drop", after_bytes=80000))  # 2.5 s: inside "delta echo"
+        log, session = await transcribe("voicerun", fake, wav)
+    assert len(fake.records) == 2 and session.stats.reconnects == 1
+    assert fake.violations == []
+    assert gaps(log) == []
+    assert_estimates_hold(log.finals, spoken)  # the replay is paced too: its times hold
+    # the second connection replayed from near the first final's end (1.45 s),
+    # before the second utterance (2.25 s), not from where the sender stood
+    assert len(fake.records[1].audio) / 32000 > WavFileSource(wav).duration - 2.2
 
 
 # ------------------------------------------ replay window (every provider)
@@ -118,3 +162,18 @@ async def test_a_live_source_is_never_paced_or_held(tone_wav):
         took = time.monotonic() - began
     assert took < 2.0  # a 5.5 s file, not paced to real time
     assert abs(len(fake.records[0].audio) / 32000 - WavFileSource(wav).duration) < 0.02
+
+
+async def test_stopping_a_paced_file_ends_soon(tone_wav):
+    """A paced file reads only 2 s ahead, so a stop (Ctrl-C) does not leave
+    the whole read-ahead to go out at real time."""
+    wav, _ = tone_wav
+    async with FakeVoiceRun() as fake:
+        session = make_session(CaptionJob("voicerun", {}, fake.url), fake.key, SessionConfig(fake.url), FAST)
+        asyncio.get_running_loop().call_later(1.0, session.stop)
+        began = time.monotonic()
+        await caption_source(WavFileSource(wav, speed=0), session, [], live=False, provider="voicerun")
+        took = time.monotonic() - began
+    sent = len(fake.records[0].audio) / 32000
+    assert 0.8 < sent < 3.5 and took < 4.0
+    assert fake.records[0].messages[-1] == {"type": "session.close"}

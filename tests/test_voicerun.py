@@ -31,12 +31,16 @@ from tests.helpers import EventLog, assert_times_match
 FAST_RETRY = RetryPolicy(first_delay=0.01, base_delay=0.02, max_delay=0.05)
 ROOT = Path(__file__).resolve().parent.parent
 # Untimed finals are placed by the sample clock, which only means something
-# while audio is paced; 4x real time keeps the tests short.
+# while audio is paced; 4x real time keeps the tests short. (The session sends
+# a file to VoiceRun at 1x at most, for a real network's reply delay; the fake
+# answers in microseconds, so these tests let it go at 4x: see
+# tests/test_unpaced_files.py for the real pace.)
 PACED = 4.0
 
 
 async def run(fake: FakeVoiceRun, wav, key: str | None = None, options=None, config=None, speed: float = PACED):
     job = CaptionJob("voicerun", options or {}, fake.url)
+    config = config or SessionConfig(fake.url, estimate_pace=PACED)
     session = make_session(job, key or fake.key, config, FAST_RETRY)
     log = EventLog()
     transcript = await caption_source(WavFileSource(wav, speed=speed), session, [log], live=False, provider="voicerun")

@@ -80,6 +80,12 @@ class WireProtocol(abc.ABC):
     #: provider's open utterance (e.g. a page in flight plus the next one); the
     #: session keeps that much more for replay so a reconnect loses nothing.
     replay_extra_seconds: float = 0.0
+    #: None: the times in this protocol's events are the provider's own. A
+    #: number: they are estimates made from when its replies arrive (the
+    #: sample clock at `decode`), late by the reply delay times the rate the
+    #: audio goes at, so the session sends a file (and its replay) no faster
+    #: than this many times real time. A live source is real time already.
+    estimate_pace: float | None = None
     #: The largest server message accepted.
     max_message_bytes: int = 4 * 1024 * 1024
     #: Names of query parameters that carry secrets (redacted in displays).

@@ -78,6 +78,12 @@ class SessionConfig:
     open_timeout: float = 10.0
     drain_timeout: float = 30.0  # after end-of-stream, the longest wait for "done"
     untimed_margin: float = 1.5  # replay margin kept behind finals that carry no times
+    # The fastest a file goes (x real time) to a protocol whose times are
+    # estimates, instead of its own `estimate_pace`; 0: unpaced (times wrong:
+    # a benchmark of the client's own cost). Others are never paced.
+    estimate_pace: float | None = None
+    pace_burst: float = 0.1  # a paced file goes in bursts this long (s of audio), as a device's blocks do
+    file_read_ahead_paced: float = 2.0  # a paced file's read-ahead: a stop ends within it
 
 
 @dataclass(slots=True)
@@ -128,6 +134,7 @@ class _Connection:
     opened_at: float | None = None
     last_frame_at: float = 0.0
     sent_at_last_frame: int = 0
+    next_send: float = 0.0  # loop time the next frame of a paced file may go
     recv_timeout: Any = None  # the receive loop's asyncio.timeout() (3.11+), ended only during a wait
     waiting: bool = False  # a recv() is pending: only then may the timeout fire
     recv_cut_by_sender: bool = False  # the wait began while sending: the sender's end cuts it short
@@ -194,6 +201,11 @@ class StreamSession(SessionCore):
         self._frame_samples = max(1, probe.sample_rate * probe.frame_ms // 1000)
         self._max_frame_samples = max(self._frame_samples, probe.sample_rate * (probe.max_frame_ms or 0) // 1000)
         self._replay_extra = max(0.0, probe.replay_extra_seconds)
+        pace = probe.estimate_pace  # only a protocol whose times are estimates is paced
+        if pace is not None and config.estimate_pace is not None:
+            pace = config.estimate_pace
+        self._estimate_pace = pace if pace and pace > 0 else None
+        self._pace = 0.0  # samples a second a file may be sent at (run() sets it); 0: unpaced
         self.stats = SessionStats()
         # Audio by stream position, from `_buf.start` to `_stream_end` (== `_buf.end`).
         self._buf = PcmBuffer()
@@ -318,6 +330,8 @@ class StreamSession(SessionCore):
            the other with time; the sender is waited for only while it has a
            frame to send."""
         cap = self._backlog_cap
+        if self._pace:
+            cap = min(cap, int(self.config.file_read_ahead_paced * self.sample_rate))
         ahead_cap = self._replay_window() // 2
         while not self._stopping:
             backlog = self._backlog()
@@ -328,6 +342,9 @@ class StreamSession(SessionCore):
             if not full and self._stream_end + samples - self._final_end <= ahead_cap:
                 return
             self._space.clear()
+            if full and self._pace:  # a paced sender frees room at its pace: no wake-up per frame
+                await asyncio.sleep((backlog + samples - cap) / self._pace)
+                continue
             if sending:  # wait for the sender (or a final)
                 await self._space.wait()
                 continue
@@ -343,8 +360,10 @@ class StreamSession(SessionCore):
 
         `live` sources (a device) cannot wait: when the network lags past the
         backlog bound their audio is dropped and reported as a gap. Other
-        sources (a file) are paused instead: for the network and for finals
-        (see `_file_room`)."""
+        sources (a file) are paused instead: for the network, for finals
+        (see `_file_room`), and for a protocol whose times are estimates, to
+        its `estimate_pace`."""
+        self._pace = 0.0 if live or self._estimate_pace is None else self._estimate_pace * self.sample_rate
         reader = asyncio.ensure_future(self._read_source(blocks, live))
         try:
             await self._run_connections()
@@ -536,6 +555,9 @@ class StreamSession(SessionCore):
         await asyncio.wait_for(conn.ready.wait(), self.config.open_timeout)
         frame = self._frame_samples
         proto = conn.protocol
+        pace = self._pace
+        burst = self.config.pace_burst
+        loop = asyncio.get_running_loop()
         while True:
             pos = conn.origin + conn.sent
             available = self._stream_end - pos
@@ -548,9 +570,22 @@ class StreamSession(SessionCore):
                     conn.awaiting_credit = False
                 continue
             if available >= frame or (self._source_done and available > 0):
-                # Live audio goes frame by frame; audio that is already late
-                # (backlog) goes in the largest frames the protocol allows.
-                n = min(available, self._max_frame_samples) if available >= 2 * frame else min(frame, available)
+                if pace:
+                    # A file to a protocol whose times are estimates goes at its
+                    # pace, its replay too: frame by frame, a burst of frames a
+                    # wake-up (never more than `burst` ahead of the clock, as a
+                    # device's blocks), and a late burst never lets the next
+                    # one catch up by more than a burst.
+                    n = min(frame, available)
+                    now = loop.time()
+                    if conn.next_send > now + burst:
+                        await asyncio.sleep(conn.next_send - now)
+                        continue
+                    conn.next_send = max(conn.next_send, now - burst) + n / pace
+                else:
+                    # Live audio goes frame by frame; audio that is already late
+                    # (backlog) goes in the largest frames the protocol allows.
+                    n = min(available, self._max_frame_samples) if available >= 2 * frame else min(frame, available)
                 pcm = self._buf.read(pos, n)
                 for message in proto.encode_audio(pcm):
                     await self._send(ws, message)

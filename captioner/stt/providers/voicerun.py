@@ -72,12 +72,19 @@ class VoiceRunProtocol(WireProtocol):
     minus the engine's endpointing silence (the engine only ends an utterance
     after that much silence). Such finals are `timed=False`; the replay margin
     after them is that same endpointing silence. Estimates run late by the
-    network delay and only hold when audio is paced in real time. Should a
+    network delay and only hold when audio is paced in real time, which is why
+    the protocol declares `estimate_pace` (the session paces files). Should a
     `completed` event carry word or segment times, they are used instead.
     """
 
     sample_rate = 16000
     frame_ms = 40
+    #: Real time, no faster: a final is placed where the clock stood when its
+    #: reply arrived, so at k x real time it lands k reply delays late (a
+    #: 300 ms round trip at 4x: 1.2 s). At 1x the error is one reply delay,
+    #: as when captioning live, and an estimated end never runs ahead of the
+    #: audio the engine has heard by more than that.
+    estimate_pace = 1.0
 
     def __init__(self, options: VoiceRunOptions, key: str) -> None:
         self.options = options
