@@ -285,6 +285,14 @@ class SettingsDialog(QDialog):
         )
         intro.setWordWrap(True)
         v.addWidget(intro)
+        # Why no key can be stored, said once for all providers.
+        self.keyring_banner = QLabel()
+        self.keyring_banner.setWordWrap(True)
+        self.keyring_banner.setTextFormat(Qt.TextFormat.PlainText)
+        self.keyring_banner.setAccessibleName("Keyring status")
+        self.keyring_banner.setStyleSheet("color: #8a1c1c;")
+        self.keyring_banner.hide()
+        v.addWidget(self.keyring_banner)
         grid = QGridLayout()
         for row, p in enumerate(self.providers.values()):
             name = QLabel(p.name)
@@ -301,6 +309,7 @@ class SettingsDialog(QDialog):
             test.setAccessibleName(f"Test the {p.name} key with the provider")
             status = QLabel("")
             status.setWordWrap(True)
+            status.setTextFormat(Qt.TextFormat.PlainText)  # "<PROVIDER>" in a message is not a tag
             status.setAccessibleName(f"{p.name} key status")
             edit.textEdited.connect(lambda _t: self._key_typed())
             save.clicked.connect(lambda _=False, pid=p.id: self.spawn(self.save_key(pid)))
@@ -326,7 +335,9 @@ class SettingsDialog(QDialog):
                 stored = await _off_loop(lambda pid=pid: keys.get_key(pid) is not None)
                 source = await asyncio.to_thread(keys.key_source, pid) if stored else None
             except keys.KeyStoreError as exc:
-                self._key_state(pid, f"The keyring is not available: {exc}")
+                self.keyring_banner.setText(f"No key can be stored: {exc}")
+                self.keyring_banner.show()
+                self._key_state(pid, f"Keyring unavailable: the key can come from the environment variable {keys.env_var(pid)}")
                 self.key_edits[pid].setPlaceholderText("keyring unavailable")
                 continue
             if source == "environment":

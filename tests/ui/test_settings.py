@@ -10,7 +10,7 @@ from pathlib import Path
 import keyring
 import pytest
 from keyring.backends.fail import Keyring as FailKeyring
-from PySide6.QtCore import QRect
+from PySide6.QtCore import QRect, Qt
 from PySide6.QtGui import QKeySequence
 
 from captioner import keys
@@ -106,7 +106,12 @@ async def test_keyring_unavailable_is_said_in_words(qtbot, settings):
     keyring.set_keyring(FailKeyring())
     d = make_dialog(qtbot, settings)
     await d.load_key_states()
-    assert d.key_status["audiopod"].text().startswith("The keyring is not available: the OS keyring is not available")
+    # said once, above the keys, and each row says which variable can supply its key instead
+    assert d.keyring_banner.isVisibleTo(d) and d.keyring_banner.text().startswith("No key can be stored: the OS keyring is not available")
+    assert d.key_status["audiopod"].text() == (
+        "Keyring unavailable: the key can come from the environment variable CAPTIONER_AUDIOPOD_KEY")
+    assert d.key_status["audiopod"].textFormat() == Qt.TextFormat.PlainText  # an "<X>" in a message is shown, not parsed
+    assert "not available" not in d.key_status["voicerun"].text()
     d.key_edits["audiopod"].setText(SECRET)
     assert not await d.save_key("audiopod")
     assert d.key_status["audiopod"].text().startswith("Not saved: the OS keyring is not available")
