@@ -876,6 +876,8 @@ class ControlWindow(QMainWindow):
         text, color = STATE_TEXT.get(state, (state.capitalize(), "#4b5563"))
         if state == "error" and detail:
             text = f"Error: {detail}"
+            if "KEY_REJECTED" in detail:  # say where the fix is
+                text += " — replace the key in Settings → API keys"
         elif state == "reconnecting" and detail:
             text = f"Reconnecting… ({detail})"
         self.status_label.setText(text)

@@ -152,7 +152,8 @@ async def test_refused_key_is_shown_in_words_without_the_key(qtbot, settings, to
         await capp.window.start()
         await finish(capp)
     text = capp.window.status_label.text()
-    assert text.startswith("Error: AudioPod: the provider rejected the API key") and text.endswith("(KEY_REJECTED)")
+    assert text.startswith("Error: AudioPod: the provider rejected the API key")
+    assert text.endswith("(KEY_REJECTED) — replace the key in Settings → API keys")
     assert "ap_wrong_key_zzzz" not in text
     assert capp.overlay.status_text()[1] == "error"
     assert "rejected the API key" in capp.overlay.status_text()[0]
