@@ -3,27 +3,34 @@
 A journal is JSON lines: a header (provider, source, language and options
 when known), one line per final (or gap), a `summary` line with what is known
 at the end (seconds of audio taken in, how the session ended), and an `end`
-line when the session finished cleanly. A crash or power loss therefore
-loses at most the live partial; a journal without an `end` line is an
-unfinished session the app offers to recover.
+line when the session ended under control (completed, stopped, or failed
+with an error). A crash or power loss therefore loses at most the live
+partial; a journal without an `end` line is a session a crash cut off, which
+the app offers to recover. A session that failed before any caption leaves
+no journal at all.
 
-Writes happen on a dedicated thread (write, flush, fsync), so a slow or full
-disk never blocks the event loop; a write failure is kept in `error` for the
-UI to show while the in-memory transcript keeps everything.
+Writes happen on a dedicated thread (write, fsync), so a slow or full disk
+never blocks the event loop. A line that cannot be written (disk full, I/O
+error) waits in memory (up to MAX_PENDING_BYTES) and is written, in order,
+as soon as writing works again: on the next line or after RETRY_SECONDS.
+`error` is the current problem; `watch()` reports each change (failing,
+writing again) so the UI can tell the user at once.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import logging
 import os
 import queue
 import re
 import threading
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from captioner.stt.events import CaptionEvent, Final, Gap
 from captioner.transcript.journal_lock import SessionInUse, claim, hold, in_use
@@ -60,16 +67,42 @@ def _now() -> str:
 _STOP = object()
 
 
+@dataclass(frozen=True)
+class JournalStatus:
+    """A change in whether the journal reaches the disk (for `watch`)."""
+
+    error: OSError | None  # None: every line is on disk (again)
+    pending: int  # lines waiting in memory for the disk
+    dropped: int  # captions not kept because the memory bound was reached
+    written: int = 0  # lines written when writing worked again (error None)
+
+
 class SessionJournal:
     """Appends a session's finals to a JSONL file; call it with each event."""
+
+    MAX_PENDING_BYTES = 8 * 1024 * 1024  # ~8 hours of worded finals waiting for the disk
+    RETRY_SECONDS = 2.0  # how often a failing disk is tried again when no line comes
 
     def __init__(self, path: Path, header: dict[str, Any]) -> None:
         self.path = path
         self.error: OSError | None = None
+        self.finals = 0  # captions received (written or waiting)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._pending: deque[bytes] = deque()  # encoded lines; the writer thread's only
+        self._pending_bytes = 0
+        self._head_done = 0  # bytes of _pending[0] already written (a short write)
+        self._unsynced = False
+        self._hole: list[Any] | None = None  # [count, start, end] of captions not kept
+        self._dropped = 0
+        self._last_error: OSError | None = None
+        self._lock = threading.Lock()
+        self._watcher: Callable[[JournalStatus], None] | None = None
+        self._remove = False
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         hold(fd)  # until the writer closes the file (or the process dies)
-        self._file = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
+        # Unbuffered: a short or failed write is known exactly, so it is
+        # finished later instead of leaving half a line or writing one twice.
+        self._file: Any = os.fdopen(fd, "wb", buffering=0)
         self._queue.put(header)
         self._thread = threading.Thread(target=self._writer, name="captioner-journal", daemon=True)
         self._thread.start()
@@ -107,51 +140,166 @@ class SessionJournal:
         if isinstance(event, Final):
             segment = Segment.from_final(event)
             if segment.text:
+                self.finals += 1
                 self._queue.put({"type": "final", **segment.to_dict()})
         elif isinstance(event, Gap):
             self._queue.put({"type": "gap", **Segment.from_gap(event).to_dict()})
 
+    def watch(self, callback: Callable[[JournalStatus], None] | None) -> None:
+        """Call `callback` (from the writer thread) when writing starts
+        failing and when it works again; at once if it is failing now."""
+        with self._lock:
+            self._watcher = callback
+            now = self.error
+            status = JournalStatus(now, len(self._pending), self._dropped) if now is not None else None
+        if callback is not None and status is not None:
+            callback(status)
+
     def close(
         self, finished: bool = True, *, audio_duration: float | None = None, outcome: str = "", error: str = ""
     ) -> None:
-        """Finish the journal; `finished=False` leaves it marked unfinished.
-        What is known about the end (seconds of audio taken in, how the
-        session ended: model.OUTCOMES) is kept for `sessions` and exports."""
+        """Finish the journal. A known `outcome` (model.OUTCOMES) means the
+        session ended under control, so the journal is closed even when
+        `finished` is False; only `finished=False` without an outcome leaves
+        it unfinished, as a crash would. A failed session without a single
+        caption leaves no journal. What is known about the end (seconds of
+        audio taken in, how it ended) is kept for `sessions` and exports."""
         if self._closed:
             return
         self._closed = True
-        summary: dict[str, Any] = {}
-        if audio_duration is not None:
-            summary["audio_duration"] = round(audio_duration, 3)
-        if outcome:
-            summary["outcome"] = outcome
-        if error:
-            summary["error"] = error
-        if summary:
-            self._queue.put({"type": "summary", **summary})
-        if finished:
-            self._queue.put({"type": "end", "ended_at": _now()})
+        if outcome == "failed" and self.finals == 0:
+            self._remove = True  # refused at once (a wrong key…): nothing to keep or recover
+        else:
+            summary: dict[str, Any] = {}
+            if audio_duration is not None:
+                summary["audio_duration"] = round(audio_duration, 3)
+            if outcome:
+                summary["outcome"] = outcome
+            if error:
+                summary["error"] = error
+            if summary:
+                self._queue.put({"type": "summary", **summary})
+            if finished or outcome:
+                self._queue.put({"type": "end", "ended_at": _now()})
         self._queue.put(_STOP)
         self._thread.join(timeout=10)
+        with self._lock:
+            if self.error is None and self._dropped and not self._remove:
+                self.error = self._last_error  # the file misses the captions that were not kept
 
+    # ------------------------------------------------------ writer thread
     def _writer(self) -> None:
         while True:
-            item = self._queue.get()
+            try:
+                wait = self.RETRY_SECONDS if (self._pending or self._unsynced or self._hole) else None
+                item = self._queue.get(timeout=wait)
+            except queue.Empty:
+                self._drain()  # the disk may have room again
+                continue
             if item is _STOP:
                 break
-            if self.error is not None:
-                continue
+            self._keep(item)
+            self._drain()
+        if self._remove:
             try:
-                self._file.write(json.dumps(item, ensure_ascii=False) + "\n")
-                self._file.flush()
-                os.fsync(self._file.fileno())
+                os.unlink(self.path)  # still locked: no other Captioner is looking at it
             except OSError as exc:
-                self.error = exc
-                log.error("cannot write the session journal %s: %s", self.path, exc.strerror or exc)
+                log.warning("cannot remove the empty journal %s: %s", self.path, exc.strerror or exc)
+            self._pending.clear()
+        else:
+            self._drain()  # a last try
+            if self._pending:
+                log.error("the session journal %s misses its last %d lines", self.path, len(self._pending))
         try:
             self._file.close()
         except OSError as exc:
-            self.error = self.error or exc
+            self._report(exc)
+
+    def _keep(self, item: dict[str, Any]) -> None:
+        data = (json.dumps(item, ensure_ascii=False) + "\n").encode("utf-8")
+        caption = item.get("type") in ("final", "gap")
+        if caption and self._pending and self._pending_bytes + len(data) > self.MAX_PENDING_BYTES:
+            # The disk has been failing for long: the in-memory transcript
+            # (exports) still has these; the journal marks where they are missing.
+            if self._hole is None:
+                self._hole = [0, item.get("start"), item.get("end")]
+            self._hole[0] += 1
+            self._hole[2] = item.get("end", self._hole[2])
+            self._dropped += 1
+            return
+        if self._hole is not None:
+            self._mark_hole()
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+
+    def _mark_hole(self) -> None:
+        """A gap line where captions could not be kept, so a recovered export shows it."""
+        count, start, end = self._hole or (0, None, None)
+        self._hole = None
+        reason = f"{count} caption(s) not saved: {_strerror(self._last_error)}"
+        try:
+            gap = Segment("[…]", float(start or 0.0), float(end or start or 0.0), gap=True, reason=reason).to_dict()
+        except (TypeError, ValueError):
+            gap = {"text": "[…]", "start": 0.0, "end": 0.0, "gap": True, "reason": reason}
+        data = (json.dumps({"type": "gap", **gap, "unsaved": count}, ensure_ascii=False) + "\n").encode("utf-8")
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+
+    def _drain(self) -> None:
+        """Write what waits, in order, then fsync; report any change."""
+        written = 0
+        try:
+            while self._pending or self._hole is not None:
+                if not self._pending:
+                    self._mark_hole()  # every kept line is out: now where the others are missing
+                line = self._pending[0]
+                view = memoryview(line)
+                while self._head_done < len(view):
+                    n = self._file.write(view[self._head_done:])
+                    if not n:
+                        raise OSError(errno.EIO, "the journal file took no bytes")
+                    self._head_done += n
+                self._pending.popleft()
+                self._pending_bytes -= len(line)
+                self._head_done = 0
+                self._unsynced = True
+                written += 1
+            if self._unsynced:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+                self._unsynced = False
+        except OSError as exc:
+            self._report(exc)
+            return
+        if self.error is not None:
+            self._report(None, written)
+
+    def _report(self, error: OSError | None, written: int = 0) -> None:
+        with self._lock:
+            was = self.error
+            self.error = error
+            if error is not None:
+                self._last_error = error
+            changed = (was is None) != (error is None)
+            status = JournalStatus(error, len(self._pending), self._dropped, written)
+            watcher = self._watcher
+        if not changed:
+            return
+        if error is not None:
+            log.error("cannot write the session journal %s: %s (kept in memory)", self.path, _strerror(error))
+        else:
+            log.warning("the session journal %s is written again (%d waiting lines saved)", self.path, written)
+        if watcher is not None:
+            try:
+                watcher(status)
+            except Exception:  # a broken watcher must not stop the journal
+                log.exception("journal watcher failed")
+
+
+def _strerror(exc: OSError | None) -> str:
+    if exc is None:
+        return "unknown error"
+    return exc.strerror or str(exc)
 
 
 @dataclass(frozen=True)
@@ -214,6 +362,8 @@ def load_journal(path: Path) -> tuple[Transcript, SessionInfo]:
                 pass
             transcript.outcome = str(item.get("outcome", ""))
             transcript.error = str(item.get("error", ""))
+            if transcript.outcome:
+                finished = True  # it ended under control (older versions wrote no `end` after a failure)
         elif kind == "end":
             finished = True
         elif kind == "title":

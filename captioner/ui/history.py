@@ -133,9 +133,11 @@ def export_session(path: Path, fmt: str, target: str, recover: bool) -> None:
 
 
 def unfinished_sessions(active: Path | None, before: _dt.datetime | None = None) -> list[Any]:
-    """Unfinished journals that no running session holds (this app's or
-    another Captioner's) and, with `before`, only those started earlier (this
-    run's own are never crashed ones), newest first."""
+    """Journals a crash cut off, to offer for recovery: unfinished, held by
+    no running session (this app's or another Captioner's), with at least one
+    caption (without one there is nothing to recover: a session refused at
+    once by an older version, say) and, with `before`, only those started
+    earlier (this run's own are never crashed ones), newest first."""
     from captioner.transcript.journal import list_sessions
 
     def earlier(info: Any) -> bool:
@@ -146,7 +148,7 @@ def unfinished_sessions(active: Path | None, before: _dt.datetime | None = None)
 
     return [
         i for i in list_sessions()
-        if not i.finished and not i.running and (active is None or i.path != active) and earlier(i)
+        if not i.finished and not i.running and i.segments > 0 and (active is None or i.path != active) and earlier(i)
     ]
 
 

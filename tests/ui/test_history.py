@@ -11,6 +11,7 @@ import pytest
 from PySide6.QtWidgets import QAbstractButton
 
 from captioner.app import CaptionerApp, build_parser
+from captioner.stt.events import Final
 from captioner.transcript.journal import SessionJournal, load_journal, sessions_dir
 from captioner.ui.controller import CaptionController
 from captioner.ui.history import HistoryWindow, RecoveryBar, started_text
@@ -237,9 +238,10 @@ async def test_this_runs_own_and_the_running_journal_are_never_offered(qtbot, da
     bar = RecoveryBar()
     qtbot.addWidget(bar)
     mine = SessionJournal.create("audiopod", "mic")  # started by this run
+    mine(Final("mine", 0.0, 1.0))
     mine.close(finished=False)
-    old = write_journal("20240301-000000-audiopod", OLD, [], False)
-    running = write_journal("20240302-000000-audiopod", NEWER, [], False)
+    old = write_journal("20240301-000000-audiopod", OLD, [("old", 0.0, 1.0)], False)
+    running = write_journal("20240302-000000-audiopod", NEWER, [("running", 0.0, 1.0)], False)
     bar.active_path = lambda: running
     assert [i.path for i in await bar.check()] == [old]
     assert not bar.isHidden() and "was not finished" in bar.label.text()
