@@ -105,6 +105,7 @@ class CaptionController(QObject):
         self.monitor_source: Any = None
         self._source: Any = None  # the input of the running session
         self._losses_shown = (0, 0)
+        self._stop_requested = False  # how the session ended, for its journal
 
     # --------------------------------------------------------------- state
     @property
@@ -209,12 +210,15 @@ class CaptionController(QObject):
             source.on_notice = self.notice.emit  # "the device stopped…", "capturing again from…"
         self._source = source
         self._losses_shown = (0, 0)
+        self._stop_requested = False
         self.journal = None
         if self.journal_factory is not None:
             try:
                 self.journal = await asyncio.to_thread(self.journal_factory, provider.id, self.source_name)
             except OSError as exc:
                 self.notice.emit(f"captions will not be saved to disk: {exc}")
+            else:
+                self._watch_journal(self.journal)
         from captioner.transcript.model import Transcript
 
         # Our own copy, fed by the same events, so exports work mid-session.
@@ -238,31 +242,75 @@ class CaptionController(QObject):
         listeners = [self.journal] if self.journal is not None else []
         live = not isinstance(source, WavFileSource)
         finished = False
+        error_code = ""
         try:
             async with source:
                 await caption_source(source, session, listeners, live=live, on_level=self._on_level, provider=self.provider_id)
             finished = True
         except ProviderFailure as exc:
             name = _provider_name(self.provider_id)
+            error_code = exc.error.code
             self._fail(f"{name}: {exc.error.message} ({exc.error.code})")
         except AudioSourceError as exc:
+            error_code = "AUDIO_ERROR"
             self._fail(str(exc))
         except Exception as exc:
             log.exception("captioning failed")
+            error_code = "INTERNAL_ERROR"
             self._fail(f"captioning stopped: {exc}")
         finally:
             self._lag_timer.stop()
             self._stopped_at = time.monotonic()
             journal, self.journal = self.journal, None
             if journal is not None:
-                await asyncio.shield(asyncio.to_thread(journal.close, finished))
+                # Every end the app sees is closed in the journal (a failed
+                # session too): only a crash leaves one to recover.
+                outcome = "failed" if error_code else "completed" if finished and not self._stop_requested else "stopped"
+                close = lambda: journal.close(  # noqa: E731
+                    finished, audio_duration=getattr(session, "audio_time", None), outcome=outcome, error=error_code
+                )
+                await asyncio.shield(asyncio.to_thread(close))
                 error = getattr(journal, "error", None)
                 if error is not None:
-                    self.notice.emit(f"the session journal could not be written: {error}")
+                    self.notice.emit(
+                        f"The saved session misses captions ({_strerror(error)}): "
+                        "export it now to keep every caption."
+                    )
             if self.state != "error":
                 self._set_state("idle", "")
             self.level.emit(-120.0)
             self.running_changed.emit(False)
+
+    # ---------------------------------------------------------- journal
+    def _watch_journal(self, journal: Any) -> None:
+        """Tell the user at once when captions stop reaching the disk, and
+        when they do again (the journal reports from its writer thread)."""
+        watch = getattr(journal, "watch", None)
+        if watch is None:
+            return
+        loop = asyncio.get_running_loop()
+
+        def report(status: Any) -> None:
+            try:
+                loop.call_soon_threadsafe(self._journal_status, status)
+            except RuntimeError:
+                pass  # the loop is closed: the app is quitting
+
+        watch(report)
+
+    def _journal_status(self, status: Any) -> None:
+        if status.error is not None:
+            self.notice.emit(
+                f"Captions are not being saved to disk: {_strerror(status.error)}. They are kept in memory "
+                "and saved as soon as writing works again; Export also has them all."
+            )
+            return
+        text = "Captions are being saved to disk again"
+        if status.written > 1:
+            text += f" ({status.written} lines that waited in memory are saved too)"
+        if status.dropped:
+            text += f"; {status.dropped} caption(s) could not wait in memory and are missing from the saved session: Export still has them"
+        self.notice.emit(text + ".")
 
     def make_source(self, device: str | None, mix_with: str | None = None) -> Any:
         """The source to caption (blocking: call it off the loop): `device`, or
@@ -383,6 +431,7 @@ class CaptionController(QObject):
     def stop(self) -> None:
         """Graceful: the provider finishes the words it has."""
         if self.session is not None and self.running:
+            self._stop_requested = True
             self.session.stop()
 
     async def wait(self) -> None:
@@ -418,6 +467,10 @@ class CaptionController(QObject):
         if transcript is None:
             raise LookupError("nothing to export yet: start captioning first")
         await asyncio.to_thread(export, transcript, fmt, path)
+
+
+def _strerror(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc)
 
 
 def _provider_name(provider_id: str) -> str:
