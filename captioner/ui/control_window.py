@@ -826,7 +826,8 @@ class ControlWindow(QMainWindow):
             self._timer.stop()
             self._tick()
             self.level_meter.setValue(0)
-        has_text = self.controller.live_transcript() is not None
+        transcript = self.controller.live_transcript()  # something to export: a caption, not only gaps
+        has_text = transcript is not None and any(not s.gap for s in transcript.segments)
         for b in self.export_buttons.values():
             b.setEnabled(has_text)
 

@@ -157,6 +157,7 @@ async def test_refused_key_is_shown_in_words_without_the_key(qtbot, settings, to
     assert "ap_wrong_key_zzzz" not in text
     assert capp.overlay.status_text()[1] == "error"
     assert "rejected the API key" in capp.overlay.status_text()[0]
+    assert not any(b.isEnabled() for b in capp.window.export_buttons.values())  # nothing to export
     await capp.shutdown()
 
 
