@@ -531,17 +531,21 @@ def _keys(args: argparse.Namespace) -> int:
 
     try:
         if args.keys_command == "list":
-            for pid in (p.id for p in PROVIDERS.values() if p.needs_key):
-                print(f"{pid}\t{keys.key_source(pid) or 'no key'}")
+            sources, unavailable = keys.key_sources([p.id for p in PROVIDERS.values() if p.needs_key])
+            for pid, source in sources.items():
+                shown = source or ("keyring unavailable" if unavailable is not None else "no key")
+                print(f"{pid}\t{shown}")
+            if unavailable is not None:  # "no key" would be a guess: say why it cannot tell
+                raise unavailable
             return EXIT_OK
         provider = get_provider(args.provider)
         if not provider.needs_key:
             raise CliError(f"{provider.name} runs on this computer and needs no key", EXIT_USAGE)
         if args.keys_command == "set":
-            if args.stdin or not sys.stdin.isatty():
-                key = sys.stdin.readline().strip()
-            else:
-                key = getpass.getpass(f"{provider.name} API key (input hidden): ").strip()
+            keys.check_keyring(provider.id)  # before the user types a key that could not be kept
+            key = _read_key(provider.name, args.stdin)
+            if not key:
+                raise CliError("no key entered; nothing stored", EXIT_USAGE)
             keys.set_key(provider.id, key)
             print(f"stored the {provider.name} key in the OS keyring")
             return EXIT_OK
@@ -556,3 +560,22 @@ def _keys(args: argparse.Namespace) -> int:
     except keys.KeyStoreError as exc:
         raise CliError(str(exc), EXIT_KEYRING) from None
     return EXIT_USAGE
+
+
+def _read_key(name: str, from_stdin: bool) -> str:
+    """The key typed at a hidden prompt, or the first line of stdin (a pipe,
+    or --stdin); "" when none came: end of input (Ctrl-D), an empty line, or
+    no stdin at all (`<&-`)."""
+    if sys.stdin is None:
+        return ""
+    if from_stdin or not sys.stdin.isatty():
+        return sys.stdin.readline().strip()
+    try:
+        return getpass.getpass(f"{name} API key (input hidden): ").strip()
+    except EOFError:  # Ctrl-D: getpass leaves the cursor after its prompt
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
+        return ""
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        raise CliError("interrupted; nothing stored", 128 + signal.SIGINT) from None

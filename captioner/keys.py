@@ -12,6 +12,7 @@ import asyncio
 import os
 
 import keyring
+from keyring.backends import null
 from keyring.errors import KeyringError, PasswordDeleteError
 
 SERVICE = "captioner"
@@ -33,7 +34,7 @@ def get_key(provider: str) -> str | None:
     try:
         stored = keyring.get_password(SERVICE, provider)
     except KeyringError as exc:
-        raise KeyStoreError(_explain(exc)) from None
+        raise KeyStoreError(_explain(exc, [provider])) from None
     return stored or None
 
 
@@ -47,6 +48,40 @@ def key_source(provider: str) -> str | None:
         return None
 
 
+def key_sources(providers: list[str]) -> tuple[dict[str, str | None], KeyStoreError | None]:
+    """Each provider's key_source, and, when the keyring could not be read,
+    the error naming the environment variables of every provider that has
+    no key there (their source is then None: unknown, not "no key")."""
+    sources: dict[str, str | None] = {}
+    unread: list[str] = []
+    failure: Exception | None = None
+    for provider in providers:
+        if os.environ.get(env_var(provider)):
+            sources[provider] = "environment"
+            continue
+        try:
+            sources[provider] = "keyring" if keyring.get_password(SERVICE, provider) else None
+        except KeyringError as exc:
+            sources[provider], failure = None, exc
+            unread.append(provider)
+    return sources, (KeyStoreError(_explain(failure, unread)) if failure is not None else None)
+
+
+def check_keyring(provider: str) -> None:
+    """Raise KeyStoreError when the keyring cannot hold `provider`'s key, so a
+    CLI says so before the user types a key in vain. One read of the entry
+    storing would replace (nothing is kept or shown); a keyring that needs
+    unlocking asks now rather than after the key was typed. The null backend
+    (PYTHON_KEYRING_BACKEND) accepts a key and drops it: refused too."""
+    backend = keyring.get_keyring()
+    if isinstance(backend, null.Keyring):
+        raise KeyStoreError(_explain(KeyringError("stores nothing"), [provider]))
+    try:
+        keyring.get_password(SERVICE, provider)
+    except KeyringError as exc:
+        raise KeyStoreError(_explain(exc, [provider])) from None
+
+
 def set_key(provider: str, key: str) -> None:
     key = key.strip()
     if not key:
@@ -54,7 +89,7 @@ def set_key(provider: str, key: str) -> None:
     try:
         keyring.set_password(SERVICE, provider, key)
     except KeyringError as exc:
-        raise KeyStoreError(_explain(exc)) from None
+        raise KeyStoreError(_explain(exc, [provider])) from None
 
 
 def delete_key(provider: str) -> bool:
@@ -64,16 +99,20 @@ def delete_key(provider: str) -> bool:
     except PasswordDeleteError:
         return False
     except KeyringError as exc:
-        raise KeyStoreError(_explain(exc)) from None
+        raise KeyStoreError(_explain(exc, [provider])) from None
     return True
 
 
-def _explain(exc: Exception) -> str:
+def _explain(exc: Exception, providers: list[str]) -> str:
     backend = type(keyring.get_keyring()).__module__
+    names = [env_var(p) for p in providers]
+    where = (
+        f"the environment variable {names[0]}" if len(names) == 1 else f"the environment variables {', '.join(names)}"
+    )
     return (
         f"the OS keyring is not available ({type(exc).__name__}, backend {backend}). "
         "Unlock or install a keyring (GNOME Keyring, KWallet, macOS Keychain, Windows Credential Manager), "
-        "or set the key in the environment variable CAPTIONER_<PROVIDER>_KEY"
+        f"or set the key{'' if len(names) == 1 else 's'} in {where}"
     )
 
 
