@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import logging
 import os
 import signal
 import sys
@@ -76,7 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("transcribe", help="caption a WAV file")
     t.add_argument("wav", help="a PCM WAV file (any rate, any channels, 16/24/32-bit or float)")
-    t.add_argument("--speed", type=float, default=1.0, help="pace at X times real time; 0 = as fast as possible")
+    t.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="pace at X times real time; 0 = as fast as possible. A provider whose times are estimates from when "
+        "its replies arrive (voicerun) gets the file at real time at most, and a note says so",
+    )
     _add_session_args(t)
 
     lst = sub.add_parser("listen", help="caption an input device until Ctrl-C or --duration")
@@ -218,6 +225,9 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, str, Any]:
     from captioner.stt.urls import EndpointError
 
     logs.setup_logging(args.verbose)
+    session_log = logging.getLogger("captioner.stt.session")
+    if _SHOWN_AS_WARNING not in session_log.filters:
+        session_log.addFilter(_SHOWN_AS_WARNING)
     if not args.provider:
         from captioner.stt.registry import default_provider_id
 
@@ -235,6 +245,18 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, str, Any]:
         raise CliError(f"no API key for {job.provider.name}: {exc}", EXIT_KEYRING) from None
     logs.add_secret(key)
     return make_session(job, key), provider.id, options
+
+
+class _ShownAsWarning(logging.Filter):
+    """Drops the session's log line for a bad frame: the frame also arrives
+    as a retryable ProviderError, which the printer shows as one `warning:`
+    line; both would say the same thing twice."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno == logging.WARNING and record.msg == "ignored a bad frame: %s")
+
+
+_SHOWN_AS_WARNING = _ShownAsWarning()
 
 
 def _printer(partials: bool) -> Any:
@@ -273,6 +295,8 @@ async def _caption(args: argparse.Namespace, source: Any, live: bool, banner: st
 
     rules = _cue_rules(args)
     session, provider_id, options = _prepare(args)
+    if not live:
+        _note_pace(provider_id, args.speed)
     language, option_values = _describe_options(options)
     code, message, error_code = EXIT_OK, "", ""
     transcript: Transcript | None = None
@@ -321,6 +345,8 @@ async def _caption(args: argparse.Namespace, source: Any, live: bool, banner: st
             transcript = getattr(exc, "transcript", None)
             code, message = EXIT_PROVIDER, f"{provider_id}: {exc.error.code}: {exc.error.message}"
             error_code = exc.error.code
+            if error_code == "KEY_REJECTED":
+                message += _key_fix(provider_id)
         except AudioSourceError as exc:
             transcript = getattr(exc, "transcript", None)
             code, message, error_code = EXIT_AUDIO, str(exc), "AUDIO_ERROR"
@@ -361,6 +387,36 @@ async def _caption(args: argparse.Namespace, source: Any, live: bool, banner: st
     if code == EXIT_OK and stopped_by is not None and stopped_by != signal.SIGINT:
         code = 128 + stopped_by
     return code
+
+
+def _key_fix(provider_id: str) -> str:
+    """Where to fix a refused key: the environment variable it came from (it
+    overrides the keyring, so a new stored key would change nothing), else
+    the keyring."""
+    from captioner import keys
+
+    var = keys.env_var(provider_id)
+    if os.environ.get(var):
+        return f"; the key comes from {var}: set a valid one there"
+    return f"; store a new key with `captioner keys set {provider_id}`"
+
+
+def _note_pace(provider_id: str, speed: float) -> None:
+    """One `note:` when the provider's protocol paces files (its times are
+    estimates) slower than --speed asked, so a slow run is not a surprise."""
+    from captioner.stt.registry import PROVIDERS
+
+    provider = PROVIDERS[provider_id]
+    pace = provider.protocol_class.estimate_pace if provider.kind == "cloud" else None
+    if pace is None or not (speed == 0 or speed > pace):
+        return
+    asked = "as fast as possible" if speed == 0 else f"{speed:g}×"
+    print(
+        f"note: the file goes to {provider.name} at {pace:g}× real time, not {asked}: "
+        "its caption times are estimated from when its replies arrive",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _describe_options(options: Any) -> tuple[str | None, dict[str, Any]]:

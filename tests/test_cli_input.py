@@ -1,8 +1,8 @@
 """The CLI where the user types or the keyring is missing: `keys set` at a
 real terminal (Ctrl-D, Ctrl-C, a closed stdin), `keys set`/`list` with no
-keyring, messages that name a key's environment variable (found by
-exploratory testing). Terminal and exit-code behaviour runs the CLI as a
-subprocess."""
+keyring, messages that name a key's environment variable, a refused key, a
+bad server frame, and a provider that paces files (found by exploratory
+testing). Terminal and exit-code behaviour runs the CLI as a subprocess."""
 
 from __future__ import annotations
 
@@ -19,6 +19,10 @@ from pathlib import Path
 import pytest
 
 from captioner import keys
+from tests.fakes.audiopod import FakeAudioPod
+from tests.fakes.base import Fault
+from tests.fakes.tones import synthesize, write_wav
+from tests.fakes.voicerun import FakeVoiceRun
 from tests.test_cli import captioner
 
 REPO = Path(__file__).resolve().parents[1]
@@ -194,3 +198,94 @@ async def test_transcribe_without_a_keyring_names_the_variable(tone_wav, tmp_pat
     assert code == 5
     assert err.startswith("error: no API key for UG Labs: the OS keyring is not available")
     assert err.rstrip().endswith("CAPTIONER_UGLABS_KEY") and "<PROVIDER>" not in err
+
+
+# ------------------------------------------------ 5. a bad frame, said once
+@pytest.mark.parametrize("verbose", [False, True])
+async def test_a_bad_frame_is_reported_once(tone_wav, tmp_path, verbose):
+    wav, _ = tone_wav
+    async with FakeAudioPod() as fake:
+        fake.faults.append(Fault("inject", after_bytes=20000, payload=b"\x00\xff\xfe"))
+        code, out, err = await captioner(
+            "transcribe", str(wav), "--provider", "audiopod", "--endpoint", fake.url, "--speed", "0",
+            *(["-v"] if verbose else []), env={"CAPTIONER_AUDIOPOD_KEY": fake.key},
+        )
+    assert code == 0, err
+    said = [line for line in err.splitlines() if "binary frame" in line]
+    assert said == ["warning: BAD_FRAME: AudioPod sent a binary frame where JSON text was expected"]
+
+
+# ---------------------------------- 6. a refused key: where to fix it
+async def test_a_refused_key_from_the_keyring_says_to_store_a_new_one(tone_wav, tmp_path):
+    wav, _ = tone_wav
+    assert _run(["keys", "set", "audiopod", "--stdin"], _env(tmp_path), b"ap_stale_key_9\n").returncode == 0
+    async with FakeAudioPod() as fake:
+        code, _, err = await captioner(
+            "transcribe", str(wav), "--provider", "audiopod", "--endpoint", fake.url, "--speed", "0",
+            env=_env(tmp_path),
+        )
+    assert code == 1
+    (line,) = [line for line in err.splitlines() if line.startswith("error:")]
+    assert "KEY_REJECTED" in line
+    assert line.endswith("; store a new key with `captioner keys set audiopod`")
+    assert "ap_stale_key_9" not in err
+
+
+async def test_a_refused_key_from_the_environment_says_to_fix_the_variable(tone_wav, tmp_path):
+    wav, _ = tone_wav
+    async with FakeAudioPod() as fake:
+        code, _, err = await captioner(
+            "transcribe", str(wav), "--provider", "audiopod", "--endpoint", fake.url, "--speed", "0",
+            env={"CAPTIONER_AUDIOPOD_KEY": "ap_wrong_env_key"},
+        )
+    assert code == 1
+    (line,) = [line for line in err.splitlines() if line.startswith("error:")]
+    assert "KEY_REJECTED" in line
+    assert line.endswith("; the key comes from CAPTIONER_AUDIOPOD_KEY: set a valid one there")
+
+
+# ---------------------------- 7. a provider that paces files: said, once
+@pytest.fixture
+def short_wav(tmp_path: Path) -> Path:
+    audio, _ = synthesize([["alpha", "bravo"]], rate=16000, lead_s=0.3, tail_s=0.4)
+    return write_wav(tmp_path / "short.wav", audio, 16000)
+
+
+@pytest.mark.parametrize("speed, asked", [("0", "as fast as possible"), ("3", "3×")])
+async def test_voicerun_says_the_file_goes_at_real_time(short_wav, speed, asked):
+    async with FakeVoiceRun() as fake:
+        code, out, err = await captioner(
+            "transcribe", str(short_wav), "--provider", "voicerun", "--endpoint", fake.url, "--speed", speed,
+            env={"CAPTIONER_VOICERUN_KEY": fake.key},
+        )
+    assert code == 0, err
+    assert out.split() == ["alpha", "bravo"]
+    notes = [line for line in err.splitlines() if line.startswith("note:")]
+    assert notes == [
+        f"note: the file goes to VoiceRun at 1× real time, not {asked}: "
+        "its caption times are estimated from when its replies arrive"
+    ]
+
+
+async def test_no_pace_note_when_nothing_is_slowed(short_wav):
+    async with FakeVoiceRun() as fake:
+        code, _, err = await captioner(
+            "transcribe", str(short_wav), "--provider", "voicerun", "--endpoint", fake.url, "--speed", "1",
+            env={"CAPTIONER_VOICERUN_KEY": fake.key},
+        )
+    assert code == 0 and "note:" not in err
+    async with FakeAudioPod() as fake:  # its times are its own: 0 is as fast as possible
+        code, _, err = await captioner(
+            "transcribe", str(short_wav), "--provider", "audiopod", "--endpoint", fake.url, "--speed", "0",
+            env={"CAPTIONER_AUDIOPOD_KEY": fake.key},
+        )
+    assert code == 0 and err == ""
+
+
+def test_speed_help_says_a_provider_may_go_at_real_time():
+    from captioner.cli import build_parser
+
+    sub = build_parser()._subparsers._group_actions[0].choices["transcribe"]  # type: ignore[union-attr]
+    (speed,) = [a for a in sub._actions if "--speed" in a.option_strings]
+    assert "0 = as fast as possible" in speed.help
+    assert "voicerun" in speed.help and "real time at most" in speed.help
