@@ -26,14 +26,19 @@ def make(qtbot, settings=None, style: OverlayStyle = STYLE, width: int = 700) ->
     return ov
 
 
-async def test_a_shown_overlay_is_shown_again_after_quit(qtbot, settings_path):
-    settings = Settings(open_qsettings(str(settings_path)))
+async def started_app(qtbot, settings: Settings) -> CaptionerApp:  # noqa: ANN001
     capp = CaptionerApp(settings, build_parser().parse_args([]), CaptionController(), tray_available=False,
                         device_lister=lambda: [])
     qtbot.addWidget(capp.window)
     qtbot.addWidget(capp.overlay)
     capp.show()
     await capp.after_first_paint()
+    return capp
+
+
+async def test_a_shown_overlay_is_shown_again_after_quit(qtbot, settings_path):
+    settings = Settings(open_qsettings(str(settings_path)))
+    capp = await started_app(qtbot, settings)
     assert capp.overlay.isVisible() and settings.overlay_visible
     await capp.shutdown()
     assert not capp.overlay.isVisible()
@@ -44,12 +49,7 @@ async def test_a_shown_overlay_is_shown_again_after_quit(qtbot, settings_path):
 
 async def test_an_overlay_the_user_hid_stays_hidden_after_quit(qtbot, settings_path):
     settings = Settings(open_qsettings(str(settings_path)))
-    capp = CaptionerApp(settings, build_parser().parse_args([]), CaptionController(), tray_available=False,
-                        device_lister=lambda: [])
-    qtbot.addWidget(capp.window)
-    qtbot.addWidget(capp.overlay)
-    capp.show()
-    await capp.after_first_paint()
+    capp = await started_app(qtbot, settings)
     capp.overlay.set_shown(False)
     await capp.shutdown()
     settings.sync()
