@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union
 
@@ -194,14 +195,16 @@ def http_detail(body: bytes) -> str:
 
 
 def as_float(value: Any) -> float | None:
-    """A JSON number as float, or None when absent or not a number."""
+    """A JSON number as a finite float, or None when absent, not a number, or
+    not finite: "NaN" and "Infinity" (strings, as proto3 JSON writes them)
+    are no time, count or length, and one that got through would crash the
+    sample clock (int(round(inf))) and end the session."""
     if isinstance(value, bool) or value is None:
         return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
+    if isinstance(value, (int, float, str)):
         try:
-            return float(value)
-        except ValueError:
+            number = float(value)
+        except (ValueError, OverflowError):  # OverflowError: an int beyond a double
             return None
+        return number if math.isfinite(number) else None
     return None

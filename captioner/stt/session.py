@@ -18,7 +18,7 @@ import logging
 import random
 import ssl
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, AsyncIterator, Callable
 
 import websockets
@@ -40,6 +40,8 @@ from captioner.stt.events import (
     ProviderError,
     ProviderFailure,
     SessionState,
+    SpeechStarted,
+    SpeechStopped,
 )
 from captioner.stt.core import SessionCore
 from captioner.stt.http import ProxyRefused, post_json
@@ -84,6 +86,9 @@ class SessionConfig:
     estimate_pace: float | None = None
     pace_burst: float = 0.1  # a paced file goes in bursts this long (s of audio), as a device's blocks do
     file_read_ahead_paced: float = 2.0  # a paced file's read-ahead: a stop ends within it
+    # Provider times may stray this far (s) outside the audio sent on their
+    # connection (rounding, frame edges); beyond it a final's times are impossible.
+    time_tolerance: float = 0.5
 
 
 @dataclass(slots=True)
@@ -135,6 +140,10 @@ class _Connection:
     last_frame_at: float = 0.0
     sent_at_last_frame: int = 0
     next_send: float = 0.0  # loop time the next frame of a paced file may go
+    # Where a final with impossible times is placed from (this connection's
+    # time): the end of its latest final, or the start of an untimed one whose
+    # end is only where the clock stood (not an estimate paced to hold).
+    placed_to: float = 0.0
     recv_timeout: Any = None  # the receive loop's asyncio.timeout() (3.11+), ended only during a wait
     waiting: bool = False  # a recv() is pending: only then may the timeout fire
     recv_cut_by_sender: bool = False  # the wait began while sending: the sender's end cuts it short
@@ -174,6 +183,23 @@ class _Connection:
 
 
 _HAS_TIMEOUT = hasattr(asyncio, "timeout")  # Python 3.11+
+
+
+def _final_times(final: Final) -> Any:
+    yield "start", final.start
+    yield "end", final.end
+    for word in final.words:
+        yield "a word's start", word.start
+        yield "a word's end", word.end
+
+
+def _clamped(final: Final, sent: float) -> Final:
+    """A final whose times stray within the tolerance, put inside [0, sent]."""
+    def at(t: float) -> float:
+        return min(max(t, 0.0), sent)
+
+    words = tuple(replace(w, start=at(w.start), end=at(w.end)) for w in final.words)
+    return replace(final, start=at(final.start), end=at(final.end), words=words)
 
 
 class StreamSession(SessionCore):
@@ -746,11 +772,17 @@ class StreamSession(SessionCore):
         if isinstance(event, ProviderError):
             raise _Retry(event, conn.opened_at)  # the retry loop acts on its kind
         if isinstance(event, Final):
-            end_pos = conn.origin + int(round(event.end * rate))
-            if not event.timed:
+            checked = self._checked_final(event, conn)
+            end_pos = conn.origin + int(round(checked.end * rate))
+            if checked is not event and not checked.timed:
+                # Its times were impossible: where its speech ends is unknown,
+                # so a replay still starts where the previous final ended.
+                end_pos = conn.origin + int(round(checked.start * rate))
+            elif not checked.timed:
                 margin = conn.protocol.untimed_margin
                 margin = self.config.untimed_margin if margin is None else margin
                 end_pos = min(end_pos, conn.origin + conn.sent - int(margin * rate))
+            event = checked
             covered = min(end_pos, conn.origin + conn.sent)
             if covered > self._final_end:
                 self._final_end = covered
@@ -759,11 +791,64 @@ class StreamSession(SessionCore):
             self.provider_time = max(self.provider_time, event.end)
             self._note_latency(event.end, conn)
         elif isinstance(event, Partial):
+            if not (self._possible(event.start, conn) and self._possible(event.end, conn)):
+                event = Partial(event.text, None, None, event.speaker)  # interim: its times are only dropped
             offset = self.session_time(conn.origin) if event.start is None else self._offset(conn, event.start)
             event = event.shifted(offset)
             if event.end is not None:
                 self.provider_time = max(self.provider_time, event.end)
                 self._note_latency(event.end, conn)
         else:
+            if isinstance(event, (SpeechStarted, SpeechStopped)) and not self._possible(event.at, conn):
+                event = type(event)(None)
             event = event.shifted(self.session_time(conn.origin))
         self._emit(event)
+
+    def _possible(self, at: float | None, conn: _Connection) -> bool:
+        """Whether a provider time (its connection's clock) can be true:
+        finite, and within the audio sent so far give or take the tolerance."""
+        if at is None:
+            return True
+        tolerance = self.config.time_tolerance
+        return -tolerance <= at <= conn.sent / self.sample_rate + tolerance  # False for NaN too
+
+    def _checked_final(self, final: Final, conn: _Connection) -> Final:
+        """One rule for every provider's times: a final's start, end and word
+        times lie in the audio its connection sent (give or take
+        `time_tolerance`, clamped into it), and it does not end before it
+        starts. A final with an impossible time (NaN or infinity that got
+        past a provider, `start: 1e12`, a negative time, an end before the
+        start; ms read as s) keeps its text, which is good, and loses its
+        times, which are not: it is placed by the sample clock as an untimed
+        final, after the connection's previous final, so the transcript
+        stays in order. Rejecting the frame would lose the words; clamping
+        the times would stack them at one edge of the audio. A warning says
+        so, as for any malformed frame, and the session goes on."""
+        sent = conn.sent / self.sample_rate
+        tolerance = self.config.time_tolerance
+        low, high = -tolerance, sent + tolerance
+        bad = None
+        clamp = False
+        for name, value in _final_times(final):
+            if not low <= value <= high:  # NaN fails too
+                bad = f"{name} {value:g} s"
+                break
+            if value < 0.0 or value > sent:
+                clamp = True
+        if bad is None and final.end < final.start:
+            bad = f"an end ({final.end:g} s) before its start ({final.start:g} s)"
+        if bad is None:
+            if clamp:
+                final = _clamped(final, sent)
+            estimated = final.timed or conn.protocol.estimate_pace is not None  # an end meant to hold
+            conn.placed_to = max(conn.placed_to, final.end if estimated else final.start)
+            return final
+        self.stats.bad_frames += 1
+        message = (f"the provider sent a final with an impossible time ({bad}; {sent:.1f} s of audio sent on this "
+                   "connection): its text is kept and placed by the sample clock")
+        log.info("%s", message)  # the event below is the warning
+        self._emit(ProviderError("BAD_TIMES", message, ErrorKind.RETRYABLE))
+        start = min(max(conn.placed_to, 0.0), sent)
+        text = final.text or " ".join(w.text for w in final.words if w.text)
+        conn.placed_to = start
+        return Final(text, start, sent, (), final.speaker, final.end_of_utterance, timed=False)

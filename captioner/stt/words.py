@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+import logging
+import math
 from typing import Any, Iterable
 
 from captioner.stt.events import Word
 from captioner.stt.protocol import as_float
+
+log = logging.getLogger(__name__)
 
 _TEXT_KEYS = ("punctuated_word", "word", "text", "token")
 # (start key, end key, factor to seconds)
@@ -24,7 +28,11 @@ _TIME_KEYS = (
 def parse_words(items: Any, units: str = "s") -> tuple[Word, ...]:
     """Words from a provider list. Keys that name their unit (…Ms, …Seconds) are
     taken at their word; unit-less `start`/`end` are read in `units` ("s" or "ms").
-    Items without a text or time are skipped rather than guessed.
+    Items without a text or time are skipped rather than guessed. A time that
+    is a number but not a finite one ("NaN", "Infinity": proto3 JSON writes
+    them as strings) makes the whole list's times untrustworthy: no words are
+    returned, so the provider places the final (all of its text) by the
+    sample clock; dropping only that word would drop it from the captions.
 
     Every final of every provider passes here, word by word: numbers that are
     already floats skip `as_float`, and nothing is looked up twice."""
@@ -50,10 +58,14 @@ def parse_words(items: Any, units: str = "s") -> tuple[Word, ...]:
             if s is not None:
                 break
         else:
+            if any(_non_finite(item[k]) for k, _, _ in _TIME_KEYS if k in item):
+                return _untrusted()
             continue
         f = default if factor is None else factor
         e = item.get(end_key)
         if type(e) is not float:
+            if e is not None and _non_finite(e):
+                return _untrusted()
             e = as_float(e)
         start = s * f
         end = start if e is None else e * f
@@ -70,6 +82,24 @@ def parse_words(items: Any, units: str = "s") -> tuple[Word, ...]:
             speaker = None if isinstance(speaker, (dict, list)) else str(speaker)
         words.append(Word(text.strip(), start, max(end, start), confidence, speaker))
     return tuple(words)
+
+
+def _non_finite(value: Any) -> bool:
+    """A number (or numeric string) that is NaN or infinite."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return False
+    try:
+        return not math.isfinite(float(value))
+    except OverflowError:
+        return True
+    except ValueError:
+        return False
+
+
+def _untrusted() -> tuple[Word, ...]:
+    log.warning("a provider sent a word time that is not a finite number (NaN or Infinity): "
+                "that final's words are placed by the sample clock")
+    return ()
 
 
 def span(words: tuple[Word, ...]) -> tuple[float, float]:

@@ -1,0 +1,153 @@
+"""What a provider can send or be that must not end or falsify a session.
+
+1. A time that is not a finite number ("NaN", "Infinity") in a final ended
+   the whole session with a traceback (AudioPod, Inworld, VoiceRun).
+2. Impossible times in a well-formed final (`start: 1e12`, negative, past
+   the audio sent) became cues hours long or out of order.
+3. A provider that went quiet near the end (Inworld has no "done" message)
+   finished "cleanly": the last captions were lost with no word.
+4. An endpoint that is no WebSocket server was retried for half a minute
+   and ended in "did not receive a valid HTTP response" (UG Labs: an HTML
+   page in every warning).
+5. VoiceRun live: the replay after a reconnect went in one burst, so its
+   finals (estimated from when replies arrive) were placed at its end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import json
+import socket
+import threading
+import time
+
+import pytest
+
+from captioner.audio.sources import WavFileSource
+from captioner.captioning import CaptionJob, caption_source, make_session
+from captioner.stt.events import Gap, ProviderError, ProviderFailure, StateChanged
+from captioner.stt.session import RetryPolicy, SessionConfig
+from tests.conftest import SCRIPT
+from tests.fakes.audiopod import FakeAudioPod
+from tests.fakes.base import Fault
+from tests.fakes.inworld import FakeInworld
+from tests.fakes.smallest import FakeSmallest
+from tests.fakes.tones import synthesize, write_wav
+from tests.fakes.uglabs import FakeUgLabs
+from tests.fakes.voicerun import FakeVoiceRun
+from tests.helpers import EventLog, assert_times_match
+
+FAST = RetryPolicy(first_delay=0.01, base_delay=0.02, max_delay=0.05)
+WORDS = [w for u in SCRIPT for w in u]
+
+
+def _key(fake) -> str:
+    return getattr(fake, "key", None) or fake.api_key
+
+
+async def transcribe(provider, fake, wav, options=None, config=None, retry=FAST, live=False, speed=0.0, url=None):
+    url = url or fake.url
+    config = config or SessionConfig(url, drain_timeout=3.0, estimate_pace=4.0 if provider == "voicerun" else None)
+    session = make_session(CaptionJob(provider, options or {}, url), _key(fake) if fake else "k_test_1234", config, retry)
+    log = EventLog()
+    await caption_source(WavFileSource(wav, speed=speed), session, [log], live=live, provider=provider)
+    return log, session
+
+
+def warnings(log: EventLog, code: str) -> list[ProviderError]:
+    return [e for e in log.errors if e.code == code]
+
+
+def spoken_words(log: EventLog) -> list[str]:
+    return " ".join(f.text for f in log.finals).split()
+
+
+# ------------------------------------------------ 1. NaN / Infinity times
+NAN_FINALS = {
+    "audiopod": {"type": "final", "text": "zz", "words": [{"word": "zz", "start": "Infinity", "end": "1"}]},
+    "inworld": {"result": {"transcription": {"transcript": "zz", "isFinal": True,
+                                             "wordTimestamps": [{"word": "zz", "startTimeMs": "NaN", "endTimeMs": "5"}]}}},
+    "voicerun": {"type": "transcription.completed", "text": "zz", "words": [{"word": "zz", "start": "NaN", "end": "1"}]},
+}
+FAKES = {"audiopod": FakeAudioPod, "inworld": FakeInworld, "voicerun": FakeVoiceRun}
+OPTIONS = {"inworld": {"end_idle_seconds": "0.3"}}
+
+
+@pytest.mark.parametrize("provider", list(NAN_FINALS))
+async def test_a_final_with_a_nan_or_infinite_time_keeps_its_text_and_the_session(provider, tone_wav):
+    """It crashed the session (OverflowError / ValueError in the sample clock)."""
+    wav, spoken = tone_wav
+    async with FAKES[provider]() as fake:
+        fake.faults.append(Fault("inject", after_bytes=80000, payload=json.dumps(NAN_FINALS[provider])))
+        log, session = await transcribe(provider, fake, wav, OPTIONS.get(provider))
+    assert log.states[-1] == "closed" and session.stats.connections == 1
+    (zz,) = [f for f in log.finals if f.text == "zz"]
+    assert not zz.timed and zz.words == ()  # its time was no time: placed by the clock
+    assert 0.0 <= zz.start <= zz.end <= 5.55
+    assert [w for w in spoken_words(log) if w != "zz"] == WORDS
+
+
+async def test_one_bad_word_time_keeps_every_word_of_its_final(tone_wav):
+    """Dropping only the bad word would drop it from the captions (cues are
+    built from words): the final keeps all its text, placed by the clock."""
+    wav, _ = tone_wav
+    final = {"type": "final", "text": "yy zz", "words": [{"word": "yy", "start": 2.0, "end": 2.1},
+                                                         {"word": "zz", "start": 2.2, "end": "-Infinity"}]}
+    async with FakeAudioPod() as fake:
+        fake.faults.append(Fault("inject", after_bytes=80000, payload=json.dumps(final)))
+        log, _ = await transcribe("audiopod", fake, wav)
+    (yz,) = [f for f in log.finals if f.text == "yy zz"]
+    assert not yz.timed and yz.words == ()
+
+
+# -------------------------------------------------- 2. impossible times
+@pytest.mark.parametrize(
+    "provider, final",
+    [
+        ("voicerun", {"type": "transcription.completed", "text": "bogus", "words": [{"word": "bogus", "start": 1e12, "end": -1}]}),
+        ("audiopod", {"type": "final", "text": "bogus", "words": [{"word": "bogus", "start": -5, "end": 1e12}]}),
+        ("inworld", {"result": {"transcription": {"transcript": "bogus", "isFinal": True,
+                                                  "wordTimestamps": [{"word": "bogus", "startTime": 400.0, "endTime": 401.0}]}}}),
+        ("smallest", {"type": "transcription", "transcript": "bogus", "is_final": True, "is_last": False,
+                      "words": [{"word": "bogus", "start": 900.0, "end": 901.0}]}),
+    ],
+    ids=["voicerun-1e12", "audiopod-negative", "inworld-past-the-audio", "smallest-past-the-audio"],
+)
+async def test_impossible_times_are_placed_by_the_clock_with_a_warning(provider, final, tone_wav):
+    """`start: 1e12` became a cue at 277777777:46:40 and pushed the next real
+    cue out of order. A time outside the audio sent so far cannot be true."""
+    wav, spoken = tone_wav
+    fake_class = {**FAKES, "smallest": FakeSmallest}[provider]
+    async with fake_class() as fake:
+        fake.faults.append(Fault("inject", after_bytes=80000, payload=json.dumps(final)))
+        log, session = await transcribe(provider, fake, wav, OPTIONS.get(provider))
+    assert log.states[-1] == "closed"
+    (bogus,) = [f for f in log.finals if f.text == "bogus"]
+    assert not bogus.timed and bogus.words == ()
+    # placed from the end of the first final (before it came) to the clock, within the audio
+    first = log.finals[0]
+    assert first.text == "alpha bravo charlie" and bogus.start == pytest.approx(first.end, abs=0.01)
+    assert bogus.start <= bogus.end <= 5.55
+    (warning,) = warnings(log, "BAD_TIMES")
+    assert "impossible time" in warning.message and warning.retryable
+    assert session.stats.bad_frames == 1
+    real = [f for f in log.finals if f.text != "bogus"]
+    if provider == "voicerun":
+        assert [f.text for f in real] == [" ".join(u) for u in SCRIPT]
+    else:
+        assert_times_match(real, spoken)  # every real final keeps its own times
+    starts = [f.start for f in log.finals]
+    assert starts == sorted(starts) and max(f.end for f in log.finals) <= 5.55
+
+
+async def test_times_a_little_outside_the_audio_are_clamped_without_a_warning(tone_wav):
+    """Rounding at the edges (a word starting at -0.2 s) is no error."""
+    wav, _ = tone_wav
+    final = {"type": "final", "text": "edge", "words": [{"word": "edge", "start": -0.2, "end": 0.1}]}
+    async with FakeAudioPod() as fake:
+        fake.faults.append(Fault("inject", after_bytes=32000, payload=json.dumps(final)))
+        log, _ = await transcribe("audiopod", fake, wav)
+    (edge,) = [f for f in log.finals if f.text == "edge"]
+    assert edge.timed and (edge.start, edge.end) == (0.0, 0.1) and edge.words[0].start == 0.0
+    assert warnings(log, "BAD_TIMES") == []
