@@ -151,3 +151,48 @@ async def test_times_a_little_outside_the_audio_are_clamped_without_a_warning(to
     (edge,) = [f for f in log.finals if f.text == "edge"]
     assert edge.timed and (edge.start, edge.end) == (0.0, 0.1) and edge.words[0].start == 0.0
     assert warnings(log, "BAD_TIMES") == []
+
+
+# ----------------------------------------- 3. quiet after end of stream
+@pytest.mark.parametrize("after_close", ["close", "silent"])
+async def test_inworld_going_quiet_before_the_end_is_not_a_clean_finish(after_close, tone_wav):
+    """The fake stops answering 3 s in (after the first final) and, after
+    closeStream, closes 1000 or stays open and quiet. Both counted as a clean
+    finish: 2 of 3 utterances lost, exit 0, no warning. Now the uncaptioned
+    sound is sent again on a new connection, and nothing is lost."""
+    wav, spoken = tone_wav
+    async with FakeInworld(after_close=after_close) as fake:
+        fake.faults.append(Fault("silence", after_bytes=96000))
+        log, session = await transcribe("inworld", fake, wav, OPTIONS["inworld"])
+    assert len(fake.records) == 2 and fake.violations == []
+    assert_times_match(log.finals, spoken)
+    reconnecting = [e.detail for e in log.events if isinstance(e, StateChanged) and e.state.value == "reconnecting"]
+    assert len(reconnecting) == 1 and "without captions for the last" in reconnecting[0]
+    # the new connection started at the end of the last final, not at zero
+    assert len(fake.records[1].audio) / 32000 == pytest.approx(5.55 - 1.45, abs=0.1)
+    assert log.states[-1] == "closed"
+
+
+async def test_a_provider_that_never_captions_the_tail_ends_with_a_gap(tone_wav):
+    """Retries are bounded: still nothing after `tail_retries` (1) replays is
+    a visible gap with its reason, not an endless loop and not silence."""
+    wav, _ = tone_wav
+    async with FakeInworld() as fake:
+        fake.faults += [Fault("silence", after_bytes=96000), Fault("silence", on_connection=1)]
+        log, session = await transcribe("inworld", fake, wav, OPTIONS["inworld"])
+    assert len(fake.records) == 2 and log.states[-1] == "closed"
+    assert spoken_words(log) == SCRIPT[0]
+    (gap,) = [e for e in log.events if isinstance(e, Gap)]
+    assert gap.start == pytest.approx(1.45 + 0.25, abs=0.05) and gap.end == pytest.approx(5.55, abs=0.01)
+    assert "no captions" in gap.reason and "sent 2 times" in gap.reason and session.stats.gaps == 1
+
+
+async def test_silence_after_the_last_final_is_a_clean_finish(tmp_path):
+    """4 s of silence at the end of a file: no final can cover it, nor must."""
+    audio, spoken = synthesize(SCRIPT, rate=16000, tail_s=4.0)
+    wav = write_wav(tmp_path / "tail.wav", audio, 16000)
+    async with FakeInworld(after_close="silent") as fake:
+        log, session = await transcribe("inworld", fake, wav, OPTIONS["inworld"])
+    assert len(fake.records) == 1 and session.stats.reconnects == 0
+    assert_times_match(log.finals, spoken)
+    assert not [e for e in log.events if isinstance(e, Gap)]

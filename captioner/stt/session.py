@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, AsyncIterator, Callable
 
+import numpy as np
 import websockets
 from websockets.exceptions import (
     ConnectionClosed,
@@ -45,6 +46,7 @@ from captioner.stt.events import (
 )
 from captioner.stt.core import SessionCore
 from captioner.stt.http import ProxyRefused, post_json
+from captioner.stt.paging import frame_levels
 from captioner.stt.pcm_buffer import PcmBuffer
 from captioner.stt.protocol import ProtocolError, WireProtocol
 from captioner.stt.tls import client_context
@@ -89,6 +91,11 @@ class SessionConfig:
     # Provider times may stray this far (s) outside the audio sent on their
     # connection (rounding, frame edges); beyond it a final's times are impossible.
     time_tolerance: float = 0.5
+    # Times the audio after the last final is sent again when a provider
+    # finished (or went quiet) after end of stream with sound left uncaptioned.
+    # One: a server that went quiet once answers the replay; one that
+    # answers it with nothing again most likely heard no speech (applause, noise).
+    tail_retries: int = 1
 
 
 @dataclass(slots=True)
@@ -183,6 +190,11 @@ class _Connection:
 
 
 _HAS_TIMEOUT = hasattr(asyncio, "timeout")  # Python 3.11+
+# End of stream: sound (20 ms frames at or above this level, this much in all)
+# after the latest final's end, past this grace, was not captioned.
+_TAIL_LEVEL_DBFS = -40.0
+_TAIL_SOUND = 0.25
+_TAIL_GRACE = 0.25
 
 
 def _final_times(final: Final) -> Any:
@@ -237,6 +249,8 @@ class StreamSession(SessionCore):
         self._buf = PcmBuffer()
         self._trim_at = 0  # stream position at which _append next looks for audio to forget
         self._final_end = 0  # stream position up to which finals cover the audio
+        self._said_to = 0  # stream position the latest final's end reached (no replay margin)
+        self._tail_tries = 0  # end-of-stream tails sent again (see `_check_tail`)
         self._sent_high = 0  # the furthest stream position ever sent
         self._space = asyncio.Event()  # set when sending or a final frees room for a file to read on
         self._source_done = False
@@ -542,7 +556,7 @@ class StreamSession(SessionCore):
                         sender.cancel()
                     await asyncio.gather(sender, return_exceptions=True)
         except _Done:
-            return
+            pass
         except ConnectionClosed as exc:
             code = exc.rcvd.code if exc.rcvd is not None else 1006
             reason = exc.rcvd.reason if exc.rcvd is not None else "no close frame"
@@ -551,6 +565,7 @@ class StreamSession(SessionCore):
                 # with no "done" message. One that has one (AudioPod `completed`,
                 # Smallest `is_last`…) and closes without it may not have
                 # recognized the tail: reconnect and replay it from the last final.
+                self._check_tail(conn)
                 return
             sent = exc.sent
             if sent is not None and sent.code not in (1000, 1001) and not exc.rcvd_then_sent:
@@ -564,6 +579,41 @@ class StreamSession(SessionCore):
             raise _Retry(proto.classify_close(code, reason), conn.opened_at) from None
         except OSError as exc:
             raise _Retry(ProviderError("NETWORK", f"network error: {exc}", ErrorKind.RETRYABLE), conn.opened_at) from None
+        self._check_tail(conn)
+
+    def _check_tail(self, conn: _Connection) -> None:
+        """A connection finished cleanly (its "done", a close, or quiet after
+        end of stream): did its finals reach the end of the sound it was sent?
+
+        A provider that goes silent near the end (Inworld has no "done": its
+        quiet counted as success) lost the last captions with exit 0 and no
+        word. Sound after the latest final's end (beyond a short grace for a
+        word's fading tail) is sent again on a new connection, at most
+        `tail_retries` times; what is still uncaptioned then is a Gap with
+        its reason (it may be only noise: a warning, not a silent success).
+        Silence after the last final is a clean finish."""
+        rate = self.sample_rate
+        end = conn.origin + conn.sent
+        start = max(self._said_to, self._final_end, self._buf.start) + int(_TAIL_GRACE * rate)
+        if end - start < int(_TAIL_SOUND * rate):
+            return
+        levels = frame_levels(np.frombuffer(self._buf.read(start, end - start), "<i2"), int(0.02 * rate), tail=False)
+        sound = int((levels >= _TAIL_LEVEL_DBFS).sum()) * 0.02
+        if sound < _TAIL_SOUND:
+            return
+        left = (end - start) / rate
+        if self._tail_tries < self.config.tail_retries:
+            self._tail_tries += 1
+            raise _Retry(
+                ProviderError("UNFINISHED", f"the provider finished without captions for the last {left:.1f} s of audio; "
+                              "sending it again", ErrorKind.RETRYABLE),
+                conn.opened_at,
+            )
+        tries = self._tail_tries + 1
+        log.warning("the provider gave no captions for the last %.1f s of audio (sent %d times)", left, tries)
+        self.stats.gaps += 1
+        self._emit(Gap(self.session_time(start), self.session_time(end),
+                       f"sound the provider returned no captions for, sent {tries} times: speech there may be missing"))
 
     def _mark_live(self, conn: _Connection) -> None:
         if not conn.ready.is_set():
@@ -774,6 +824,7 @@ class StreamSession(SessionCore):
         if isinstance(event, Final):
             checked = self._checked_final(event, conn)
             end_pos = conn.origin + int(round(checked.end * rate))
+            self._said_to = max(self._said_to, min(end_pos, conn.origin + conn.sent))
             if checked is not event and not checked.timed:
                 # Its times were impossible: where its speech ends is unknown,
                 # so a replay still starts where the previous final ended.
