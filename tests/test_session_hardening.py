@@ -196,3 +196,137 @@ async def test_silence_after_the_last_final_is_a_clean_finish(tmp_path):
     assert len(fake.records) == 1 and session.stats.reconnects == 0
     assert_times_match(log.finals, spoken)
     assert not [e for e in log.events if isinstance(e, Gap)]
+
+
+# ------------------------------------------- 4. not a WebSocket endpoint
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def web_server(tmp_path):
+    """python -m http.server: HTTP/1.0, a directory page for GET, 501 + HTML for POST."""
+    (tmp_path / "index.html").write_text("<html><head><title>A page</title></head><body>\n<h1>Hello</h1>\n</body></html>\n")
+    handler = lambda *a, **k: _Quiet(*a, directory=str(tmp_path), **k)  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+async def _raw_server(reply: bytes):
+    async def answer(reader, writer):
+        await reader.read(1000)
+        writer.write(reply)
+        await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(answer, "127.0.0.1", 0)
+
+
+async def _fails_fast(provider: str, url: str, wav) -> ProviderError:
+    retry = RetryPolicy(first_delay=0.3, base_delay=0.3, max_delay=0.3, max_attempts=8)  # retries would take 2.4 s
+    began = time.monotonic()
+    with pytest.raises(ProviderFailure) as info:
+        await transcribe(provider, None, wav, retry=retry, url=url)
+    assert time.monotonic() - began < 1.5  # no retries
+    error = info.value.error
+    assert "\n" not in error.message and "<" not in error.message and len(error.message) < 200
+    return error
+
+
+async def test_a_web_server_is_not_a_websocket_endpoint(web_server, tone_wav):
+    wav, _ = tone_wav
+    error = await _fails_fast("audiopod", f"ws://127.0.0.1:{web_server}/", wav)
+    assert error.code == "NOT_WEBSOCKET"
+    assert error.message.startswith(f"127.0.0.1:{web_server} is not a WebSocket endpoint (HTTP 200")
+
+
+@pytest.mark.parametrize(
+    "reply, expected",
+    [
+        (b"HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: 96\r\n\r\n"
+         b"<html><head><title>404 Not Found</title></head><body>\n<h1>404 Not Found</h1>\n<hr>nginx</body></html>",
+         "/api/v1/transcription/stream is not a WebSocket endpoint (HTTP 404: 404 Not Found)"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", "is not a WebSocket endpoint (HTTP 200: hello)"),
+        (b"\x00\xffgarbage\r\n\r\n", "did not answer in HTTP"),
+        (b"\x15\x03\x01\x00\x02\x02\x46\r\n", "speaks TLS: use wss://"),
+    ],
+    ids=["404-html", "200", "garbage", "tls-alert"],
+)
+async def test_a_reply_that_is_no_handshake_is_fatal_at_once(reply, expected, tone_wav):
+    wav, _ = tone_wav
+    server = await _raw_server(reply)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        error = await _fails_fast("audiopod", f"ws://127.0.0.1:{port}/api/v1/transcription/stream", wav)
+    finally:
+        server.close()
+    assert expected in error.message and error.code in ("NOT_WEBSOCKET", "NOT_TLS_URL")
+
+
+async def test_a_tls_port_reached_with_ws_says_use_wss(tls_certificate, tone_wav):
+    """Python's TLS server hangs up on plain HTTP without a word: a TLS hello
+    then tells that the port speaks TLS."""
+    wav, _ = tone_wav
+    _, context = tls_certificate
+    fake = FakeAudioPod()
+    fake.tls = context
+    async with fake:
+        url = fake.url.replace("wss://localhost", "ws://127.0.0.1")
+        error = await _fails_fast("audiopod", url, wav)
+    assert error.code == "NOT_TLS_URL" and error.message == f"127.0.0.1:{fake.port} speaks TLS: use wss:// instead of ws://"
+    assert fake.records == []
+
+
+async def test_a_closed_port_is_retried_and_says_nothing_listens(tone_wav):
+    wav, _ = tone_wav
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = EventLog()
+    session = make_session(CaptionJob("audiopod", {}, f"ws://127.0.0.1:{port}/x"), "k_test_1234",
+                           SessionConfig(f"ws://127.0.0.1:{port}/x"), RetryPolicy(first_delay=0.01, base_delay=0.01, max_delay=0.01, max_attempts=2))
+    with pytest.raises(ProviderFailure) as info:
+        await caption_source(WavFileSource(wav, speed=0), session, [log], live=False)
+    assert info.value.error.code == "CONNECT_FAILED" and log.states.count("reconnecting") == 2
+    assert f"nothing is listening on 127.0.0.1:{port} (connection refused)" in info.value.error.message
+
+
+async def test_uglabs_login_to_a_web_server_is_fatal_in_one_short_line(web_server, tone_wav):
+    """The login POST got 501 with a 10-line HTML page: retried 8 times, the
+    page in every warning. 501 says the request is not supported there."""
+    wav, _ = tone_wav
+    error = await _fails_fast("uglabs", f"ws://127.0.0.1:{web_server}/interact", wav)
+    assert error.message.startswith("UG Labs login: the server does not support this request (HTTP 501")
+
+
+async def test_uglabs_login_answered_by_no_http_server_is_fatal_not_a_crash(tone_wav):
+    """http.client's BadStatusLine is no OSError: it went up as a traceback."""
+    wav, _ = tone_wav
+    server = await _raw_server(b"\x00\xffgarbage\r\n\r\n")
+    port = server.sockets[0].getsockname()[1]
+    try:
+        error = await _fails_fast("uglabs", f"ws://127.0.0.1:{port}/interact", wav)
+    finally:
+        server.close()
+    assert error.code == "NOT_HTTP" and error.message.startswith(f"the login at 127.0.0.1:{port} did not answer in HTTP")
+
+
+async def test_uglabs_login_to_a_tls_port_says_use_wss(tls_certificate, tone_wav):
+    wav, _ = tone_wav
+    _, context = tls_certificate
+    fake = FakeUgLabs()
+    fake.tls = context
+    async with fake:
+        url = fake.url.replace("wss://localhost", "ws://127.0.0.1")
+        error = await _fails_fast("uglabs", url, wav)
+    assert error.code == "NOT_TLS_URL" and "speaks TLS: use wss://" in error.message
+
+
+async def test_wss_to_a_plain_http_port_says_use_ws(web_server, tone_wav):
+    wav, _ = tone_wav
+    error = await _fails_fast("audiopod", f"wss://127.0.0.1:{web_server}/x", wav)
+    assert error.code == "NOT_TLS" and error.message == f"127.0.0.1:{web_server} does not speak TLS: use ws:// instead of wss://"

@@ -9,6 +9,7 @@ setting applies without a restart), never for loopback.
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import re
 import urllib.error
@@ -25,6 +26,15 @@ class ProxyRefused(OSError):
     def __init__(self, status: int) -> None:
         super().__init__(f"the proxy refused the connection (HTTP {status})")
         self.status = status
+
+
+class NotHttp(OSError):
+    """What answered the request is not an HTTP server (no status line):
+    http.client's BadStatusLine, which is no OSError, went up as a crash."""
+
+    def __init__(self, line: str) -> None:
+        super().__init__(f"the server did not answer in HTTP ({line!r:.60})")
+        self.line = line
 
 
 _TUNNEL_FAILED = re.compile(r"Tunnel connection failed: (\d{3})")
@@ -56,6 +66,10 @@ def _post(request: HttpRequest, timeout: float) -> tuple[int, bytes]:
             return resp.status, resp.read(1 << 20)
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read(1 << 20)
+    except http.client.RemoteDisconnected:
+        raise  # an OSError too: it hung up without a word
+    except http.client.HTTPException as exc:  # BadStatusLine and kin: not HTTP at all
+        raise NotHttp(str(exc).strip()) from None
     except urllib.error.URLError as exc:
         reason = exc.reason if isinstance(exc.reason, OSError) else OSError(str(exc.reason))
         tunnel = _TUNNEL_FAILED.match(str(reason))  # http.client's words for a refused CONNECT

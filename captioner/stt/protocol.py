@@ -10,8 +10,10 @@ instance is made for every connection, so per-connection state lives here.
 from __future__ import annotations
 
 import abc
+import html
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union
 
@@ -135,6 +137,10 @@ class WireProtocol(abc.ABC):
             return ProviderError("KEY_REJECTED", f"the provider rejected the API key (HTTP {status}){detail}")
         if status == 429:
             return ProviderError("RATE_LIMITED", f"too many requests (HTTP 429){detail}", ErrorKind.RETRYABLE)
+        if status == 404:
+            return ProviderError("NOT_FOUND", f"nothing at this address (HTTP 404){detail}: check the endpoint URL")
+        if status in (501, 505):  # the server cannot do this request at all: retrying cannot change that
+            return ProviderError("HTTP_%d" % status, f"the server does not support this request (HTTP {status}){detail}")
         if 400 <= status < 500:
             return ProviderError("HTTP_%d" % status, f"the provider refused the request (HTTP {status}){detail}")
         return ProviderError("HTTP_%d" % status, f"server error (HTTP {status}){detail}", ErrorKind.RETRYABLE)
@@ -176,22 +182,41 @@ def parse_json_object(frame: Outgoing, provider: str) -> dict[str, Any]:
 
 def http_detail(body: bytes) -> str:
     """The server's own words from a refusal body ({"message"}, {"error"},
-    {"detail"}, or {"error": {"message"}}), as ": words", or ""."""
+    {"detail"}, or {"error": {"message"}}), as ": words", or "". Always one
+    short line: an HTML error page gives its title or first words, never
+    its markup (it went into every retry warning, ten lines at a time)."""
     if not body:
         return ""
     try:
         data = json.loads(body)
     except ValueError:
-        text = body[:200].decode("utf-8", "replace").strip()
+        text = short_text(body[:4096].decode("utf-8", "replace"))
         return f": {text}" if text else ""
     if isinstance(data, dict):
         for key in ("message", "error", "detail"):
             value = data.get(key)
             if isinstance(value, str) and value:
-                return f": {value}"
+                return f": {short_text(value)}"
             if isinstance(value, dict) and isinstance(value.get("message"), str):
-                return f": {value['message']}"
+                return f": {short_text(value['message'])}"
     return ""
+
+
+_HTML_NOISE = re.compile(r"(?is)<(head|script|style)\b.*?</\1\s*>|<!--.*?-->|<![^>]*>")
+_TITLE = re.compile(r"(?is)<title\b[^>]*>(.*?)</title\s*>")
+_TAG = re.compile(r"(?s)<[^>]*>")
+
+
+def short_text(text: str, limit: int = 100) -> str:
+    """`text` from a server as one short line for a message: HTML reduced to
+    its title (or, without one, its words), whitespace and control
+    characters collapsed, cut at `limit` characters."""
+    if "<" in text and ">" in text:
+        title = _TITLE.search(text)
+        text = title.group(1) if title else _TAG.sub(" ", _HTML_NOISE.sub(" ", text))
+        text = html.unescape(text)
+    text = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def as_float(value: Any) -> float | None:

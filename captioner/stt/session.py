@@ -16,21 +16,26 @@ import asyncio
 import contextlib
 import logging
 import random
+import re
 import ssl
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, AsyncIterator, Callable
+from urllib.parse import urlsplit
 
 import numpy as np
 import websockets
 from websockets.exceptions import (
     ConnectionClosed,
     InvalidHandshake,
+    InvalidMessage,
     InvalidProxy,
     InvalidProxyStatus,
     InvalidStatus,
     InvalidURI,
 )
+from websockets.proxy import get_proxy
+from websockets.uri import parse_uri
 
 from captioner.stt.events import (
     CaptionEvent,
@@ -45,10 +50,10 @@ from captioner.stt.events import (
     SpeechStopped,
 )
 from captioner.stt.core import SessionCore
-from captioner.stt.http import ProxyRefused, post_json
+from captioner.stt.http import NotHttp, ProxyRefused, post_json
 from captioner.stt.paging import frame_levels
 from captioner.stt.pcm_buffer import PcmBuffer
-from captioner.stt.protocol import ProtocolError, WireProtocol
+from captioner.stt.protocol import ProtocolError, WireProtocol, http_detail, short_text
 from captioner.stt.tls import client_context
 from captioner.stt.urls import proxy_for, redact_text, validate_endpoint
 
@@ -195,6 +200,7 @@ _HAS_TIMEOUT = hasattr(asyncio, "timeout")  # Python 3.11+
 _TAIL_LEVEL_DBFS = -40.0
 _TAIL_SOUND = 0.25
 _TAIL_GRACE = 0.25
+_OLD_HTTP = re.compile(r"expected HTTP/1\.1: HTTP/1\.0 (\d{3})")  # websockets' words for an HTTP/1.0 reply
 
 
 def _final_times(final: Final) -> Any:
@@ -212,6 +218,52 @@ def _clamped(final: Final, sent: float) -> Final:
 
     words = tuple(replace(w, start=at(w.start), end=at(w.end)) for w in final.words)
     return replace(final, start=at(final.start), end=at(final.end), words=words)
+
+
+def _host_port(url: str) -> str:
+    """host:port of an endpoint, as a message names it (no path, no query)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    port = port or (443 if parts.scheme in ("wss", "https") else 80)
+    host = parts.hostname or ""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _path(url: str) -> str:
+    path = urlsplit(url).path
+    return path if path not in ("", "/") else ""
+
+
+async def _speaks_tls(url: str) -> bool:
+    """Whether the server of a ws:// (or login http://) URL that hung up on
+    the handshake completes a TLS handshake instead: then the URL wants
+    wss://. A probe for the message only: nothing is sent over it and its
+    certificate does not matter (it is never trusted with anything). Not
+    through a proxy."""
+    if url.startswith("http:"):
+        url = "ws:" + url[5:]
+    proxy = proxy_for(url)
+    if proxy is True:  # websockets' own lookup decides
+        with contextlib.suppress(Exception):
+            proxy = get_proxy(parse_uri(url))
+    if proxy is not None:
+        return False
+    parts = urlsplit(url)
+    host, port = parts.hostname, parts.port or 80
+    probe = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    probe.check_hostname = False
+    probe.verify_mode = ssl.CERT_NONE
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port, ssl=probe), 3.0)
+    except (OSError, asyncio.TimeoutError, ValueError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError, ssl.SSLError):
+        await writer.wait_closed()
+    return True
 
 
 class StreamSession(SessionCore):
@@ -496,7 +548,16 @@ class StreamSession(SessionCore):
                 raise _Retry(self._tls_refused(exc), None) from None
             except ProxyRefused as exc:
                 raise _Retry(_proxy_refused(exc.status), None) from None
+            except NotHttp:
+                raise _Retry(ProviderError("NOT_HTTP", f"the login at {_host_port(login.url)} did not answer in HTTP: "
+                                           "check the endpoint URL"), None) from None
+            except ConnectionRefusedError:
+                raise _Retry(ProviderError("LOGIN_FAILED", f"login failed: nothing is listening on {_host_port(login.url)} "
+                                           "(connection refused)", ErrorKind.RETRYABLE), None) from None
             except OSError as exc:
+                if login.url.startswith("http:") and await _speaks_tls(login.url):
+                    raise _Retry(ProviderError("NOT_TLS_URL", f"{_host_port(login.url)} speaks TLS: use wss:// instead of ws://"),
+                                 None) from None
                 reason = self._redact(str(exc) or type(exc).__name__)
                 raise _Retry(ProviderError("LOGIN_FAILED", f"login failed: {reason}", ErrorKind.RETRYABLE), None) from None
             try:
@@ -529,11 +590,23 @@ class StreamSession(SessionCore):
         except InvalidProxyStatus as exc:
             raise _Retry(_proxy_refused(exc.response.status_code), None) from None
         except InvalidStatus as exc:
-            raise _Retry(proto.classify_http(exc.response.status_code, exc.response.body or b""), None) from None
+            status, body = exc.response.status_code, exc.response.body or b""
+            raise _Retry(self._not_websocket(request.url, status, body) or proto.classify_http(status, body), None) from None
         except InvalidURI as exc:
             raise _Retry(ProviderError("BAD_ENDPOINT", self._redact(str(exc))), None) from None
         except ssl.SSLCertVerificationError as exc:
             raise _Retry(self._tls_refused(exc), None) from None
+        except InvalidMessage as exc:
+            raise _Retry(await self._no_handshake(request.url, exc), None) from None
+        except ConnectionRefusedError:
+            raise _Retry(ProviderError("CONNECT_FAILED", f"nothing is listening on {_host_port(request.url)} (connection refused)",
+                                       ErrorKind.RETRYABLE), None) from None
+        except ssl.SSLError as exc:
+            if exc.reason == "WRONG_VERSION_NUMBER":  # the server answered the TLS hello in plain text
+                raise _Retry(ProviderError("NOT_TLS", f"{_host_port(request.url)} does not speak TLS: use ws:// instead of wss://"),
+                             None) from None
+            reason = self._redact(str(exc) or type(exc).__name__)
+            raise _Retry(ProviderError("CONNECT_FAILED", f"could not connect: {reason}", ErrorKind.RETRYABLE), None) from None
         except (OSError, InvalidHandshake, asyncio.TimeoutError) as exc:
             reason = self._redact(str(exc) or type(exc).__name__)
             raise _Retry(ProviderError("CONNECT_FAILED", f"could not connect: {reason}", ErrorKind.RETRYABLE), None) from None
@@ -614,6 +687,40 @@ class StreamSession(SessionCore):
         self.stats.gaps += 1
         self._emit(Gap(self.session_time(start), self.session_time(end),
                        f"sound the provider returned no captions for, sent {tries} times: speech there may be missing"))
+
+    def _not_websocket(self, url: str, status: int, body: bytes) -> ProviderError | None:
+        """A handshake answered by a web server that is no WebSocket endpoint
+        (a page, a redirect it could not follow, 404/405), fatal at once:
+        retrying for half a minute cannot change that. None: the provider's
+        own refusal (`classify_http`)."""
+        where = _host_port(url)
+        if status == 400 and url.startswith("ws:") and b"HTTPS" in body:  # nginx: "plain HTTP request was sent to HTTPS port"
+            return ProviderError("NOT_TLS_URL", f"{where} speaks TLS: use wss:// instead of ws://")
+        if status < 400 or status in (404, 405):
+            return ProviderError("NOT_WEBSOCKET", f"{where}{_path(url)} is not a WebSocket endpoint (HTTP {status}"
+                                 f"{self._redact(http_detail(body))}): check the endpoint URL")
+        return None
+
+    async def _no_handshake(self, url: str, exc: InvalidMessage) -> ProviderError:
+        """What answered the handshake, when it was not HTTP 1.1 at all."""
+        where = _host_port(url)
+        cause = exc.__cause__
+        text = str(cause) if cause is not None else ""
+        status = _OLD_HTTP.search(text)
+        if status:  # HTTP/1.0: a plain web server (python -m http.server)
+            return ProviderError("NOT_WEBSOCKET", f"{where}{_path(url)} is not a WebSocket endpoint "
+                                 f"(HTTP {status.group(1)} from a web server that cannot upgrade): check the endpoint URL")
+        if url.startswith("ws:") and ("\x15\x03" in text or "\x16\x03" in text or await _speaks_tls(url)):
+            # a TLS record in reply to plain HTTP, or a server that hung up and takes a TLS hello
+            return ProviderError("NOT_TLS_URL", f"{where} speaks TLS: use wss:// instead of ws://")
+        if isinstance(cause, ValueError):
+            return ProviderError("NOT_WEBSOCKET", f"{where} did not answer in HTTP ({short_text(self._redact(text), 60)}): "
+                                 "it is not a WebSocket endpoint; check the endpoint URL")
+        if isinstance(cause, EOFError):
+            return ProviderError("CONNECT_FAILED", f"{where} closed the connection without answering the WebSocket handshake",
+                                 ErrorKind.RETRYABLE)
+        reason = self._redact(f"{exc}: {cause}" if cause is not None else str(exc))
+        return ProviderError("CONNECT_FAILED", f"could not connect: {reason}", ErrorKind.RETRYABLE)
 
     def _mark_live(self, conn: _Connection) -> None:
         if not conn.ready.is_set():
