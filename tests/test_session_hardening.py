@@ -330,3 +330,27 @@ async def test_wss_to_a_plain_http_port_says_use_ws(web_server, tone_wav):
     wav, _ = tone_wav
     error = await _fails_fast("audiopod", f"wss://127.0.0.1:{web_server}/x", wav)
     assert error.code == "NOT_TLS" and error.message == f"127.0.0.1:{web_server} does not speak TLS: use ws:// instead of wss://"
+
+
+# ------------------------------------------------ 5. VoiceRun live replay
+async def test_voicerun_live_replay_is_paced_so_its_times_hold(tone_wav):
+    """A drop 2.5 s in, and 0.4 s (1.6 s of audio at this 4x "real time")
+    before the reconnect: the replay from the first final's end went out in
+    one burst and "delta echo" was placed ~2 s late, where the burst ended.
+    Paced at twice the protocol's pace it is placed within one reply delay,
+    and the captions catch up with the source."""
+    wav, spoken = tone_wav
+    async with FakeVoiceRun() as fake:
+        fake.faults.append(Fault("drop", after_bytes=80000))
+        # this test's "real time" is 4x (the source's speed): its 100 ms bursts are 25 ms
+        config = SessionConfig(fake.url, estimate_pace=4.0, pace_burst=0.025)
+        retry = RetryPolicy(first_delay=0.4, base_delay=0.4, max_delay=0.4)
+        began = time.monotonic()
+        log, session = await transcribe("voicerun", fake, wav, config=config, retry=retry, live=True, speed=4.0)
+        took = time.monotonic() - began
+    assert session.stats.reconnects == 1 and fake.violations == []
+    assert [f.text for f in log.finals] == [" ".join(u) for u in SCRIPT]
+    for final, utterance in zip(log.finals, spoken.utterances):
+        assert abs(final.start - utterance[0][1]) <= 0.5, (final, utterance)
+        assert abs(final.end - utterance[-1][2]) <= 0.6, (final, utterance)
+    assert took < 5.55 / 4 + 1.0  # caught up: not a replay at 1x after the source ended

@@ -93,6 +93,9 @@ class SessionConfig:
     estimate_pace: float | None = None
     pace_burst: float = 0.1  # a paced file goes in bursts this long (s of audio), as a device's blocks do
     file_read_ahead_paced: float = 2.0  # a paced file's read-ahead: a stop ends within it
+    # A live source's replay (and the audio that waited during the outage) to
+    # such a protocol goes at up to this many times its pace, to catch up.
+    live_catch_up: float = 2.0
     # Provider times may stray this far (s) outside the audio sent on their
     # connection (rounding, frame edges); beyond it a final's times are impossible.
     time_tolerance: float = 0.5
@@ -152,6 +155,7 @@ class _Connection:
     last_frame_at: float = 0.0
     sent_at_last_frame: int = 0
     next_send: float = 0.0  # loop time the next frame of a paced file may go
+    catching_up: bool = False  # a live source's replay/backlog goes paced until this connection caught up
     # Where a final with impossible times is placed from (this connection's
     # time): the end of its latest final, or the start of an untimed one whose
     # end is only where the clock stood (not an estimate paced to hold).
@@ -303,6 +307,7 @@ class StreamSession(SessionCore):
         self._final_end = 0  # stream position up to which finals cover the audio
         self._said_to = 0  # stream position the latest final's end reached (no replay margin)
         self._tail_tries = 0  # end-of-stream tails sent again (see `_check_tail`)
+        self._live_pace = 0.0  # samples a second a live replay may go at; 0: unpaced
         self._sent_high = 0  # the furthest stream position ever sent
         self._space = asyncio.Event()  # set when sending or a final frees room for a file to read on
         self._source_done = False
@@ -454,8 +459,11 @@ class StreamSession(SessionCore):
         backlog bound their audio is dropped and reported as a gap. Other
         sources (a file) are paused instead: for the network, for finals
         (see `_file_room`), and for a protocol whose times are estimates, to
-        its `estimate_pace`."""
+        its `estimate_pace`. A live source's replay after a reconnect to such a
+        protocol is paced too, faster, to catch up (`_catch_up_pace`)."""
         self._pace = 0.0 if live or self._estimate_pace is None else self._estimate_pace * self.sample_rate
+        if live and self._estimate_pace is not None:
+            self._live_pace = self._estimate_pace * max(1.0, self.config.live_catch_up) * self.sample_rate
         reader = asyncio.ensure_future(self._read_source(blocks, live))
         try:
             await self._run_connections()
@@ -540,6 +548,8 @@ class StreamSession(SessionCore):
         conn = _Connection(proto, origin)
         self._conn = conn
         self.stats.connections += 1
+        # a reconnection of a live source: its replay goes paced (see `_catch_up_pace`)
+        conn.catching_up = bool(self._live_pace) and self.stats.connections > 1
         login = proto.login_request(self.config.endpoint)
         if login is not None:
             try:
@@ -738,7 +748,6 @@ class StreamSession(SessionCore):
         await asyncio.wait_for(conn.ready.wait(), self.config.open_timeout)
         frame = self._frame_samples
         proto = conn.protocol
-        pace = self._pace
         burst = self.config.pace_burst
         loop = asyncio.get_running_loop()
         while True:
@@ -753,18 +762,21 @@ class StreamSession(SessionCore):
                     conn.awaiting_credit = False
                 continue
             if available >= frame or (self._source_done and available > 0):
+                pace = self._pace or self._catch_up_pace(conn, available)
                 if pace:
                     # A file to a protocol whose times are estimates goes at its
                     # pace, its replay too: frame by frame, a burst of frames a
                     # wake-up (never more than `burst` ahead of the clock, as a
                     # device's blocks), and a late burst never lets the next
-                    # one catch up by more than a burst.
+                    # one catch up by more than a burst. A live source's replay
+                    # goes so too, faster (`_catch_up_pace`).
                     n = min(frame, available)
+                    lead = burst if self._pace else burst / self.config.live_catch_up  # the same audio a burst
                     now = loop.time()
-                    if conn.next_send > now + burst:
+                    if conn.next_send > now + lead:
                         await asyncio.sleep(conn.next_send - now)
                         continue
-                    conn.next_send = max(conn.next_send, now - burst) + n / pace
+                    conn.next_send = max(conn.next_send, now - lead) + n / pace
                 else:
                     # Live audio goes frame by frame; audio that is already late
                     # (backlog) goes in the largest frames the protocol allows.
@@ -786,6 +798,28 @@ class StreamSession(SessionCore):
         self._set_state(SessionState.DRAINING)
         for message in proto.end_stream():
             await self._send(ws, message)
+
+    def _catch_up_pace(self, conn: _Connection, available: int) -> float:
+        """The pace of a live source's replay to a protocol whose times are
+        estimates (samples a second), or 0: unpaced.
+
+        Sent in one burst, every replayed final was placed where the burst
+        ended. The estimate of a reply runs late by the reply delay times the
+        pace: at `live_catch_up` 2x and the usual 0.1-0.25 s between audio
+        and the provider's event, 0.2-0.5 s (as good as a file's at 1x plus
+        one delay), and the backlog shrinks by 1 s a second, so captions are
+        live again after as long as the replay and the outage took. Once the
+        connection has caught up with the source it is real time by itself.
+        A backlog past half the bound where a live source drops audio goes
+        unpaced: audio before times."""
+        if not conn.catching_up:
+            return 0.0
+        if available < 2 * self._frame_samples:
+            conn.catching_up = False
+            return 0.0
+        if self._backlog() > self._backlog_cap // 2:
+            return 0.0
+        return self._live_pace
 
     async def _receive(self, ws: websockets.ClientConnection, conn: _Connection, sender: asyncio.Future) -> None:
         """Read and act on server frames until the connection's end (raised).
