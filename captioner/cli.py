@@ -278,7 +278,7 @@ def _printer(partials: bool) -> Any:
         elif isinstance(event, Partial) and partials:
             print(f"… {clean_text(event.text)}", file=sys.stderr, flush=True)
         elif isinstance(event, Gap):
-            print(f"warning: {event.end - event.start:.1f} s of audio were lost ({event.reason})", file=sys.stderr, flush=True)
+            print(f"warning: no captions for {event.end - event.start:.1f} s of audio: {event.reason}", file=sys.stderr, flush=True)
         elif isinstance(event, ProviderError) and event.retryable:
             print(f"warning: {event}", file=sys.stderr, flush=True)
         elif isinstance(event, StateChanged) and event.state.value == "reconnecting":

@@ -868,7 +868,7 @@ class ControlWindow(QMainWindow):
                 for b in self.export_buttons.values():
                     b.setEnabled(True)
         elif isinstance(event, Gap):
-            self.transcript_view.appendPlainText(f"[…] ({event.end - event.start:.1f} s of audio were lost: {event.reason})")
+            self.transcript_view.appendPlainText(f"[…] (no captions for {event.end - event.start:.1f} s of audio: {event.reason})")
         self.overlay.on_event(event)
 
     def _on_state(self, state: str, detail: str) -> None:
