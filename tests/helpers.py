@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,3 +64,33 @@ class FakeStream:
 
     def close(self) -> None:
         pass
+
+
+class FlakyFile:
+    """A file (the journal's) on a disk that can be made full: `full` on, writes
+    fail with ENOSPC (after `short_write` bytes of the first, a short write)."""
+
+    def __init__(self, real: Any, short_write: int = 0) -> None:
+        self.real = real
+        self.full = False
+        self.short_write = short_write  # bytes a write still takes before the disk is full
+        self.failures = 0
+
+    def write(self, data: Any) -> int:
+        if self.full:
+            if self.short_write and len(data) > self.short_write:
+                n = self.real.write(bytes(data[: self.short_write]))
+                self.short_write = 0
+                return n
+            self.failures += 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return self.real.write(data)
+
+    def flush(self) -> None:
+        self.real.flush()
+
+    def fileno(self) -> int:
+        return self.real.fileno()
+
+    def close(self) -> None:
+        self.real.close()

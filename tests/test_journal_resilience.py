@@ -12,44 +12,15 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from captioner.stt.events import Final, Gap, Word
 from captioner.transcript.journal import JournalStatus, SessionJournal, list_sessions, load_journal
 from captioner.ui.history import unfinished_sessions
+from tests.helpers import FlakyFile
 
-ENOSPC = OSError(errno.ENOSPC, "No space left on device")
 
-
-class FlakyFile:
-    """The journal's file, with a switchable full disk."""
-
-    def __init__(self, real: Any, short_write: int = 0) -> None:
-        self.real = real
-        self.full = False
-        self.short_write = short_write  # bytes a write still takes before the disk is full
-        self.failures = 0
-
-    def write(self, data: Any) -> int:
-        if self.full:
-            if self.short_write and len(data) > self.short_write:
-                n = self.real.write(bytes(data[: self.short_write]))
-                self.short_write = 0
-                return n
-            self.failures += 1
-            raise ENOSPC
-        return self.real.write(data)
-
-    def flush(self) -> None:
-        self.real.flush()
-
-    def fileno(self) -> int:
-        return self.real.fileno()
-
-    def close(self) -> None:
-        self.real.close()
 
 
 def until(check, timeout: float = 5.0) -> None:  # noqa: ANN001

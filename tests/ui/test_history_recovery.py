@@ -4,7 +4,6 @@ the GUI's controller, journals in the temp CAPTIONER_DATA_DIR."""
 
 from __future__ import annotations
 
-import errno
 import json
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from captioner.app import CaptionerApp, build_parser
 from captioner.audio.sources import WavFileSource
 from captioner.transcript.journal import SessionJournal, list_sessions, load_journal
 from captioner.ui.controller import CaptionController
+from tests.helpers import FlakyFile
 from tests.conftest import SCRIPT
 from tests.fakes.audiopod import FakeAudioPod
 from tests.fakes.base import Fault
@@ -80,34 +80,20 @@ async def test_a_stopped_session_is_recorded_as_stopped(tone_wav, data_dir):
     assert info.finished and transcript.outcome == "stopped" and info.segments >= 1
 
 
-class FullDisk:
+def full_disk(real: Any) -> FlakyFile:
     """The journal's file with a full disk, until `full` is cleared."""
-
-    def __init__(self, real: Any) -> None:
-        self.real, self.full = real, True
-
-    def write(self, data: Any) -> int:
-        if self.full:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return self.real.write(data)
-
-    def flush(self) -> None:
-        self.real.flush()
-
-    def fileno(self) -> int:
-        return self.real.fileno()
-
-    def close(self) -> None:
-        self.real.close()
+    disk = FlakyFile(real)
+    disk.full = True
+    return disk
 
 
 async def test_a_full_disk_is_told_at_once_and_so_is_its_end(tone_wav, data_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(SessionJournal, "RETRY_SECONDS", 0.05)
-    disks: list[FullDisk] = []
+    disks: list[FlakyFile] = []
 
     def journal_factory(provider: str, source: str) -> SessionJournal:
         j = SessionJournal.create(provider, source)
-        j._file = disks.append(FullDisk(j._file)) or disks[0]
+        j._file = disks.append(full_disk(j._file)) or disks[0]
         return j
 
     notices: list[tuple[str, bool, str]] = []
@@ -144,7 +130,7 @@ async def test_a_disk_still_full_at_the_end_is_said_and_the_export_has_everythin
 
     def journal_factory(provider: str, source: str) -> SessionJournal:
         j = SessionJournal.create(provider, source)
-        j._file = FullDisk(j._file)
+        j._file = full_disk(j._file)
         return j
 
     notices: list[str] = []
