@@ -236,7 +236,7 @@ class SessionJournal:
         """A gap line where captions could not be kept, so a recovered export shows it."""
         count, start, end = self._hole or (0, None, None)
         self._hole = None
-        reason = f"{count} caption(s) not saved: {_strerror(self._last_error)}"
+        reason = f"{count} caption(s) not saved: {error_text(self._last_error)}"
         try:
             gap = Segment("[…]", float(start or 0.0), float(end or start or 0.0), gap=True, reason=reason).to_dict()
         except (TypeError, ValueError):
@@ -286,7 +286,7 @@ class SessionJournal:
         if not changed:
             return
         if error is not None:
-            log.error("cannot write the session journal %s: %s (kept in memory)", self.path, _strerror(error))
+            log.error("cannot write the session journal %s: %s (kept in memory)", self.path, error_text(error))
         else:
             log.warning("the session journal %s is written again (%d waiting lines saved)", self.path, written)
         if watcher is not None:
@@ -296,10 +296,11 @@ class SessionJournal:
                 log.exception("journal watcher failed")
 
 
-def _strerror(exc: OSError | None) -> str:
+def error_text(exc: BaseException | None) -> str:
+    """A write error in words for a message ("No space left on device")."""
     if exc is None:
         return "unknown error"
-    return exc.strerror or str(exc)
+    return getattr(exc, "strerror", None) or str(exc)
 
 
 @dataclass(frozen=True)

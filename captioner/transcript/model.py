@@ -100,7 +100,7 @@ class Segment:
         return cls("[…]", gap.start, gap.end, timed=True, gap=True, reason=clean_text(gap.reason))
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"text": self.text, "start": _ms(self.start), "end": _ms(self.end)}
+        d: dict[str, Any] = {"text": self.text, "start": self.start, "end": self.end}  # rounded when made
         if self.speaker is not None:
             d["speaker"] = self.speaker
         if not self.timed:

@@ -273,7 +273,7 @@ class CaptionController(QObject):
                 error = getattr(journal, "error", None)
                 if error is not None:
                     self.notice.emit(
-                        f"The saved session misses captions ({_strerror(error)}): "
+                        f"The saved session misses captions ({_error_text(error)}): "
                         "export it now to keep every caption."
                     )
             if self.state != "error":
@@ -301,7 +301,7 @@ class CaptionController(QObject):
     def _journal_status(self, status: Any) -> None:
         if status.error is not None:
             self.notice.emit(
-                f"Captions are not being saved to disk: {_strerror(status.error)}. They are kept in memory "
+                f"Captions are not being saved to disk: {_error_text(status.error)}. They are kept in memory "
                 "and saved as soon as writing works again; Export also has them all."
             )
             return
@@ -469,8 +469,10 @@ class CaptionController(QObject):
         await asyncio.to_thread(export, transcript, fmt, path)
 
 
-def _strerror(exc: BaseException) -> str:
-    return getattr(exc, "strerror", None) or str(exc)
+def _error_text(exc: BaseException | None) -> str:
+    from captioner.transcript.journal import error_text  # not at import: start-up stays light
+
+    return error_text(exc)
 
 
 def _provider_name(provider_id: str) -> str:

@@ -57,7 +57,7 @@ async def test_an_overlay_the_user_hid_stays_hidden_after_quit(qtbot, settings_p
 
 
 def test_the_status_is_never_cut_short_by_the_hint(qtbot):
-    ov = make(qtbot, style=PRESETS["Large print"] if "Large print" in PRESETS else replace(STYLE, font_size=44))
+    ov = make(qtbot, style=PRESETS["Large print"])
     status = "Live · behind by 12 s"
     fm = ov._status_metrics
     for width in (1400, 992, 700, 650, 420):
