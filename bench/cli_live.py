@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:
 def run(seconds: float, tls: bool = False) -> object:
     """With `tls`: the same over wss:// with a verified certificate, as every
     real endpoint is."""
-    from bench.common import FakeProcess, Result, bench_dir, speech_wav
+    from bench.common import FakeProcess, Result, bench_dir, speech_wav, warm_up_s
 
     wav = speech_wav(bench_dir() / "speech48k2ch.wav")
     with FakeProcess("audiopod", chatty=True, tls=tls) as fake, tempfile.TemporaryDirectory() as home:
@@ -43,7 +43,7 @@ def run(seconds: float, tls: bool = False) -> object:
     r = json.loads(line)
     thirds = [c / w * 100 for c, w in r["windows"]]
     note = (
-        f"{sum(w for _, w in r['windows']):.0f} s after 3 s warm-up, in thirds: " + ", ".join(f"{t:.2f} %" for t in thirds)
+        f"{sum(w for _, w in r['windows']):.0f} s after {warm_up_s(seconds):g} s warm-up, in thirds: " + ", ".join(f"{t:.2f} %" for t in thirds)
         + f"; {r['events']} caption events; `captioner listen`'s path on a plain asyncio loop, no Qt, no meter; "
         "same fake mic and fake as \"app CPU\"" + (", over wss:// (verified self-signed certificate)" if tls else "")
     )
@@ -56,6 +56,7 @@ def _child(url: str, key: str, seconds: float, wav: str) -> None:
     import gc
 
     from bench import fakemic
+    from bench.common import warm_up_s
     from captioner.captioning import CaptionJob, caption_source, make_session
     from captioner.stt.session import SessionConfig
     from captioner.transcript.journal import SessionJournal
@@ -72,7 +73,7 @@ def _child(url: str, key: str, seconds: float, wav: str) -> None:
         journal = await asyncio.to_thread(SessionJournal.create, "audiopod", source.name)
         async with source:
             task = asyncio.ensure_future(caption_source(source, session, [journal, count], live=True))
-            await asyncio.sleep(3.0)  # warm-up: connect, first frames
+            await asyncio.sleep(warm_up_s(seconds))  # connect, first frames
             gc.collect()
             gc.freeze()  # as the app freezes its start-up objects
             events[0] = 0

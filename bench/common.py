@@ -57,6 +57,13 @@ def require(module: str) -> Any:
         raise NotAvailable(f"{module}: {exc}") from None
 
 
+def warm_up_s(seconds: float) -> float:
+    """Seconds a live run is left to settle (connect, first frames and paints)
+    before its CPU is measured: 3 s for a full run, 1 s for a quick one, which
+    only shows that the row works."""
+    return 3.0 if seconds >= 10 else 1.0
+
+
 def percentile(values: list[float], p: float) -> float:
     if not values:
         return math.nan

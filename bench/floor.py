@@ -38,7 +38,7 @@ while True:
 
 
 def run(seconds: float) -> object:
-    from bench.common import Result
+    from bench.common import Result, warm_up_s
 
     proc = subprocess.run(
         [sys.executable, "-m", "bench.floor", "child", str(seconds)],
@@ -50,7 +50,7 @@ def run(seconds: float) -> object:
         raise RuntimeError(f"the floor run failed (exit {proc.returncode}): {proc.stderr.strip()[-600:]}")
     r = json.loads(line)
     note = (
-        f"{r['seconds']:.0f} s after 3 s warm-up: {r['blocks']} hand-offs and {r['replies']} socket replies, nothing "
+        f"{r['seconds']:.0f} s after {warm_up_s(seconds):g} s warm-up: {r['blocks']} hand-offs and {r['replies']} socket replies, nothing "
         "else (Qt offscreen, a shown widget, Captioner's event loop, a capture-like thread); "
         "what \"app CPU\" adds to this is Captioner's own work"
     )
@@ -63,6 +63,7 @@ def _child(seconds: float) -> None:
     import numpy as np
     from PySide6.QtWidgets import QApplication, QWidget
 
+    from bench.common import warm_up_s
     from captioner.ui.event_loop import CaptionerEventLoop
 
     app = QApplication([])
@@ -107,7 +108,7 @@ def _child(seconds: float) -> None:
     threading.Thread(target=capture, daemon=True).start()
 
     async def measure() -> dict:
-        await asyncio.sleep(3.0)
+        await asyncio.sleep(warm_up_s(seconds))
         before = dict(counts)
         c0, t0 = time.process_time(), time.perf_counter()
         await asyncio.sleep(seconds)

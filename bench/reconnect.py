@@ -19,6 +19,7 @@ from typing import Any
 from bench.common import FakeProcess, Result, bench_dir, make_session, percentile, speech_wav
 
 AFTER_BYTES = 192_000  # 6 s of 16 kHz Int16: > quick_death (2 s) even after a replay
+QUICK_AFTER_BYTES = 96_000  # 3 s: a quick run drops only its first connection, which replays nothing
 
 
 async def _run(fake: FakeProcess, drops: int) -> tuple[list[tuple[float, int]], Any]:
@@ -50,10 +51,11 @@ async def _run(fake: FakeProcess, drops: int) -> tuple[list[tuple[float, int]], 
     return events, session
 
 
-def run(drops: int) -> Result:
+def run(drops: int, quick: bool = False) -> Result:
     from tests.fakes.base import Fault
 
-    faults = [Fault("drop", after_bytes=AFTER_BYTES, on_connection=i) for i in range(drops)]
+    after = QUICK_AFTER_BYTES if quick and drops == 1 else AFTER_BYTES
+    faults = [Fault("drop", after_bytes=after, on_connection=i) for i in range(drops)]
     with FakeProcess("audiopod", faults=faults) as fake:
         events, session = asyncio.run(_run(fake, drops))
     drop_times = fake.report.get("drops", [])

@@ -1,7 +1,7 @@
 """Run Captioner's benchmarks and print one table.
 
     python bench/run.py            # everything, full length (several minutes)
-    python bench/run.py --quick    # the same benchmarks, short (< 60 s), for CI
+    python bench/run.py --quick    # the same benchmarks, short (~50 s), for CI
     python bench/run.py --only cpu,export
 
 Run from the repository root with the project's venv. Exit status is 0 unless
@@ -40,18 +40,18 @@ def plan(quick: bool) -> list[tuple[str, str, str, Callable[[], list[Result]]]]:
     for p in ("audiopod", "voicerun"):  # one binary, one base64/JSON provider: what wss:// adds
         items.append(("tls", f"CPU/audio-hour {p} over TLS", "info",
                       lambda p=p: [streaming.cpu_per_hour(p, audio_s, 1 if quick else 3, tls=True)]))
-    items.append(("app", "app CPU, live + overlay", "<= 2 % core", lambda: gui.app_cpu(5.0 if quick else 60.0)))
-    items.append(("app", "app CPU, overlay only", "info", lambda: gui.app_cpu(5.0 if quick else 60.0, control_window=False)))
-    items.append(("app", "app floor", "info", lambda: [floor.run(3.0 if quick else 30.0)]))
-    items.append(("app", "live without Qt", "info", lambda: [cli_live.run(3.0 if quick else 60.0)]))
-    items.append(("tls", "live without Qt over TLS", "info", lambda: [cli_live.run(3.0 if quick else 60.0, tls=True)]))
+    items.append(("app", "app CPU, live + overlay", "<= 2 % core", lambda: gui.app_cpu(2.0 if quick else 60.0)))
+    items.append(("app", "app CPU, overlay only", "info", lambda: gui.app_cpu(2.0 if quick else 60.0, control_window=False)))
+    items.append(("app", "app floor", "info", lambda: [floor.run(1.5 if quick else 30.0)]))
+    items.append(("app", "live without Qt", "info", lambda: [cli_live.run(1.5 if quick else 60.0)]))
+    items.append(("tls", "live without Qt over TLS", "info", lambda: [cli_live.run(1.5 if quick else 60.0, tls=True)]))
     items.append(("sdk", "CPU vs AudioPod SDK", "<= 1.00", lambda: [streaming.versus_sdk(30.0 if quick else 1200.0)]))
     items.append(("latency", "latency callback→socket", "<= 5 ms p99", lambda: [latency.callback_to_socket(4.0 if quick else 60.0)]))
     items.append(("long", "long session", "", lambda: longrun.run(0.15 if quick else 8.0)))
     items.append(("events", "per-event cost", "", lambda: longrun.per_event_cost(quick)))
     items.append(("export", "export 8 h", "<= 0.1 s", lambda: exports.run(quick)))
     items.append(("startup", "start-up", "", lambda: startup.run(quick)))
-    items.append(("reconnect", "reconnect", "<= 1 s p50", lambda: [reconnect.run(2 if quick else 12)]))
+    items.append(("reconnect", "reconnect", "<= 1 s p50", lambda: [reconnect.run(1 if quick else 12, quick=quick)]))
     items.append(("local", "offline engine", "", lambda: local_engine.run(quick)))
     return items
 
