@@ -26,6 +26,20 @@ from keyring.errors import PasswordDeleteError
 from tests.fakes.tones import synthesize, write_wav
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `slow` (each takes a minute or more) go first: the
+    workers of `-n auto` then never start one when the rest is nearly done."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto` runs one worker per core, at most four: most tests wait on
+    real-time audio and sockets, and the slowest single test (~1.5 min)
+    bounds the run long before more workers would help."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 class MemoryKeyring(KeyringBackend):
     priority = 1  # type: ignore[assignment]
 

@@ -36,6 +36,7 @@ def test_desktop_entry_and_metainfo_are_shipped():
     assert res.joinpath("icons", "captioner-256.png").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the bundle is proven on Linux")
 def test_linux_bundle_builds_fits_and_runs():
     if importlib.util.find_spec("PyInstaller") is None:
