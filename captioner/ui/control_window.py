@@ -449,6 +449,19 @@ class ControlWindow(QMainWindow):
         self.pin_check.setAccessibleName("Pin the overlay: clicks pass through it")
         ov.addWidget(self.show_overlay_check, 0, Qt.AlignmentFlag.AlignLeft)
         ov.addWidget(self.pin_check, 0, Qt.AlignmentFlag.AlignLeft)
+        # The overlay never takes focus, so it is moved from here without a mouse.
+        place = QHBoxLayout()
+        place_label = QLabel("Move to:")
+        place.addWidget(place_label)
+        self.place_buttons: dict[str, QPushButton] = {}
+        for where, text in (("top", "&Top"), ("bottom", "&Bottom")):
+            button = QPushButton(text)
+            button.setAccessibleName(f"Move the overlay to the {where} of the screen")
+            button.clicked.connect(lambda _checked=False, w=where: self.overlay.place(w))
+            place.addWidget(button)
+            self.place_buttons[where] = button
+        place.addStretch(1)
+        ov.addLayout(place)
         buttons = QHBoxLayout()
         self.settings_button = QPushButton("Settings…")
         self.settings_button.setAccessibleName("Open settings: API keys, overlay style, hotkeys")
@@ -590,7 +603,7 @@ class ControlWindow(QMainWindow):
         chain: list[QWidget] = [
             self.provider_combo, self.device_combo, self.refresh_devices_button, self.mix_check, self.mix_combo,
             self.test_input_button, self.endpoint_edit, *self._option_widgets.values(), self.start_button,
-            self.show_overlay_check, self.pin_check, self.settings_button, self.quit_button, self.transcript_view,
+            self.show_overlay_check, self.pin_check, *self.place_buttons.values(), self.settings_button, self.quit_button, self.transcript_view,
             *self.export_buttons.values(), self.history_button, self.open_folder_button,
         ]
         for first, second in zip(chain, chain[1:]):

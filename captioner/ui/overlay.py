@@ -431,6 +431,22 @@ class CaptionOverlay(QWidget):
             finally:
                 self._adjusting = False
 
+    def place(self, where: str) -> None:
+        """Move the overlay, at its size, to the top or bottom centre of the
+        screen it is on. It never takes keyboard focus (it must not steal it
+        from the meeting), so this is how it is moved without dragging."""
+        screen = self._current_screen()
+        if screen is None:
+            return
+        area = screen.availableGeometry()
+        geo = fit_into(self.geometry(), area)
+        margin = int(area.height() * 0.06)  # as default_rect keeps off the taskbar
+        y = area.top() + margin if where == "top" else area.bottom() + 1 - margin - geo.height()
+        geo.moveTo(area.left() + (area.width() - geo.width()) // 2, max(area.top(), y))
+        self._style_anchor = None  # the user placed it: style changes size from here
+        self.setGeometry(geo)
+        self._save_timer.start()  # remembered for this screen (a hidden window gets no moveEvent yet)
+
     def _watch_screen(self, screen: QScreen) -> None:
         screen.availableGeometryChanged.connect(self._on_screens_changed)
 
@@ -841,6 +857,10 @@ class CaptionOverlay(QWidget):
         pin = QAction("Pin (click-through)", menu)
         pin.triggered.connect(lambda: self.set_pinned(True))
         menu.addAction(pin)
+        for where in ("top", "bottom"):
+            move = QAction(f"Move to the {where} of the screen", menu)
+            move.triggered.connect(lambda _checked=False, w=where: self.place(w))
+            menu.addAction(move)
         clear = QAction("Clear captions", menu)
         clear.triggered.connect(self.clear_captions)
         menu.addAction(clear)

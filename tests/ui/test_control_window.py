@@ -9,7 +9,7 @@ from pathlib import Path
 
 import keyring
 from keyring.backends.fail import Keyring as FailKeyring
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QRect, Qt
 
 from captioner import keys
 from captioner.app import CaptionerApp, build_parser
@@ -214,6 +214,30 @@ async def test_overlay_actions_hotkeys_and_no_tray_fallback(qtbot, settings, ton
     w.quit_requested.connect(lambda: quits.append(1))
     w.close()  # without a tray, closing the window quits
     assert quits == [1]
+    await capp.settle()
+
+
+async def test_the_overlay_is_moved_from_the_keyboard(qtbot, settings, tone_wav):
+    """The overlay never takes focus: the control window's Top and Bottom
+    buttons, reached with Tab and pressed with Space, move it."""
+    capp = make_app(settings, tone_wav[0])
+    qtbot.addWidget(capp.window)
+    qtbot.addWidget(capp.overlay)
+    capp.show()
+    w, ov = capp.window, capp.overlay
+    qtbot.waitExposed(w)
+    ov.setGeometry(QRect(40, 300, 520, 140))
+    area = ov.screen().availableGeometry()
+    top, bottom = w.place_buttons["top"], w.place_buttons["bottom"]
+    assert top.text() == "&Top" and bottom.text() == "&Bottom"
+    assert w.pin_check.nextInFocusChain() is top and top.nextInFocusChain() is bottom
+    top.setFocus()
+    qtbot.keyClick(top, Qt.Key.Key_Space)
+    assert ov.geometry().top() < area.top() + area.height() // 4 and ov.size().width() == 520
+    assert abs(ov.geometry().center().x() - area.center().x()) <= 1
+    bottom.setFocus()
+    qtbot.keyClick(bottom, Qt.Key.Key_Space)
+    assert ov.geometry().bottom() > area.bottom() - area.height() // 4 and ov.size().width() == 520
     await capp.settle()
 
 

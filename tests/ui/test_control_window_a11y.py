@@ -151,7 +151,7 @@ def visual_order(w: ControlWindow) -> list[QWidget]:
     """Top to bottom, left to right, as the window shows them."""
     order = [
         w.provider_combo, w.device_combo, w.refresh_devices_button, w.mix_check, w.mix_combo, w.test_input_button,
-        w.endpoint_edit, *w._option_widgets.values(), w.start_button, w.show_overlay_check, w.pin_check,
+        w.endpoint_edit, *w._option_widgets.values(), w.start_button, w.show_overlay_check, w.pin_check, *w.place_buttons.values(),
         w.settings_button, w.quit_button, w.transcript_view, *w.export_buttons.values(), w.history_button,
         w.open_folder_button,
     ]

@@ -259,3 +259,33 @@ def test_saved_geometry_larger_than_screen_is_fitted(qtbot, settings):
     ov = make(qtbot, settings)
     ov.restore_geometry()
     assert screen.availableGeometry().contains(ov.geometry())
+
+
+def test_moved_to_the_top_or_bottom_without_a_mouse_and_remembered(qtbot, settings_path):
+    settings = Settings(open_qsettings(str(settings_path)))
+    ov = make(qtbot, settings)
+    ov.setGeometry(QRect(37, 211, 500, 150))
+    ov.show()
+    qtbot.waitExposed(ov)
+    area = QGuiApplication.primaryScreen().availableGeometry()
+    margin = int(area.height() * 0.06)
+    centred_x = area.left() + (area.width() - 500) // 2
+    ov.place("top")
+    assert ov.geometry() == QRect(centred_x, area.top() + margin, 500, 150)  # its size kept
+    ov.place("bottom")
+    bottom = QRect(centred_x, area.bottom() + 1 - margin - 150, 500, 150)
+    assert ov.geometry() == bottom
+    qtbot.waitUntil(lambda: settings.overlay_geometry(settings.last_screen) == bottom, timeout=3000)
+    settings.sync()
+    again = CaptionOverlay(Settings(open_qsettings(str(settings_path))), PLAIN)
+    qtbot.addWidget(again)
+    assert again.geometry() == bottom  # where it starts next time
+
+
+def test_a_hidden_or_oversized_overlay_is_placed_inside_the_screen(qtbot, settings):
+    ov = make(qtbot, settings)
+    area = QGuiApplication.primaryScreen().availableGeometry()
+    ov.setGeometry(QRect(area.left() - 50, area.top(), area.width() + 400, 150))
+    ov.place("bottom")  # never shown: no moveEvent, still remembered
+    assert area.contains(ov.geometry()) and ov.geometry().bottom() < area.bottom()
+    qtbot.waitUntil(lambda: settings.overlay_geometry(settings.last_screen) == ov.geometry(), timeout=3000)
