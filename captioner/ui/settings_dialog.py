@@ -87,6 +87,24 @@ async def _off_loop(call: Callable[[], T]) -> T:
     return out[0]
 
 
+# Keys that, without Ctrl, Alt or Meta, move the cursor or the focus or press
+# the focused button; printable keys (code < 0x01000000) type text.
+_EDITING_KEYS = {
+    Qt.Key.Key_Left, Qt.Key.Key_Right, Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_Home, Qt.Key.Key_End,
+    Qt.Key.Key_PageUp, Qt.Key.Key_PageDown, Qt.Key.Key_Backspace, Qt.Key.Key_Delete, Qt.Key.Key_Insert,
+}
+_CHORD_MODIFIERS = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier | Qt.KeyboardModifier.MetaModifier
+
+
+def _types_or_moves(key: int, modifiers: Qt.KeyboardModifier) -> bool:
+    """A key that, as an application-wide hotkey, would be taken from every
+    button and list (Space would no longer press a button, a letter would
+    no longer select a row). Shift alone does not make a chord."""
+    if modifiers & _CHORD_MODIFIERS:
+        return False
+    return key < 0x01000000 or key in _EDITING_KEYS
+
+
 def _reserved(key: int, modifiers: Qt.KeyboardModifier) -> bool:
     """A bare Esc/Enter/Tab (the keypad flag and Shift+Tab's Shift do not count):
     with Ctrl, Alt or Meta they are ordinary chords the dialog does not use."""
@@ -618,6 +636,10 @@ class SettingsDialog(QDialog):
             combo = QKeySequence(seq)[0]
             if QKeySequence(seq).count() == 1 and _reserved(combo.key(), combo.keyboardModifiers()):
                 problems[action] = f"{RESERVED_KEYS[combo.key()]} and cannot be a hotkey. Choose another one."
+                continue
+            if QKeySequence(seq).count() == 1 and _types_or_moves(combo.key(), combo.keyboardModifiers()):
+                problems[action] = (f"{native} alone types or moves in every Captioner window: as a hotkey it would "
+                                    "stop working there. Add Ctrl, Alt or Meta, or use a function key such as F9.")
                 continue
             others = [HOTKEY_LABELS[a] for a, s in values.items() if a != action and s == seq]
             if others:

@@ -317,3 +317,48 @@ def test_contrast_ratio_matches_wcag_reference_values(qapp):
     assert contrast_ratio(QColor("#ffffff"), QColor("#ffff00")) == pytest.approx(1.07, abs=0.01)
     assert contrast_ratio(QColor("#ffffff"), QColor("#00ffff")) == pytest.approx(1.25, abs=0.01)
     assert contrast_ratio(QColor("#777777"), QColor("#ffffff")) == pytest.approx(4.48, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("key", "modifiers", "shown"),
+    [
+        (Qt.Key.Key_L, Qt.KeyboardModifier.NoModifier, "L"),
+        (Qt.Key.Key_A, Qt.KeyboardModifier.ShiftModifier, "Shift+A"),
+        (Qt.Key.Key_Space, Qt.KeyboardModifier.NoModifier, "Space"),
+        (Qt.Key.Key_5, Qt.KeyboardModifier.NoModifier, "5"),
+        (Qt.Key.Key_Left, Qt.KeyboardModifier.NoModifier, "Left"),
+    ],
+)
+async def test_a_key_that_types_or_moves_is_refused_as_a_hotkey(dialog, settings, key, modifiers, shown):
+    """Application-wide, a bare Space would stop pressing the focused button
+    and a letter would stop selecting rows in every Captioner window."""
+    dialog.tabs.setCurrentIndex(2)
+    edit = dialog.hotkey_edits["toggle_pin"]
+    edit.setFocus()
+    press(edit, key, modifiers)
+    assert edit.keySequence().toString() == shown
+    message = dialog.hotkey_messages["toggle_pin"]
+    assert message.text().startswith(f"{shown} alone types or moves in every Captioner window")
+    assert "Add Ctrl, Alt or Meta, or use a function key" in message.text() and not message.isHidden()
+    assert not save_button(dialog).isEnabled()
+    dialog.save()
+    assert settings.hotkeys()["toggle_pin"] == "Ctrl+Shift+L"
+
+
+@pytest.mark.parametrize(
+    ("key", "modifiers", "shown"),
+    [
+        (Qt.Key.Key_F9, Qt.KeyboardModifier.NoModifier, "F9"),
+        (Qt.Key.Key_Space, Qt.KeyboardModifier.AltModifier, "Alt+Space"),
+        (Qt.Key.Key_K, Qt.KeyboardModifier.MetaModifier, "Meta+K"),
+        (Qt.Key.Key_Left, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier, "Ctrl+Shift+Left"),
+    ],
+)
+async def test_chords_and_function_keys_are_good_hotkeys(dialog, settings, key, modifiers, shown):
+    edit = dialog.hotkey_edits["toggle_pin"]
+    edit.setFocus()
+    press(edit, key, modifiers)
+    assert edit.keySequence().toString() == shown
+    assert dialog.hotkey_messages["toggle_pin"].text() == "" and save_button(dialog).isEnabled()
+    dialog.save()
+    assert settings.hotkeys()["toggle_pin"] == shown
