@@ -3,6 +3,7 @@ and the GUI so both behave the same way."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -23,6 +24,21 @@ class MissingKey(LookupError):
             f"no API key for {provider.name}: run `captioner keys set {provider.id}` "
             f"or set {keys.env_var(provider.id)}"
         )
+
+
+def describe_options(options: Any) -> tuple[str | None, dict[str, Any]]:
+    """(language, every option's value) of a session, for its journal and
+    JSON export, from the CLI and the app alike. Only plain values: options
+    hold no secret (keys are kept apart)."""
+    if not dataclasses.is_dataclass(options):
+        return None, {}
+    values = {
+        f.name: getattr(options, f.name)
+        for f in dataclasses.fields(options)
+        if isinstance(getattr(options, f.name), (str, int, float, bool, type(None)))
+    }
+    language = values.get("language")
+    return (language if isinstance(language, str) else None), values
 
 
 @dataclass

@@ -289,7 +289,7 @@ def _printer(partials: bool) -> Any:
 
 async def _caption(args: argparse.Namespace, source: Any, live: bool, banner: str = "") -> int:
     from captioner.audio.feed import AudioSourceError
-    from captioner.captioning import caption_source
+    from captioner.captioning import caption_source, describe_options
     from captioner.stt.events import ProviderFailure
     from captioner.transcript.model import Transcript
 
@@ -297,7 +297,7 @@ async def _caption(args: argparse.Namespace, source: Any, live: bool, banner: st
     session, provider_id, options = _prepare(args)
     if not live:
         _note_pace(provider_id, args.speed)
-    language, option_values = _describe_options(options)
+    language, option_values = describe_options(options)
     code, message, error_code = EXIT_OK, "", ""
     transcript: Transcript | None = None
     loop = asyncio.get_running_loop()
@@ -417,22 +417,6 @@ def _note_pace(provider_id: str, speed: float) -> None:
         file=sys.stderr,
         flush=True,
     )
-
-
-def _describe_options(options: Any) -> tuple[str | None, dict[str, Any]]:
-    """(language, every option's value) of a session, for its journal and
-    JSON export. Only plain values: options hold no secret (keys are apart)."""
-    import dataclasses
-
-    if not dataclasses.is_dataclass(options):
-        return None, {}
-    values = {
-        f.name: getattr(options, f.name)
-        for f in dataclasses.fields(options)
-        if isinstance(getattr(options, f.name), (str, int, float, bool, type(None)))
-    }
-    language = values.get("language")
-    return (language if isinstance(language, str) else None), values
 
 
 def _write_exports(transcript: Any, targets: list[tuple[str, str]], rules: Any) -> bool:

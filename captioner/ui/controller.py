@@ -42,10 +42,11 @@ async def _get_key(provider: str) -> str | None:
     return await keys.get_key_async(provider)
 
 
-def _journal_factory(provider: str, source: str) -> Any:
+def _journal_factory(provider: str, source: str, **facts: Any) -> Any:
+    """`facts`: the session's language and options, for the journal's header."""
     from captioner.transcript.journal import SessionJournal
 
-    return SessionJournal.create(provider, source)
+    return SessionJournal.create(provider, source, **facts)
 
 
 class CaptionController(QObject):
@@ -160,7 +161,7 @@ class CaptionController(QObject):
         self, provider_id: str, options: dict[str, Any], endpoint: str | None, device: str | None, mix_with: str | None = None
     ) -> bool:
         from captioner.audio.feed import AudioSourceError
-        from captioner.captioning import CaptionJob, make_session
+        from captioner.captioning import CaptionJob, describe_options, make_session
         from captioner.stt.options import OptionError
         from captioner.stt.registry import UnknownProvider
         from captioner.stt.session import SessionConfig
@@ -169,7 +170,7 @@ class CaptionController(QObject):
         self._set_state("connecting", "checking settings")
         job = CaptionJob(provider_id, {k: v for k, v in options.items() if v not in (None, "")}, endpoint)
         try:
-            provider, _, valid_endpoint = job.validated()
+            provider, provider_options, valid_endpoint = job.validated()
         except (UnknownProvider, OptionError, EndpointError) as exc:
             self._fail(str(exc))
             return False
@@ -212,9 +213,12 @@ class CaptionController(QObject):
         self._losses_shown = (0, 0)
         self._stop_requested = False
         self.journal = None
+        language, option_values = describe_options(provider_options)
         if self.journal_factory is not None:
             try:
-                self.journal = await asyncio.to_thread(self.journal_factory, provider.id, self.source_name)
+                self.journal = await asyncio.to_thread(
+                    self.journal_factory, provider.id, self.source_name, language=language, options=option_values
+                )
             except OSError as exc:
                 self.notice.emit(f"captions will not be saved to disk: {exc}")
             else:
@@ -226,6 +230,8 @@ class CaptionController(QObject):
             provider=provider.id,
             source=self.source_name,
             started_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            language=language,
+            options=option_values,
         )
         session.subscribe(self.transcript.apply)
         session.subscribe(self._on_event)

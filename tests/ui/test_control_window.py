@@ -61,6 +61,7 @@ async def test_start_button_captions_a_session_end_to_end(qtbot, settings, tone_
         await w.refresh_key_status()
         assert w.key_status.text() == "Key: stored in the OS keyring"
         w.endpoint_edit.setText(fake.url)
+        w._option_widgets["language"].setText("fr")
         states: list[str] = []
         capp.controller.state_changed.connect(lambda s, d: states.append(s))
         levels: list[float] = []
@@ -85,6 +86,8 @@ async def test_start_button_captions_a_session_end_to_end(qtbot, settings, tone_
     items = [json.loads(line) for line in journals[0].read_text().splitlines()]
     assert [i["text"] for i in items if i["type"] == "final"] == FINALS
     assert items[-1]["type"] == "end"
+    facts = {"language": "fr", "options": {"language": "fr", "diarize": False, "word_units": "s"}}
+    assert {k: items[0].get(k) for k in facts} == facts  # what a recovered session's export says
     # exports through the same buttons' code path
     for fmt in ("srt", "vtt", "txt", "json"):
         target = tmp_path / f"out.{fmt}"
@@ -93,7 +96,8 @@ async def test_start_button_captions_a_session_end_to_end(qtbot, settings, tone_
     assert (tmp_path / "out.txt").read_text() == "\n".join(FINALS) + "\n"
     assert (tmp_path / "out.srt").read_text().startswith("1\n00:00:00,")
     assert (tmp_path / "out.vtt").read_text().startswith("WEBVTT")
-    assert json.loads((tmp_path / "out.json").read_text())["provider"] == "audiopod"
+    exported = json.loads((tmp_path / "out.json").read_text())
+    assert exported["provider"] == "audiopod" and {k: exported.get(k) for k in facts} == facts
     await capp.shutdown()
 
 

@@ -91,7 +91,7 @@ async def test_a_full_disk_is_told_at_once_and_so_is_its_end(tone_wav, data_dir,
     monkeypatch.setattr(SessionJournal, "RETRY_SECONDS", 0.05)
     disks: list[FlakyFile] = []
 
-    def journal_factory(provider: str, source: str) -> SessionJournal:
+    def journal_factory(provider: str, source: str, **facts: Any) -> SessionJournal:
         j = SessionJournal.create(provider, source)
         j._file = disks.append(full_disk(j._file)) or disks[0]
         return j
@@ -128,7 +128,7 @@ async def test_a_full_disk_is_told_at_once_and_so_is_its_end(tone_wav, data_dir,
 async def test_a_disk_still_full_at_the_end_is_said_and_the_export_has_everything(tone_wav, data_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(SessionJournal, "RETRY_SECONDS", 0.05)
 
-    def journal_factory(provider: str, source: str) -> SessionJournal:
+    def journal_factory(provider: str, source: str, **facts: Any) -> SessionJournal:
         j = SessionJournal.create(provider, source)
         j._file = full_disk(j._file)
         return j
