@@ -143,7 +143,7 @@ class CaptionerApp(QObject):
 
             self.tray = Tray(
                 app_icon(), self.window.toggle_start, self.overlay.toggle_pinned, self.overlay.toggle_shown,
-                self.show_window, self.quit,
+                self.show_window, self.quit, self.overlay.place,
             )
             self.controller.running_changed.connect(self.tray.set_running)
             self.overlay.pinned_changed.connect(self.tray.set_pinned)

@@ -1,4 +1,4 @@
-"""The tray icon: start/stop, pin/unpin, show/hide the overlay, quit.
+"""The tray icon: start/stop, pin/unpin, show/hide and move the overlay, quit.
 
 Only created when the desktop has a tray (`isSystemTrayAvailable()`); without
 one the control window offers the same actions and says so.
@@ -21,6 +21,7 @@ class Tray(QSystemTrayIcon):
         toggle_overlay: Callable[[], None],
         show_window: Callable[[], None],
         quit_app: Callable[[], None],
+        place_overlay: Callable[[str], None] | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(icon, parent)
@@ -38,6 +39,15 @@ class Tray(QSystemTrayIcon):
         quit_action.triggered.connect(quit_app)
         for action in (self.start_action, self.pin_action, self.overlay_action):
             menu.addAction(action)
+        # A pinned overlay over what the user needs to see is moved from here
+        # in one click, without unpinning it to drag it.
+        self.place_actions: dict[str, QAction] = {}
+        if place_overlay is not None:
+            for where in ("top", "bottom"):
+                action = QAction(f"Move overlay to the {where}", menu)
+                action.triggered.connect(lambda _checked=False, w=where: place_overlay(w))
+                menu.addAction(action)
+                self.place_actions[where] = action
         menu.addSeparator()
         menu.addAction(window)
         menu.addAction(quit_action)

@@ -324,6 +324,13 @@ async def test_tray_menu_mirrors_app_state(qtbot, settings, tone_wav):
     assert capp.overlay.pinned and tray.pin_action.text() == "Unpin overlay"
     tray.pin_action.trigger()
     assert not capp.overlay.pinned
+    area = capp.overlay.screen().availableGeometry()
+    tray.pin_action.trigger()  # pinned, and moved without unpinning
+    tray.place_actions["top"].trigger()
+    assert capp.overlay.pinned and capp.overlay.geometry().top() < area.top() + area.height() // 4
+    tray.place_actions["bottom"].trigger()
+    assert capp.overlay.pinned and capp.overlay.geometry().bottom() > area.bottom() - area.height() // 4
+    tray.pin_action.trigger()
     tray.overlay_action.trigger()
     assert not capp.overlay.isVisible() and tray.overlay_action.text() == "Show overlay"
     capp.window.close()  # with a tray, closing hides to the tray instead of quitting
