@@ -124,9 +124,21 @@ class LiveTextLine(QWidget):
             else:
                 lo = mid + 1
         shown = "… " + " ".join(words[lo:])
-        if best is None:  # not even one word fits: "… " alone, never tried above
-            layout, _, height = self._lay_out(shown, width)
-            best = (layout, height)
+        if best is None:
+            # Not even the last word fits: a run without spaces (Chinese,
+            # Japanese, a URL). Its newest characters are shown instead.
+            lo, hi = 0, len(text)
+            while lo < hi:
+                mid = (lo + hi) // 2
+                layout, fits, height = self._lay_out("…" + text[mid:].lstrip(), width)
+                if fits:
+                    hi, best = mid, (layout, height)
+                else:
+                    lo = mid + 1
+            shown = "…" + text[lo:].lstrip()
+            if best is None:  # not even one character fits: "…" alone, never tried above
+                layout, _, height = self._lay_out(shown, width)
+                best = (layout, height)
         return shown, best[0], best[1]
 
     def _lay_out(self, text: str, width: int) -> tuple[QTextLayout, bool, float]:

@@ -76,3 +76,18 @@ def test_live_line_paints_the_layout_it_fitted(qtbot, monkeypatch):
         img.pixelColor(x, y).blue() > 120 and img.pixelColor(x, y).red() < 120 for x in range(0, img.width(), 2))]
     assert rows and rows[-1] >= img.height() - line.fontMetrics().descent() - 6  # ink reaches the bottom line
     assert rows[0] >= 2 and shown.startswith("… ")
+
+
+def test_live_line_keeps_the_newest_characters_of_text_without_spaces(qtbot):
+    """A long Japanese partial (or a URL) is one "word": it showed as "… "
+    alone. Its newest characters are shown, as many as fit."""
+    line = LiveTextLine(lines=2)
+    qtbot.addWidget(line)
+    line.resize(220, line.height())
+    text = "今日は良い天気です明日も晴れるでしょう東京では桜が咲き始めました週末には多くの人が花見に出かける予定です"
+    for long in (text, "https://example.com/" + "abcdefghij" * 20):
+        line.setText(long)
+        shown = line.visible_text()
+        assert shown.startswith("…") and len(shown) > 8 and long.endswith(shown[1:])
+        assert line._lay_out(shown, line.width() - 4)[1]
+        assert not line._lay_out("…" + long[-len(shown):], line.width() - 4)[1]  # one more does not fit
