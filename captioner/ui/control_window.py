@@ -50,6 +50,7 @@ from captioner.settings import Settings
 from captioner.stt.events import Final, Gap, Partial
 from captioner.stt.local.events import ModelProgress
 from captioner.transcript.export import speaker_label
+from captioner.transcript.spacing import single_spaced
 from captioner.ui.controller import CaptionController
 from captioner.ui.live_widgets import LevelMeter, LiveTextLine
 from captioner.ui.overlay import CaptionOverlay
@@ -329,6 +330,7 @@ class ControlWindow(QMainWindow):
         page = QWidget()
         outer = QVBoxLayout(page)
         self.banner = QLabel()
+        self.banner.setTextFormat(Qt.TextFormat.PlainText)  # text from providers, devices and files: never markup
         self.banner.setObjectName("banner")
         self.banner.setWordWrap(True)
         self.banner.setAccessibleName("Notices")
@@ -358,6 +360,7 @@ class ControlWindow(QMainWindow):
         self.provider_info.setAccessibleName("Provider capabilities")
         form.addRow("", self.provider_info)
         self.key_status = QLabel("Key: checking…")
+        self.key_status.setTextFormat(Qt.TextFormat.PlainText)  # text from providers, devices and files: never markup
         self.key_status.setAccessibleName("API key status")
         form.addRow("", self.key_status)
         self.model_progress = QProgressBar()  # the offline engine's first-run model download
@@ -436,6 +439,7 @@ class ControlWindow(QMainWindow):
         run_row.addStretch(1)
         left.addLayout(run_row)
         self.status_label = QLabel()
+        self.status_label.setTextFormat(Qt.TextFormat.PlainText)  # text from providers, devices and files: never markup
         self.status_label.setObjectName("status")
         self.status_label.setWordWrap(True)
         self.status_label.setAccessibleName("Captioning status")
@@ -872,7 +876,7 @@ class ControlWindow(QMainWindow):
             self._partial_timer.stop()
             self._pending_partial = ""
             self.partial_label.clear()
-            text = " ".join(event.text.split())
+            text = single_spaced(event.text)
             if text:
                 if event.speaker is not None and event.speaker != self._last_speaker:
                     text = f"{speaker_label(event.speaker)}: {text}"

@@ -241,6 +241,7 @@ class HistoryWindow(QWidget):
             actions.addWidget(b)
         outer.addLayout(actions)
         self.status_label = QLabel()
+        self.status_label.setTextFormat(Qt.TextFormat.PlainText)  # text from providers, devices and files: never markup
         self.status_label.setWordWrap(True)
         self.status_label.setAccessibleName("History status")
         outer.addWidget(self.status_label)
@@ -474,6 +475,7 @@ class RecoveryBar(QFrame):
         self.setAccessibleName("Unfinished session")
         row = QHBoxLayout(self)
         self.label = QLabel()
+        self.label.setTextFormat(Qt.TextFormat.PlainText)  # text from providers, devices and files: never markup
         self.label.setWordWrap(True)
         self.label.setAccessibleName("Unfinished session notice")
         row.addWidget(self.label, 1)

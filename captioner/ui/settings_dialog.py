@@ -272,6 +272,7 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(self._start_tab(), "Start")
         # why Save is off or did not close the dialog, right beside it
         self.save_message = QLabel()
+        self.save_message.setTextFormat(Qt.TextFormat.PlainText)  # text from providers, devices and files: never markup
         self.save_message.setWordWrap(True)
         self.save_message.setAccessibleName("Save status")
         self.save_message.hide()

@@ -245,6 +245,19 @@ async def test_the_overlay_is_moved_from_the_keyboard(qtbot, settings, tone_wav)
     await capp.settle()
 
 
+async def test_markup_in_a_providers_error_is_shown_as_written(qtbot, settings, tone_wav):
+    """An error message is the provider's text: "<b>" in it is not bold."""
+    capp = make_app(settings, tone_wav[0])
+    qtbot.addWidget(capp.window)
+    qtbot.addWidget(capp.overlay)
+    w = capp.window
+    w._on_state("error", "bad request: <b>ja</b> is not <big>a&lt;b</big>")
+    assert "<b>ja</b> is not <big>a&lt;b</big>" in w.status_label.text()
+    assert w.status_label.textFormat() == Qt.TextFormat.PlainText
+    assert w.banner.textFormat() == w.key_status.textFormat() == Qt.TextFormat.PlainText
+    await capp.settle()
+
+
 def test_wayland_is_detected_and_explained(qtbot, settings, tone_wav, monkeypatch):
     monkeypatch.setattr(control_window, "is_wayland", lambda: True)
     capp = make_app(settings, tone_wav[0])
