@@ -15,6 +15,7 @@ from captioner.transcript import segmentation as seg
 from captioner.transcript.export import ExportError, _timing, export, from_json, to_json, to_srt, to_txt, to_vtt, write_atomic
 from captioner.transcript.model import Transcript
 from captioner.transcript.segmentation import CueRules, build_cues
+from captioner.transcript.spacing import split_words
 
 SRT_TIME = r"(\d{2}):(\d{2}):(\d{2}),(\d{3})"
 
@@ -203,10 +204,11 @@ def test_reading_time_never_overlaps_the_next_cue():
 
 
 def _reference_balance(text: str, width: int) -> list[str]:
-    """balance_two as first written: score every split of text.split()."""
+    """balance_two as first written: score every split of the words (split
+    where a line may break: not at a no-break space)."""
     if len(text) <= width:
         return [text]
-    words = text.split()
+    words = split_words(text)
     total = len(" ".join(words))
     best = None
     for i in range(1, len(words)):

@@ -76,8 +76,8 @@ def to_vtt(transcript: Transcript, rules: CueRules | None = None) -> str:
     out = ["WEBVTT", ""]
     labels = _Labels(lambda speaker: _vtt_escape(speaker_label(speaker)))
     for start, end, lines, speaker in build_cues(transcript.segments, rules):
-        # "-->" holds no newline, so escaping the joined lines is escaping each line
-        text = _vtt_escape("\n".join(lines).replace("-->", "→"))
+        # Escaping ">" also makes "-->" in a caption "--&gt;": valid cue text, shown as written.
+        text = _vtt_escape("\n".join(lines))
         if speaker is not None:
             text = f"<v {labels[speaker]}>{text}"
         out.append(f"{_timing(start, end, '.')}\n{text}\n")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from captioner.stt.events import CaptionEvent, Final, Gap, Partial, Word
+from captioner.transcript.spacing import single_spaced
 
 # 2: session facts (audio_duration, outcome, error, language, options) and
 # each gap's reason; times rounded to the millisecond. Version 1 files still load.
@@ -26,11 +27,12 @@ _CONTROLS = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
 def clean_text(text: str) -> str:
     """One caption line: runs of whitespace (newlines, tabs, CR included)
     become one space, other control characters are dropped, the ends are
-    trimmed. Everything else (RTL text, emoji and their joiners, CJK) is kept.
-    Text that is already clean is returned as is, without a copy."""
+    trimmed. Everything else (no-break spaces, RTL text, emoji and their
+    joiners, CJK) is kept. Text that is already clean is returned as is,
+    without a copy."""
     if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
         return text  # the usual case: no control, no space but single inner ones
-    return " ".join(_CONTROLS.sub("", text).split())
+    return single_spaced(_CONTROLS.sub("", text))
 
 
 def _ms(t: float) -> float:

@@ -7,10 +7,17 @@ cues between 0.8 s and 7 s, no overlaps. Cues are cut at word times when the
 provider gave them, preferring breaks after punctuation, and lines never end
 on a word that binds to the next one (an article, a preposition, a title)
 when another break fits.
+
+Chinese and Japanese are written without spaces: their text is cut into one
+token per character (closing marks stay with the character before them,
+opening ones with the one after), tokens are wrapped like words, each
+counting two columns with its separator (a CJK character is full width), and
+the spaces between two such characters are taken out of the finished lines.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from itertools import pairwise
 from operator import itemgetter
@@ -18,8 +25,9 @@ from typing import Callable, NamedTuple
 
 from captioner.stt.events import Word
 from captioner.transcript.model import Segment
+from captioner.transcript.spacing import single_spaced, split_words
 
-_BREAK_AFTER = (".", "?", "!", ",", ";", ":", "…")
+_BREAK_AFTER = (".", "?", "!", ",", ";", ":", "…", "。", "、", "，", "！", "？", "；", "：")
 # Words that bind to the next one: a line or cue should not end on them.
 _BINDS_FORWARD = frozenset(
     """a an the of to in on at by for from with into onto about over under between
@@ -57,10 +65,73 @@ class Cue(NamedTuple):
         return "\n".join(self.lines)
 
 
+# Han, kana, CJK symbols and punctuation, full-width forms: scripts written
+# without spaces between words. (Hangul is written with spaces: it wraps as words.)
+_UNSPACED = "\u2e80-\u2fdf\u3001-\u303f\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff01-\uff60"
+_HAS_UNSPACED = re.compile(f"[{_UNSPACED}]")
+_UNSPACED_GAP = re.compile(f"(?<=[{_UNSPACED}]) (?=[{_UNSPACED}])")
+# Marks a line must not start with (they close, or are small kana) and marks
+# it must not end with (they open): Japanese line-breaking rules (kinsoku).
+_NO_LINE_START = frozenset("、。，．・：；？！ー」』）］｝〕〉》】〙〗〟’”々〻ゝゞヽヾぁぃぅぇぉっゃゅょゎゕゖァィゥェォッャュョヮヵヶ")
+_NO_LINE_END = frozenset("「『（［｛〔〈《【〘〖〝‘“")
+
+
+def _unspaced_tokens(text: str) -> list[str]:
+    """A word cut where a line may break: between CJK characters, never
+    inside a run of other letters or digits ("iPhone", "2024")."""
+    tokens: list[str] = []
+    opening = ""
+    for ch in text:
+        cjk = _HAS_UNSPACED.match(ch) is not None
+        if tokens and (ch in _NO_LINE_START or (not cjk and not opening and not _HAS_UNSPACED.match(tokens[-1][-1]))):
+            tokens[-1] += ch  # a closing mark, or the next letter of a Latin run
+        elif ch in _NO_LINE_END:
+            opening += ch
+        else:
+            tokens.append(opening + ch)
+            opening = ""
+    if opening:
+        if tokens:
+            tokens[-1] += opening
+        else:
+            tokens.append(opening)
+    return tokens
+
+
+def _split_unspaced(words: list[Word]) -> list[Word]:
+    """Words of unspaced scripts cut into tokens, their times shared out by
+    characters (a provider's "word" can be a whole Japanese sentence)."""
+    out: list[Word] = []
+    for w in words:
+        tokens = _unspaced_tokens(w.text) if _HAS_UNSPACED.search(w.text) else [w.text]
+        if len(tokens) == 1:
+            out.append(w)
+            continue
+        span, total, at = w.end - w.start, len(w.text), w.start
+        for i, t in enumerate(tokens):
+            end = at + span * len(t) / total
+            if i and not (_HAS_UNSPACED.match(tokens[i - 1][-1]) and _HAS_UNSPACED.match(t[0])):
+                t = _GLUE + t  # "を|2024|年": no space between them once wrapped
+            out.append(Word(t, at, end, w.confidence, w.speaker))
+            at = end
+    return out
+
+
+# Marks a token that was not spaced from the one before it in the provider's
+# text, where one side is not CJK ("iPhoneを"); caption text holds no control character.
+_GLUE = "\x02"
+
+
+def _close_unspaced(lines: tuple[str, ...]) -> tuple[str, ...]:
+    """The wrap's separators between two CJK characters, and before a glued
+    token, taken out again."""
+    return tuple(_UNSPACED_GAP.sub("", line.replace(" " + _GLUE, "").replace(_GLUE, "")) for line in lines)
+
+
 def wrap_lines(text: str, width: int) -> list[str]:
     """Greedy word wrap; a line breaks early after punctuation when the
     remainder still fits, so clauses stay together."""
-    words = text.split()
+    words = split_words(text)
     lines: list[str] = []
     current: list[str] = []
     for word in words:
@@ -88,7 +159,7 @@ def _two_lines(text: str, width: int, spaced: bool | None = None) -> tuple[str, 
         return (text,)
     if spaced is None:
         spaced = _single_spaced(text)
-    lines = _best_split(text if spaced else " ".join(text.split()), width)
+    lines = _best_split(text if spaced else single_spaced(text), width)
     return lines if lines is not None else tuple(wrap_lines(text, width))
 
 
@@ -133,7 +204,7 @@ def _best_split(text: str, width: int) -> tuple[str, str] | None:
 
 def _estimated_words(segment: Segment) -> list[Word]:
     """Word times spread by character count when the provider gave none."""
-    tokens = segment.text.split()
+    tokens = split_words(segment.text)
     if not tokens:
         return []
     total = sum(len(t) + 1 for t in tokens)
@@ -188,6 +259,9 @@ def _segment_cues(segment: Segment, rules: CueRules, label: Label | None = None)
     words = segment.words or _estimated_words(segment)
     if segment.gap or not words:
         return [(segment.start, segment.end, (segment.text,), segment.speaker)] if segment.text else []
+    unspaced = not segment.text.isascii() and _HAS_UNSPACED.search(segment.text) is not None
+    if unspaced:
+        words = _split_unspaced(words)
     width, max_duration, max_lines = rules.max_chars_per_line, rules.max_duration, rules.max_lines
     texts = [w.text for w in words]
     lengths = list(map(len, texts))
@@ -259,6 +333,8 @@ def _segment_cues(segment: Segment, rules: CueRules, label: Label | None = None)
             lines = (wrapped[0].replace(_LABEL_SPACE, " ").replace(_LABEL_COLON, ":"), *wrapped[1:])
         else:
             lines = _two_lines(text, width)
+        if unspaced:
+            lines = _close_unspaced(lines)
         cues.append((words[lo].start, words[hi - 1].end, lines, speaker))
     return cues
 

@@ -40,6 +40,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QMenu, QWidget
 
 from captioner.stt.events import Final, Gap, Partial, ProviderError, SessionState, StateChanged
+from captioner.transcript.spacing import single_spaced
 from captioner.ui.caption_text import RowImages, Runs, dpi_of, starts_rtl
 from captioner.ui.theme import OverlayStyle
 
@@ -111,7 +112,7 @@ class CaptionRenderer:
         """Returns whether what is shown changed."""
         had_partial = self.partial is not None
         self.partial = None
-        text = " ".join(text.split())
+        text = single_spaced(text)  # no-break spaces kept
         if not text:
             if had_partial:
                 self.version += 1
@@ -125,7 +126,7 @@ class CaptionRenderer:
     def set_partial(self, text: str, speaker: str | None = None) -> bool:
         """Returns whether what is shown changed: providers repeat a partial
         often (several a second with no new word), and those cost nothing."""
-        text = " ".join(text.split())
+        text = single_spaced(text)  # no-break spaces kept
         if not text:
             had_partial = self.partial is not None
             self.partial = None
