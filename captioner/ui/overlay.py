@@ -217,7 +217,12 @@ class CaptionRenderer:
             label = line.label if index == 0 and line.label and text.startswith(line.label.rstrip()) else ""
             body = text[len(label):]
             runs: list[tuple[str, str, int]] = []
-            if st.align != "center" and starts_rtl(line.full):
+            # The caption's own direction: not its speaker label's, nor that of the
+            # first word of a wrapped row ("John Smith ו-Mary …" in a Hebrew caption).
+            rtl = starts_rtl(line.text)
+            if rtl and body and not starts_rtl(body):
+                body = "\u200f" + body  # RLM: the row is laid out right to left as a whole
+            if st.align != "center" and rtl:
                 # A right-to-left caption starts at the right, its speaker label first.
                 x = rect.width()
                 if label:

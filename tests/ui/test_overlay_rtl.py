@@ -79,3 +79,33 @@ def test_left_to_right_captions_still_start_at_the_left(qapp):  # noqa: ANN001
     ours = rendered(PLAIN, text)
     assert mismatch(ours, qt_drawn(PLAIN, text, Qt.AlignmentFlag.AlignLeft)) < 0.05
     assert min(ink_columns(ours)) < 10
+
+
+def test_a_speaker_label_does_not_turn_a_hebrew_caption_left_to_right(qapp):  # noqa: ANN001
+    """"Speaker 2: " is Latin: the caption's direction was read from it."""
+    style = replace(PLAIN, speaker_labels=True)
+    r = CaptionRenderer(style)
+    r.add_final(HEBREW, speaker="1")
+    (_, runs), = r.row_layout(QRect(0, 0, W, r.line_height))
+    (label, _, label_x), (body, _, body_x) = runs
+    assert label == "Speaker 2: " and label_x > body_x  # the label first, at the right
+    assert label_x + r.metrics.horizontalAdvance(label) == W
+
+
+def test_a_row_of_a_hebrew_caption_that_starts_with_a_latin_word_reads_right_to_left(qapp):  # noqa: ANN001
+    text = "John Smith ו-Mary Jones יצטרפו"
+    r = CaptionRenderer(PLAIN)
+    r.add_final(HEBREW + " " + text)
+    r.visible_rows = lambda width, max_rows: [(r.lines[-1], 1, text)]  # the caption's second row
+    (_, runs), = r.row_layout(QRect(0, 0, W, r.line_height))
+    (body, _, x), = runs
+    assert body == "\u200f" + text  # laid out as part of a right-to-left paragraph
+    assert x + r.metrics.horizontalAdvance(text) == W  # and starting at the right
+    img = QImage(W, H, QImage.Format.Format_ARGB32_Premultiplied)
+    img.fill(QColor("black"))
+    p = QPainter(img)
+    r.paint_text(p, QRect(0, 0, W, r.line_height))
+    p.end()
+    right_to_left = qt_drawn(PLAIN, "\u200f" + text, Qt.AlignmentFlag.AlignRight)
+    left_to_right = qt_drawn(PLAIN, "\u200e" + text, Qt.AlignmentFlag.AlignRight)
+    assert mismatch(img, right_to_left) < 0.1 and mismatch(right_to_left, left_to_right) > 0.2
