@@ -73,3 +73,15 @@ def test_no_break_spaces_survive_every_format():
 def test_an_arrow_in_a_caption_is_escaped_in_vtt_not_rewritten():
     t = transcript(Final("use a --> b", 0.0, 1.0, ()))
     assert parse_vtt_strict(to_vtt(t))[0][2] == ["use a --&gt; b"]
+
+
+def test_cues_keep_the_punctuation_and_capitals_of_the_final_when_its_words_lack_them():
+    """Cues are built from word times; words sent bare ("hello" for "Hello,")
+    lost the text's punctuation and capitals in SRT and VTT."""
+    words = (Word("hello", 0.0, 0.4), Word("world", 0.5, 0.9), Word("it's", 1.0, 1.2), Word("three", 1.3, 1.6),
+             Word("pm", 1.7, 2.0))
+    t = transcript(Final("Hello, world! It's 3 p.m.", 0.0, 2.0, words))
+    assert parse_srt_strict(to_srt(t))[0][2] == ["Hello, world! It's three p.m."]  # "3" is not "three": kept
+    assert json.loads(to_json(t))["segments"][0]["words"][0]["text"] == "hello"  # the data stays the provider's
+    other = transcript(Final("Hello there, world.", 0.0, 2.0, words[:2]))  # counts differ: words as sent
+    assert parse_srt_strict(to_srt(other))[0][2] == ["hello world"]

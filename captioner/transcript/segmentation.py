@@ -128,6 +128,24 @@ def _close_unspaced(lines: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(_UNSPACED_GAP.sub("", line.replace(" " + _GLUE, "").replace(_GLUE, "")) for line in lines)
 
 
+_NOT_LETTERS = re.compile(r"[\W_]+")
+
+
+def _as_written(text: str, texts: list[str]) -> list[str]:
+    """Word texts as the final's text writes them: a provider may send words
+    without their punctuation or capitals ("hello" for "Hello,"), and cues
+    are built from words. Each word takes its token of the text when the two
+    have the same letters; a word the text writes otherwise ("three", "3")
+    stays as it is, and so do all of them when the counts differ."""
+    if " ".join(texts) == text:
+        return texts  # the usual case
+    tokens = split_words(text)
+    if len(tokens) != len(texts):
+        return texts
+    return [token if _NOT_LETTERS.sub("", token).casefold() == _NOT_LETTERS.sub("", word).casefold() else word
+            for token, word in zip(tokens, texts)]
+
+
 def wrap_lines(text: str, width: int) -> list[str]:
     """Greedy word wrap; a line breaks early after punctuation when the
     remainder still fits, so clauses stay together."""
@@ -264,6 +282,8 @@ def _segment_cues(segment: Segment, rules: CueRules, label: Label | None = None)
         words = _split_unspaced(words)
     width, max_duration, max_lines = rules.max_chars_per_line, rules.max_duration, rules.max_lines
     texts = [w.text for w in words]
+    if segment.words and not unspaced:
+        texts = _as_written(segment.text, texts)
     lengths = list(map(len, texts))
     cuts = [0]
 
