@@ -85,3 +85,8 @@ def test_cues_keep_the_punctuation_and_capitals_of_the_final_when_its_words_lack
     assert json.loads(to_json(t))["segments"][0]["words"][0]["text"] == "hello"  # the data stays the provider's
     other = transcript(Final("Hello there, world.", 0.0, 2.0, words[:2]))  # counts differ: words as sent
     assert parse_srt_strict(to_srt(other))[0][2] == ["hello world"]
+
+
+def test_a_final_of_only_invisible_characters_makes_no_empty_cue():
+    t = transcript(Final("first", 0.0, 1.0, ()), Final("\u200b\u200f", 1.0, 2.0, ()), Final("zero\u200bwidth", 2.0, 3.0, ()))
+    assert [lines for _, _, lines in parse_srt_strict(to_srt(t))] == [["first"], ["zero\u200bwidth"]]

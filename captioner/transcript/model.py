@@ -22,6 +22,9 @@ FORMAT_VERSION = 2
 # C0 and C1 controls and DEL, minus the whitespace ones (split() turns those
 # into single spaces): dropped, as they never belong in a caption.
 _CONTROLS = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
+# Characters that show nothing of their own (zero-width spaces and joiners,
+# direction marks, the BOM): kept inside text, but a caption of only these is empty.
+_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\u061c\ufeff ]*")
 
 
 def clean_text(text: str) -> str:
@@ -32,7 +35,8 @@ def clean_text(text: str) -> str:
     without a copy."""
     if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
         return text  # the usual case: no control, no space but single inner ones
-    return single_spaced(_CONTROLS.sub("", text))
+    text = single_spaced(_CONTROLS.sub("", text))
+    return "" if _INVISIBLE.fullmatch(text) else text
 
 
 def _ms(t: float) -> float:
