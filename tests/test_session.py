@@ -218,3 +218,69 @@ async def test_a_watchdog_that_comes_due_as_a_frame_arrives_does_not_cut_the_nex
     assert quiet == [] and len(frames) == 2 and not frames[1].done() and conn.waiting
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+
+
+SLOW_BACKOFF = RetryPolicy(first_delay=5.0, base_delay=5.0, max_delay=5.0, max_attempts=8, max_quick_deaths=99)
+
+
+async def _stopped_during_backoff(fake: FakeAudioPod, wav) -> tuple[EventLog, float]:
+    """Stop 2 s in, while the session waits out a 5-s back-off after a drop
+    1 s in: (events, seconds from Stop to the end of the session)."""
+    s = make_session(CaptionJob("audiopod", {}, fake.url), fake.key, SessionConfig(fake.url), SLOW_BACKOFF)
+    log = EventLog()
+    loop = asyncio.get_running_loop()
+    stopped_at: list[float] = []
+    loop.call_later(2.0, lambda: (stopped_at.append(loop.time()), s.stop()))
+    await caption_source(WavFileSource(wav, speed=1), s, [log], live=True)
+    return log, loop.time() - stopped_at[0]
+
+
+async def test_stop_while_reconnecting_tries_once_at_once_and_finishes_the_tail(tone_wav):
+    """A drop, then Stop during the back-off: the session did not end until
+    the back-off and the whole reconnect schedule had run. Now one try at
+    once, and the replayed audio is captioned."""
+    wav, _ = tone_wav
+    async with FakeAudioPod() as fake:
+        fake.faults.append(Fault("drop", after_bytes=32000))
+        log, took = await _stopped_during_backoff(fake, wav)
+    assert took < 1.5 and len(fake.records) == 2
+    assert [f.text for f in log.finals] == ["alpha bravo charlie"]  # heard again on the try after Stop
+    assert log.states[-1] == "closed" and "failed" not in log.states
+    assert not [e for e in log.events if isinstance(e, Gap)]
+
+
+async def test_stop_while_the_provider_stays_unreachable_ends_at_once_with_a_gap(tone_wav):
+    """Every reconnect is refused: Stop ended only when the provider gave up
+    ("gave up after 8 reconnect attempts", a failed session). Now the try
+    after Stop fails, the session closes (stopped, not failed), and the
+    uncaptioned audio is a Gap that says why."""
+    wav, _ = tone_wav
+    async with FakeAudioPod() as fake:
+        fake.faults.append(Fault("drop", after_bytes=32000))
+        fake.faults += [Fault("close", on_connection=n, code=1011) for n in range(1, 10)]
+        log, took = await _stopped_during_backoff(fake, wav)
+    assert took < 1.5 and len(fake.records) == 2
+    assert log.states[-1] == "closed" and "failed" not in log.states
+    (gap,) = [e for e in log.events if isinstance(e, Gap)]
+    assert gap.start == pytest.approx(0.0, abs=0.05) and gap.end == pytest.approx(2.0, abs=0.15)
+    assert gap.reason.startswith("not captioned: stopped while the provider was unreachable")
+
+
+async def test_stop_while_connecting_to_a_server_that_never_answers_ends_within_its_open_timeout(tone_wav):
+    """A TCP port that accepts and then says nothing: the connection that
+    was opening when Stop came is the last one tried (it took 113 s of
+    attempts and back-offs before)."""
+    wav, _ = tone_wav
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/stream"
+    s = make_session(CaptionJob("audiopod", {}, url), "k", SessionConfig(url, open_timeout=1.0), SLOW_BACKOFF)
+    log = EventLog()
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.5, s.stop)
+    t0 = loop.time()
+    await caption_source(WavFileSource(wav, speed=1), s, [log], live=True)
+    server.close()
+    assert loop.time() - t0 < 2.0
+    assert log.states[-1] == "closed" and "failed" not in log.states
+    (gap,) = [e for e in log.events if isinstance(e, Gap)]
+    assert gap.reason.startswith("not captioned: stopped while") and gap.end == pytest.approx(0.5, abs=0.15)

@@ -199,6 +199,7 @@ class _Connection:
 
 
 _HAS_TIMEOUT = hasattr(asyncio, "timeout")  # Python 3.11+
+_STOP_OPEN_TIMEOUT = 5.0  # opening the one connection tried after Stop
 # End of stream: sound (20 ms frames at or above this level, this much in all)
 # after the latest final's end, past this grace, was not captioned.
 _TAIL_LEVEL_DBFS = -40.0
@@ -315,6 +316,8 @@ class StreamSession(SessionCore):
         self._data = asyncio.Event()
         self._conn: _Connection | None = None
         self._stopping = False
+        self._stop_requested = asyncio.Event()  # wakes a reconnect's back-off
+        self._tries_after_stop = 0
         self.provider_time = 0.0  # latest session time a provider reported
         self._event_latency = 0.0  # sent audio beyond the latest caption's end, at its arrival
         self.last_error: ProviderError | None = None
@@ -333,8 +336,12 @@ class StreamSession(SessionCore):
 
     # --------------------------------------------------------------- input
     def stop(self) -> None:
-        """End the audio here; the provider finishes what it has."""
+        """End the audio here; the provider finishes what it has. While the
+        provider is unreachable, one more connection is tried at once (no
+        back-off), and what it cannot caption is a Gap: Stop never waits out
+        the reconnect schedule."""
         self._stopping = True
+        self._stop_requested.set()
         self._source_done = True
         self._data.set()
         self._space.set()  # a file waiting for room ends now
@@ -482,6 +489,8 @@ class StreamSession(SessionCore):
         self._set_state(SessionState.CONNECTING)
         while True:
             try:
+                if self._stopping:
+                    self._tries_after_stop += 1
                 await self._connection(origin)
                 self._set_state(SessionState.CLOSED)
                 return
@@ -491,6 +500,11 @@ class StreamSession(SessionCore):
                 lived = (time.monotonic() - exc.opened_at) if exc.opened_at is not None else None
                 if err.kind is ErrorKind.FATAL:
                     await self._fail(err)
+                if self._stopping and (self._tries_after_stop or not (self._conn and self._conn.ready.is_set())):
+                    # Stopped, and the try after Stop (or the connection that was
+                    # opening when Stop came) failed: end now, and say what is uncaptioned.
+                    self._end_unreachable(err)
+                    return
                 progressed = self._final_end > last_rollover_at
                 if err.kind is ErrorKind.ROLLOVER and progressed:
                     # A session limit: continue in a new provider session at once.
@@ -518,7 +532,7 @@ class StreamSession(SessionCore):
                         await self._fail(
                             ProviderError(err.code, f"gave up after {attempt} reconnect attempts; last: {err.message}")
                         )
-                    delay = self.retry.delay(attempt)
+                    delay = 0.0 if self._stopping else self.retry.delay(attempt)
                     attempt += 1
                     self.stats.reconnects += 1
                 origin, gap = self._replay_start()
@@ -527,7 +541,31 @@ class StreamSession(SessionCore):
                     self._emit(gap)
                 self._set_state(SessionState.RECONNECTING, f"{err.message}")
                 if delay:
-                    await asyncio.sleep(delay)
+                    try:  # Stop cuts the back-off short
+                        await asyncio.wait_for(self._stop_requested.wait(), delay)
+                    except asyncio.TimeoutError:
+                        pass
+
+    @property
+    def _open_timeout(self) -> float:
+        """How long opening a connection may take; after Stop, at most
+        `_STOP_OPEN_TIMEOUT` (the user is waiting for the session to end)."""
+        return min(self.config.open_timeout, _STOP_OPEN_TIMEOUT) if self._stopping else self.config.open_timeout
+
+    def _end_unreachable(self, err: ProviderError) -> None:
+        """Stop while the provider cannot be reached: the audio no final
+        covers is a Gap with the reason, and the session is closed (stopped,
+        not failed)."""
+        start, gap = self._replay_start()
+        if gap is not None:
+            self.stats.gaps += 1
+            self._emit(gap)
+        if self._stream_end - start >= int(0.1 * self.sample_rate):
+            self.stats.gaps += 1
+            self._emit(Gap(self.session_time(start), self.session_time(self._stream_end),
+                           f"not captioned: stopped while the provider was unreachable ({err.message})"))
+        log.info("stopped while the provider was unreachable: %s", err.message)
+        self._set_state(SessionState.CLOSED)
 
     def _tls_refused(self, exc: ssl.SSLCertVerificationError) -> ProviderError:
         """Fatal: never retried and never bypassed, for the login as for the
@@ -553,7 +591,7 @@ class StreamSession(SessionCore):
         login = proto.login_request(self.config.endpoint)
         if login is not None:
             try:
-                status, body = await post_json(login, timeout=self.config.open_timeout)
+                status, body = await post_json(login, timeout=self._open_timeout)
             except ssl.SSLCertVerificationError as exc:
                 raise _Retry(self._tls_refused(exc), None) from None
             except ProxyRefused as exc:
@@ -580,7 +618,7 @@ class StreamSession(SessionCore):
                 websockets.connect(
                     request.url,
                     additional_headers=request.headers or None,
-                    open_timeout=self.config.open_timeout,
+                    open_timeout=self._open_timeout,
                     ping_interval=proto.ping_interval,
                     ping_timeout=proto.ping_interval,
                     max_size=proto.max_message_bytes,
@@ -592,7 +630,7 @@ class StreamSession(SessionCore):
                     proxy=proxy_for(request.url),
                     ssl=client_context() if request.url.startswith("wss:") else None,
                 ),
-                self.config.open_timeout + 1,
+                self._open_timeout + 1,
             )
         except InvalidProxy as exc:
             raise _Retry(ProviderError("PROXY_CONFIG", f"the configured proxy cannot be used: {self._redact(str(exc))}"),
@@ -745,7 +783,7 @@ class StreamSession(SessionCore):
     async def _send_audio(self, ws: websockets.ClientConnection, conn: _Connection) -> None:
         """Send audio from the connection's position as it becomes available,
         then the end-of-stream messages once the source is done."""
-        await asyncio.wait_for(conn.ready.wait(), self.config.open_timeout)
+        await asyncio.wait_for(conn.ready.wait(), self._open_timeout)
         frame = self._frame_samples
         proto = conn.protocol
         burst = self.config.pace_burst
@@ -930,7 +968,7 @@ class StreamSession(SessionCore):
             idle = conn.protocol.end_idle_timeout
             return left if idle is None else min(idle, left)
         if not conn.ready.is_set():
-            return self.config.open_timeout
+            return self._open_timeout
         return self.config.watchdog_seconds
 
     def _on_quiet(self, conn: _Connection) -> None:
