@@ -143,6 +143,7 @@ class CaptionController(QObject):
         if self.running:
             return False
         self._starting = True
+        self._stop_requested = False
         self.running_changed.emit(True)
         try:
             await self.stop_monitor()  # never two streams on one device
@@ -211,7 +212,6 @@ class CaptionController(QObject):
             source.on_notice = self.notice.emit  # "the device stopped…", "capturing again from…"
         self._source = source
         self._losses_shown = (0, 0)
-        self._stop_requested = False
         self.journal = None
         language, option_values = describe_options(provider_options)
         if self.journal_factory is not None:
@@ -238,6 +238,8 @@ class CaptionController(QObject):
         self._started_at, self._stopped_at = time.monotonic(), None
         self._task = asyncio.ensure_future(self._run(source, session))
         self._lag_timer.start()
+        if self._stop_requested:  # Stop was pressed while this session was being set up
+            session.stop()
         return True
 
     async def _run(self, source: Any, session: Any) -> None:
@@ -435,8 +437,12 @@ class CaptionController(QObject):
 
     # ---------------------------------------------------------------- stop
     def stop(self) -> None:
-        """Graceful: the provider finishes the words it has."""
-        if self.session is not None and self.running:
+        """Graceful: the provider finishes the words it has. Pressed while a
+        session is still being set up (key, device, journal), it is stopped
+        as soon as it exists."""
+        if self._starting:
+            self._stop_requested = True
+        elif self.session is not None and self.running:
             self._stop_requested = True
             self.session.stop()
 

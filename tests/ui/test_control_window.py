@@ -145,6 +145,39 @@ async def test_stop_ends_gracefully_mid_session(qtbot, settings, tone_wav):
     await capp.shutdown()
 
 
+async def test_stop_pressed_while_starting_is_not_lost(qtbot, settings, tone_wav):
+    """Start, then Stop while the key is still being read: the session went
+    live anyway and the button stayed at "Stopping…" for the whole session."""
+    wav, _ = tone_wav
+    async with FakeAudioPod() as fake:
+        capp = make_app(settings, wav, ["--provider", "audiopod", "--endpoint", fake.url], speed=1.0)
+        qtbot.addWidget(capp.window)
+        capp.show()
+        reading = asyncio.Event()
+
+        async def slow_keyring(provider: str) -> str:
+            reading.set()
+            await asyncio.sleep(0.3)  # a keyring that asks to be unlocked
+            return fake.key
+
+        capp.controller.key_getter = slow_keyring
+        await capp.after_first_paint()
+        w = capp.window
+        w.toggle_start()  # Start
+        await asyncio.wait_for(reading.wait(), 5)
+        w.toggle_start()  # Stop, while the key is read
+        assert w.start_button.text() == "Stopping…"
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await asyncio.sleep(0.5)
+        await asyncio.wait_for(finish(capp), 5)
+        assert loop.time() - t0 < 3.0  # not the file's 5.5 s of audio
+    assert not capp.controller.running
+    assert w.start_button.text() == "Start captioning" and w.start_button.isEnabled()
+    assert len(transcript_lines(capp)) < len(FINALS)
+    await capp.shutdown()
+
+
 async def test_refused_key_is_shown_in_words_without_the_key(qtbot, settings, tone_wav):
     wav, _ = tone_wav
     async with FakeAudioPod() as fake:
