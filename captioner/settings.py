@@ -180,7 +180,7 @@ class Settings:
             x, y, w, h = (int(p) for p in parts)
         except ValueError:
             return None
-        if w <= 0 or h <= 0:
+        if w <= 0 or h <= 0 or max(abs(x), abs(y), w, h) > 1_000_000:  # no screen is a million pixels wide
             return None
         return QRect(x, y, w, h)
 

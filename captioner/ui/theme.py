@@ -74,7 +74,7 @@ class OverlayStyle:
                     out[f.name] = float(raw)
                 else:
                     out[f.name] = str(raw)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # "inf" or 1e400 in a hand-edited file
                 continue
         return replace(base, **out).normalized()
 

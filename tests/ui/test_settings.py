@@ -66,6 +66,30 @@ def test_hand_edited_style_is_clamped(settings, settings_path):
     assert (s.font_size, s.lines, s.text_color, s.effect, s.background_opacity) == (160, 1, "#ffffff", "outline", 1.0)
 
 
+@pytest.mark.parametrize("value", ["inf", "1e400", "-inf", "nan"])
+def test_a_hand_edited_infinite_number_is_ignored_not_a_crash(settings, value):
+    """`font_size=inf` in the INI stopped the app from opening (OverflowError)."""
+    for name in ("font_size", "lines", "background_opacity", "clear_after"):
+        settings.qs.setValue(f"overlay/style/{name}", value)
+    s = settings.style()
+    assert 8 <= s.font_size <= 160 and 1 <= s.lines <= 10
+    assert 0.0 <= s.background_opacity <= 1.0 and 0.0 <= s.clear_after <= 600.0
+
+
+def test_a_hand_edited_huge_overlay_position_is_ignored(qtbot, settings):
+    from captioner.ui.overlay import CaptionOverlay, screen_key
+    from PySide6.QtGui import QGuiApplication
+
+    key = screen_key(QGuiApplication.primaryScreen())
+    from captioner.settings import _safe
+
+    settings.qs.setValue(f"overlay/geometry/{_safe(key)}", "3000000000,5,800,200")
+    assert settings.overlay_geometry(key) is None
+    ov = CaptionOverlay(settings)  # opens where an overlay opens first: the app starts
+    qtbot.addWidget(ov)
+    assert QGuiApplication.primaryScreen().availableGeometry().contains(ov.geometry())
+
+
 @pytest.mark.parametrize("name", ["providers/x/api_key", "providers/x/options/token", "secret", "session/password", "key"])
 def test_secret_looking_names_are_refused(settings, name):
     with pytest.raises(SecretInSettings):
