@@ -160,3 +160,45 @@ def test_this_process_running_journal_counts_as_running_until_closed(tmp_path):
     j.close(finished=False)  # the app quit without finishing: unfinished, no longer held
     (info,) = list_sessions(tmp_path)
     assert not info.running and not info.finished
+
+
+def _write(path: Path, items: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(i) + "\n" for i in items))
+    return path
+
+
+def test_a_damaged_caption_line_is_skipped_not_the_session(tmp_path):
+    """Valid JSON with a null word text or a NaN/infinite time emptied the
+    History list and made `captioner sessions` and `export` crash."""
+    header = {"type": "session", "version": 1, "provider": "audiopod", "source": "mic", "started_at": "2026-11-20T09:00:00+00:00"}
+    good = {"type": "final", "text": "kept", "start": 0.0, "end": 1.0}
+    damaged = [
+        {"type": "final", "text": "word", "start": 1.0, "end": 2.0, "words": [{"text": None, "start": 1.0, "end": 2.0}]},
+        {"type": "final", "text": 5, "start": 2.0, "end": 3.0},
+        json.loads('{"type": "final", "text": "nan", "start": NaN, "end": 3.0}'),
+        {"type": "final", "text": "inf", "start": 3.0, "end": 1e999},
+        json.loads('{"type": "gap", "start": 4.0, "end": Infinity}'),
+    ]
+    bad = _write(tmp_path / "20261120-090000-audiopod.jsonl", [header, good, *damaged, {"type": "end"}])
+    other = SessionJournal.create("inworld", "b.wav", tmp_path)
+    other(Final("another", 0.0, 1.0))
+    other.close()
+    transcript, info = load_journal(bad)
+    assert [s.text for s in transcript.segments] == ["kept"] and info.segments == 1
+    assert {i.path for i in list_sessions(tmp_path)} == {bad, other.path}
+    from captioner.transcript.export import to_srt
+
+    assert "kept" in to_srt(transcript)
+
+
+def test_sessions_are_listed_by_when_they_started_not_by_file_name(tmp_path):
+    """File names are local time: after a time-zone or DST change a newer
+    session's name can sort before an older one's."""
+    def session(name: str, started: str) -> Path:
+        return _write(tmp_path / name, [{"type": "session", "version": 1, "provider": "audiopod", "source": "mic",
+                                          "started_at": started}, {"type": "final", "text": "x", "start": 0, "end": 1},
+                                         {"type": "end"}])
+
+    older = session("20261120-180000-audiopod.jsonl", "2026-11-20T17:00:00+00:00")  # Berlin, 18:00 local
+    newer = session("20261120-130000-audiopod.jsonl", "2026-11-20T18:30:00+00:00")  # New York, 13:30 local
+    assert [i.path for i in list_sessions(tmp_path)] == [newer, older]

@@ -23,6 +23,7 @@ import datetime as _dt
 import errno
 import json
 import logging
+import math
 import os
 import queue
 import re
@@ -350,9 +351,9 @@ def load_journal(path: Path) -> tuple[Transcript, SessionInfo]:
                 continue
         elif kind == "gap":
             try:
-                transcript.segments.append(
-                    Segment("[…]", float(item["start"]), float(item["end"]), gap=True, reason=str(item.get("reason", "")))
-                )
+                start, end = float(item["start"]), float(item["end"])
+                if math.isfinite(start) and math.isfinite(end):
+                    transcript.segments.append(Segment("[…]", start, end, gap=True, reason=str(item.get("reason", ""))))
             except (KeyError, TypeError, ValueError):
                 continue
         elif kind == "summary":
@@ -389,11 +390,16 @@ def list_sessions(directory: Path | None = None) -> list[SessionInfo]:
     """All journals, newest first."""
     directory = directory or sessions_dir()
     infos = []
-    for path in sorted(directory.glob(f"*{SUFFIX}"), reverse=True):
+    for path in directory.glob(f"*{SUFFIX}"):
         try:
             infos.append(load_journal(path)[1])
         except OSError:
             continue
+        except Exception:  # one damaged file must not hide every other session
+            log.warning("skipped unreadable session journal %s", path.name, exc_info=True)
+    # By when each started (UTC in the header; the file name is local time,
+    # which a time-zone or daylight-saving change reorders), then by name.
+    infos.sort(key=lambda info: (info.started_at, info.path.name), reverse=True)
     return infos
 
 

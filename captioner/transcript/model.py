@@ -8,6 +8,7 @@ line ever carries a provider's newline or control character.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,15 +122,31 @@ class Segment:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Segment":
+        """From a journal line or a JSON export. A damaged or hand-edited one
+        (text that is not text, a time that is not a finite number) raises
+        ValueError: the caller skips that caption, not the whole session."""
         words = tuple(
-            Word(t, float(w["start"]), float(w["end"]), w.get("confidence"), w.get("speaker"))
+            Word(t, _finite(w["start"]), _finite(w["end"]), w.get("confidence"), w.get("speaker"))
             for w in d.get("words", ())
-            if (t := clean_text(w["text"]))
+            if (t := clean_text(_text(w["text"])))
         )
         return cls(
-            clean_text(d["text"]), float(d["start"]), float(d["end"]), words, d.get("speaker"), d.get("timed", True),
-            d.get("gap", False), str(d.get("reason", "")),
+            clean_text(_text(d["text"])), _finite(d["start"]), _finite(d["end"]), words, d.get("speaker"),
+            d.get("timed", True), d.get("gap", False), str(d.get("reason", "")),
         )
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"caption text is {type(value).__name__}, not text")
+    return value
+
+
+def _finite(value: Any) -> float:
+    t = float(value)
+    if not math.isfinite(t):
+        raise ValueError(f"time {value!r} is not a finite number")
+    return t
 
 
 @dataclass
