@@ -932,14 +932,23 @@ class ControlWindow(QMainWindow):
 
     def apply_hotkeys(self, hotkeys: dict[str, str]) -> None:
         """QShortcuts work while a Captioner window is active; Qt has no global hotkeys."""
-        self._hotkeys = {action: seq for action, seq in hotkeys.items() if seq and action in SHORT_LABELS}
+        from captioner.ui.hotkeys import hotkey_problems
+
+        wanted = {action: seq for action, seq in hotkeys.items() if seq and action in SHORT_LABELS}
+        # A settings file from before a check, or edited by hand, is checked as the dialog checks.
+        problems = hotkey_problems(wanted)
+        self._hotkeys = {action: seq for action, seq in wanted.items() if action not in problems}
         self._shortcut_owner = None  # make them anew
         self._attach_hotkeys()
         hints = [
             f"{QKeySequence(seq).toString(QKeySequence.SequenceFormat.NativeText)} {SHORT_LABELS[action]}"
             for action, seq in self._hotkeys.items()
         ]
-        self.hotkey_hint.setText("Hotkeys: " + " · ".join(hints) if hints else "No hotkeys are set (Settings → Hotkeys).")
+        text = "Hotkeys: " + " · ".join(hints) if hints else "No hotkeys are set (Settings → Hotkeys)."
+        if problems:
+            text += "\nNot used (fix in Settings → Hotkeys): " + " ".join(
+                f"{SHORT_LABELS[action]}: {why}" for action, why in problems.items())
+        self.hotkey_hint.setText(text)
         self.hotkey_hint.setToolTip(
             "These work while a Captioner window is active. Qt has no system-wide hotkeys: "
             "to unpin from another application, use the tray icon."

@@ -47,6 +47,7 @@ from PySide6.QtWidgets import (
 from captioner import keys, logs
 from captioner.ui.tasks import TaskSet
 from captioner.settings import HOTKEY_LABELS, Settings, StartOptions
+from captioner.ui.hotkeys import RESERVED_KEYS, hotkey_problems, is_reserved
 from captioner.ui.overlay import CaptionRenderer
 from captioner.ui.theme import MAX_FONT_PT, MAX_LINES, MIN_FONT_PT, MIN_LINES, PRESETS, OverlayStyle, apply_preset
 
@@ -63,16 +64,6 @@ GLOBAL_HOTKEY_NOTE = (
     "and a pinned overlay never takes the keyboard: to unpin it from another application use the tray icon "
     "or bring up the control window."
 )
-# Keys that keep their dialog meaning in a hotkey field (QDialog/focus handling
-# owns them), so they are never recorded as a shortcut.
-RESERVED_KEYS = {
-    Qt.Key.Key_Escape: "Esc closes dialogs",
-    Qt.Key.Key_Return: "Enter confirms dialogs",
-    Qt.Key.Key_Enter: "Enter confirms dialogs",
-    Qt.Key.Key_Tab: "Tab moves between fields",
-    Qt.Key.Key_Backtab: "Shift+Tab moves between fields",
-}
-
 _MODIFIER_KEYS = {
     Qt.Key.Key_Shift, Qt.Key.Key_Control, Qt.Key.Key_Alt, Qt.Key.Key_AltGr, Qt.Key.Key_Meta,
     Qt.Key.Key_Super_L, Qt.Key.Key_Super_R, Qt.Key.Key_Hyper_L, Qt.Key.Key_Hyper_R,
@@ -85,33 +76,6 @@ async def _off_loop(call: Callable[[], T]) -> T:
     out: list[T] = []
     await asyncio.to_thread(lambda: out.append(call()))
     return out[0]
-
-
-# Keys that, without Ctrl, Alt or Meta, move the cursor or the focus or press
-# the focused button; printable keys (code < 0x01000000) type text.
-_EDITING_KEYS = {
-    Qt.Key.Key_Left, Qt.Key.Key_Right, Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_Home, Qt.Key.Key_End,
-    Qt.Key.Key_PageUp, Qt.Key.Key_PageDown, Qt.Key.Key_Backspace, Qt.Key.Key_Delete, Qt.Key.Key_Insert,
-}
-_CHORD_MODIFIERS = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier | Qt.KeyboardModifier.MetaModifier
-
-
-def _types_or_moves(key: int, modifiers: Qt.KeyboardModifier) -> bool:
-    """A key that, as an application-wide hotkey, would be taken from every
-    button and list (Space would no longer press a button, a letter would
-    no longer select a row). Shift alone does not make a chord."""
-    if modifiers & _CHORD_MODIFIERS:
-        return False
-    return key < 0x01000000 or key in _EDITING_KEYS
-
-
-def _reserved(key: int, modifiers: Qt.KeyboardModifier) -> bool:
-    """A bare Esc/Enter/Tab (the keypad flag and Shift+Tab's Shift do not count):
-    with Ctrl, Alt or Meta they are ordinary chords the dialog does not use."""
-    extra = modifiers & ~Qt.KeyboardModifier.KeypadModifier
-    if key == Qt.Key.Key_Backtab:
-        extra &= ~Qt.KeyboardModifier.ShiftModifier
-    return key in RESERVED_KEYS and not extra
 
 
 def relative_luminance(color: QColor) -> float:
@@ -218,7 +182,7 @@ class HotkeyEdit(QKeySequenceEdit):
         self.editingFinished.connect(self._restore_if_empty)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
-        if _reserved(event.key(), event.modifiers()):
+        if is_reserved(event.key(), event.modifiers()):
             self._restore_if_empty()
             if event.key() in (Qt.Key.Key_Tab, Qt.Key.Key_Backtab):
                 self.focusNextPrevChild(event.key() == Qt.Key.Key_Tab)
@@ -626,26 +590,8 @@ class SettingsDialog(QDialog):
         return {a: e.keySequence().toString(QKeySequence.SequenceFormat.PortableText) for a, e in self.hotkey_edits.items()}
 
     def hotkey_problems(self) -> dict[str, str]:
-        """action -> why its shortcut cannot be saved: taken by another action
-        (Qt would then fire neither), or a key the dialog itself needs."""
-        values = self.hotkeys()
-        problems: dict[str, str] = {}
-        for action, seq in values.items():
-            if not seq:
-                continue
-            native = QKeySequence(seq).toString(QKeySequence.SequenceFormat.NativeText)
-            combo = QKeySequence(seq)[0]
-            if QKeySequence(seq).count() == 1 and _reserved(combo.key(), combo.keyboardModifiers()):
-                problems[action] = f"{RESERVED_KEYS[combo.key()]} and cannot be a hotkey. Choose another one."
-                continue
-            if QKeySequence(seq).count() == 1 and _types_or_moves(combo.key(), combo.keyboardModifiers()):
-                problems[action] = (f"{native} alone types or moves in every Captioner window: as a hotkey it would "
-                                    "stop working there. Add Ctrl, Alt or Meta, or use a function key such as F9.")
-                continue
-            others = [HOTKEY_LABELS[a] for a, s in values.items() if a != action and s == seq]
-            if others:
-                problems[action] = f"{native} is also the shortcut for “{others[0]}”. Choose another one."
-        return problems
+        """action -> why its shortcut cannot be saved (captioner.ui.hotkeys)."""
+        return hotkey_problems(self.hotkeys())
 
     def _check_hotkeys(self) -> bool:
         """Show each field's problem beside it; Save is off while any remains."""

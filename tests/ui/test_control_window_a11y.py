@@ -347,6 +347,20 @@ def test_one_shortcut_per_hotkey_with_both_windows_shown(qtbot, capp):  # noqa: 
     assert not ov.pinned
 
 
+def test_hotkeys_from_an_older_or_hand_edited_file_are_checked_like_the_dialogs(qtbot, capp):  # noqa: ANN001
+    """`toggle_pin=A` in the INI pinned the overlay when "a" was typed in the
+    provider list; a duplicate or an unknown key was installed too."""
+    w = capp.window
+    w.apply_hotkeys({"toggle_pin": "A", "toggle_overlay": "Ctrl+Shift+O", "start_stop": "notakey"})
+    assert [sc.key().toString() for sc in w._shortcuts] == ["Ctrl+Shift+O"]
+    hint = w.hotkey_hint.text()
+    assert hint.startswith("Hotkeys: Ctrl+Shift+O show/hide overlay\nNot used (fix in Settings → Hotkeys): ")
+    assert "pin/unpin: A alone types or moves" in hint and "start/stop: “notakey” is not a key" in hint
+    w.apply_hotkeys({"toggle_pin": "Ctrl+Shift+R", "toggle_overlay": "", "start_stop": "Ctrl+Shift+R"})
+    assert w._shortcuts == []
+    assert "is also the shortcut for" in w.hotkey_hint.text()
+
+
 def test_no_hotkeys_is_said_in_words(qtbot, capp):  # noqa: ANN001
     w = capp.window
     w.apply_hotkeys({"toggle_pin": "", "toggle_overlay": "", "start_stop": ""})
