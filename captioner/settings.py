@@ -6,6 +6,7 @@ a plain-text file.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from PySide6.QtCore import QRect, QSettings
 
 from captioner.stt.urls import carries_secret
 from captioner.ui.theme import OverlayStyle
+
+log = logging.getLogger(__name__)
 
 ORGANIZATION = "Captioner"
 APPLICATION = "Captioner"
@@ -60,6 +63,8 @@ class Settings:
 
     def __init__(self, qsettings: QSettings | None = None) -> None:
         self.qs = qsettings if qsettings is not None else open_qsettings()
+        #: What was removed because it held a secret, in words, for the window to say once.
+        self.removed_secrets: list[str] = []
 
     # -------------------------------------------------------- primitives
     def _check(self, name: str) -> None:
@@ -134,7 +139,19 @@ class Settings:
         self._set("session/mix_enabled", bool(value))
 
     def endpoint(self, provider: str) -> str:
-        return self._str(f"providers/{provider}/endpoint", "")
+        """The remembered endpoint. One that holds a key (written by an older
+        version, or by hand) is removed from the file, never shown."""
+        name = f"providers/{provider}/endpoint"
+        value = self._str(name, "")
+        if value and carries_secret(value):
+            self._forget_secret(name, f"the saved endpoint for {provider} held a key or password")
+            return ""
+        return value
+
+    def _forget_secret(self, name: str, what: str) -> None:
+        self.qs.remove(name)
+        self.removed_secrets.append(f"{what}: it was removed from the settings file. Keys belong in Settings → API keys.")
+        log.warning("removed a setting that held a secret: %s", name)
 
     def set_endpoint(self, provider: str, value: str | None) -> None:
         """An endpoint with a key in it is not remembered (starting with it
@@ -147,15 +164,24 @@ class Settings:
         """Provider options as strings (validated by the provider's options class on use)."""
         self.qs.beginGroup(f"providers/{provider}/options")
         try:
-            return {k: str(self.qs.value(k, "")) for k in self.qs.childKeys()}
+            values = {k: str(self.qs.value(k, "")) for k in self.qs.childKeys()}
         finally:
             self.qs.endGroup()
+        for name, value in list(values.items()):
+            if carries_secret(value):
+                del values[name]
+                self._forget_secret(f"providers/{provider}/options/{name}", f"the saved {name} for {provider} held a password")
+        return values
 
     def set_options(self, provider: str, values: dict[str, Any]) -> None:
+        """A value that holds a password (a URL with user:password@) is used
+        for the session but not remembered, as with endpoints."""
         group = f"providers/{provider}/options"
         self.qs.remove(group)
         for name, value in values.items():
-            self._set(f"{group}/{name}", "" if value is None else str(value))
+            text = "" if value is None else str(value)
+            if not carries_secret(text):
+                self._set(f"{group}/{name}", text)
 
     # ------------------------------------------------------------- overlay
     def style(self) -> OverlayStyle:

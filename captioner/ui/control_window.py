@@ -597,6 +597,8 @@ class ControlWindow(QMainWindow):
         self.endpoint_edit.setPlaceholderText(p.default_endpoint or "none: runs on this computer")
         self.endpoint_edit.setText(self.settings.endpoint(p.id))
         self._build_options(p)
+        if self.settings.removed_secrets and hasattr(self, "_base_notes"):
+            self._show_notes()  # "the saved endpoint held a key: it was removed"
         self._order_tabs()
         if check_key:
             self.spawn(self.refresh_key_status())
@@ -1000,7 +1002,7 @@ class ControlWindow(QMainWindow):
         self._show_notes()
 
     def _show_notes(self, extra: list[str] | None = None) -> None:
-        notes = list(self._base_notes) + (extra or [])
+        notes = list(self._base_notes) + list(self.settings.removed_secrets) + (extra or [])
         self.banner.setText("\n\n".join(notes))
         self.banner.setVisible(bool(notes))
 

@@ -96,3 +96,33 @@ async def test_starting_with_a_key_in_the_endpoint_says_where_the_key_belongs(qt
     settings.sync()
     assert "ap_pasted_key_999" not in settings_path.read_text()
     await capp.shutdown()
+
+
+def test_a_key_in_an_endpoint_from_an_older_settings_file_is_removed_and_never_shown(qtbot, settings, settings_path):
+    """An older version (or a hand edit) left `endpoint=…?api_key=…` in the
+    INI: the Endpoint field showed the key and the file kept it."""
+    from captioner.app import CaptionerApp, build_parser
+
+    settings.qs.setValue("providers/audiopod/endpoint", "wss://api.audiopod.ai/stream?api_key=SECRET123")
+    settings.qs.setValue("providers/local/options/model_url", "https://user:hunter2@models.example/small.zip")
+    settings.provider = "audiopod"
+    settings.sync()
+    capp = CaptionerApp(settings, build_parser().parse_args([]), tray_available=True, device_lister=lambda: [])
+    qtbot.addWidget(capp.window)
+    qtbot.addWidget(capp.overlay)
+    w = capp.window
+    assert w.endpoint_edit.text() == ""
+    assert "the saved endpoint for audiopod held a key or password: it was removed" in w.banner.text()
+    assert w.banner.isVisibleTo(w) and "SECRET123" not in w.banner.text()
+    w.provider_combo.setCurrentIndex(w.provider_combo.findData("local"))
+    assert "hunter2" not in str(w.option_values()) and "the saved model_url for local held a password" in w.banner.text()
+    settings.sync()
+    text = settings_path.read_text()
+    assert "SECRET123" not in text and "hunter2" not in text
+
+
+def test_an_option_holding_a_password_is_used_but_not_remembered(settings, settings_path):
+    """Start did nothing at all (SecretInSettings from set_options)."""
+    settings.set_options("local", {"model_url": "https://user:hunter2@models.example/m.zip", "engine": "vosk"})
+    settings.sync()
+    assert settings.options("local") == {"engine": "vosk"} and "hunter2" not in settings_path.read_text()
