@@ -354,6 +354,8 @@ class ControlWindow(QMainWindow):
         for p in PROVIDERS.values():
             self.provider_combo.addItem(p.name, p.id)
         index = self.provider_combo.findData(self.settings.provider or _first_run_provider())
+        if index < 0:  # a provider this version does not have: as on a first run, not the list's first
+            index = self.provider_combo.findData(_first_run_provider())
         self.provider_combo.setCurrentIndex(max(0, index))
         form.addRow("&Provider:", self.provider_combo)
         self.provider_info = QLabel()

@@ -51,3 +51,12 @@ async def test_model_download_progress_is_a_progress_bar(qtbot, settings, tone_w
     capp.controller.state_changed.emit("live", "vosk on this computer")
     assert w.model_progress.isHidden()
     await w.settle()
+
+
+def test_a_saved_provider_this_version_lacks_opens_the_keyless_engine(qtbot, settings, tmp_path):
+    """`provider=deepgram` in the INI opened UG Labs (the list's first), which needs a key."""
+    settings.provider = "deepgram"
+    capp = make_app(settings, tmp_path / "unused.wav")
+    qtbot.addWidget(capp.window)
+    qtbot.addWidget(capp.overlay)
+    assert capp.window.provider_id == "local"
