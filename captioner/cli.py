@@ -513,9 +513,13 @@ def _devices() -> int:
 
 
 def _sessions() -> int:
-    from captioner.transcript.journal import list_sessions
+    from captioner.transcript.journal import error_text, list_sessions
 
-    for info in list_sessions():
+    try:
+        infos = list_sessions()
+    except OSError as exc:  # CAPTIONER_DATA_DIR is a file, an unwritable folder, HOME is a file…
+        raise CliError(f"cannot open the saved sessions folder: {error_text(exc)}", EXIT_USAGE) from None
+    for info in infos:
         state = "" if info.finished else "  (recording now)" if info.running else "  (unfinished)"
         title = f"  {info.title}" if info.title else ""
         # The audio's length when the journal recorded it; older and app-made

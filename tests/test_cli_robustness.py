@@ -446,3 +446,13 @@ def test_version_1_files_still_load():
            "segments": [{"text": "hi", "start": 0.5, "end": 1.0}, {"text": "[…]", "start": 1.0, "end": 2.0, "gap": True}]}
     t = from_json(json.dumps(old))
     assert [s.text for s in t.segments] == ["hi", "[…]"] and t.audio_duration is None and t.outcome == ""
+
+
+async def test_sessions_with_an_unusable_data_folder_is_one_error_line(tmp_path):
+    """CAPTIONER_DATA_DIR naming a file: a traceback before."""
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    code, out, err = await captioner("sessions", env={"CAPTIONER_DATA_DIR": str(not_a_dir)})
+    assert code == 2 and out == ""
+    assert err.startswith("error: cannot open the saved sessions folder: ") and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
