@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0].startswith("--provider") or argv[0] in ("--device", "--endpoint", "--start"):
+    if not argv or argv[0].split("=", 1)[0] in ("--provider", "--device", "--endpoint", "--start"):
         from captioner.app import main as app_main
 
         return app_main(argv)

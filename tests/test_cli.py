@@ -228,3 +228,15 @@ async def test_sessions_says_which_one_is_recording_now():
         live.close(finished=False)
     code, out, _ = await captioner("sessions")
     assert out.splitlines()[0].endswith("(unfinished)")
+
+
+@pytest.mark.parametrize("argv", [["--device=Mic"], ["--endpoint=wss://x.example/s"], ["--provider=local"],
+                                  ["--device", "Mic"], ["--start"], []])
+def test_the_apps_own_options_open_the_app_also_written_with_an_equals_sign(argv, monkeypatch):
+    """`captioner --device=Mic` was "unrecognized arguments" while `--provider=X` worked."""
+    import captioner.app
+    from captioner import cli
+
+    opened: list[list[str]] = []
+    monkeypatch.setattr(captioner.app, "main", lambda a: opened.append(list(a)) or 0)
+    assert cli.main(argv) == 0 and opened == [argv]
