@@ -500,6 +500,9 @@ def _devices() -> int:
         devices = list_input_devices()
     except AudioSourceError as exc:
         raise CliError(str(exc), EXIT_AUDIO) from None
+    if not devices:
+        raise CliError("no audio input device was found: connect a microphone (or, on Linux, check that "
+                       "PulseAudio or PipeWire is running), then run `captioner devices` again", EXIT_AUDIO)
     for dev in devices:
         mark = "  (default)" if dev.is_default else ""
         if dev.is_system:

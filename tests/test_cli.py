@@ -240,3 +240,14 @@ def test_the_apps_own_options_open_the_app_also_written_with_an_equals_sign(argv
     opened: list[list[str]] = []
     monkeypatch.setattr(captioner.app, "main", lambda a: opened.append(list(a)) or 0)
     assert cli.main(argv) == 0 and opened == [argv]
+
+
+def test_devices_with_none_found_says_so(monkeypatch, capsys):
+    """It printed nothing and exited 0."""
+    import captioner.audio.sources as sources
+    from captioner import cli
+
+    monkeypatch.setattr(sources, "list_input_devices", lambda: [])
+    assert cli.main(["devices"]) == 3
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("error: no audio input device was found: connect a microphone")
