@@ -587,7 +587,7 @@ def _keys(args: argparse.Namespace) -> int:
             return EXIT_OK
         provider = get_provider(args.provider)
         if not provider.needs_key:
-            raise CliError(f"{provider.name} runs on this computer and needs no key", EXIT_USAGE)
+            raise CliError(f"the built-in engine ({provider.id}) runs on this computer and needs no key", EXIT_USAGE)
         if args.keys_command == "set":
             keys.check_keyring(provider.id)  # before the user types a key that could not be kept
             key = _read_key(provider.name, args.stdin)

@@ -251,3 +251,10 @@ def test_devices_with_none_found_says_so(monkeypatch, capsys):
     assert cli.main(["devices"]) == 3
     out, err = capsys.readouterr()
     assert out == "" and err.startswith("error: no audio input device was found: connect a microphone")
+
+
+def test_keys_set_for_the_built_in_engine_reads_as_a_sentence(capsys):
+    from captioner import cli
+
+    assert cli.main(["keys", "set", "local"]) == 2
+    assert capsys.readouterr().err == "error: the built-in engine (local) runs on this computer and needs no key\n"
