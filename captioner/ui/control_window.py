@@ -1058,6 +1058,7 @@ class ControlWindow(QMainWindow):
             self.history = HistoryWindow(self._active_journal, self)
             self.history.setStyleSheet(self.styleSheet())
             self.history.recovered.connect(self.recovery.forget)
+            self.history.deleted.connect(self.recovery.forget)
             self.controller.running_changed.connect(self._reload_history)
         self.history.show()
         self.history.raise_()

@@ -172,6 +172,7 @@ class HistoryWindow(QWidget):
     """Past sessions: list, read, rename, delete, export (non-modal window)."""
 
     recovered = Signal(Path)  # an unfinished session was exported and marked recovered
+    deleted = Signal(Path)  # a session's journal is gone
     changed = Signal()  # the list was reloaded
 
     def __init__(self, active_path: ActivePath = lambda: None, parent: QWidget | None = None) -> None:
@@ -413,6 +414,7 @@ class HistoryWindow(QWidget):
         except OSError as exc:
             self.show_status(f"Delete failed: {_error_text(exc)}")
             return False
+        self.deleted.emit(path)
         await self.load()
         self.show_status("The session was deleted.")
         return True
@@ -527,7 +529,7 @@ class RecoveryBar(QFrame):
         self._show()
 
     def forget(self, path: Path) -> None:
-        """Drop a session handled elsewhere (exported from the history)."""
+        """Drop a session handled elsewhere (exported or deleted in the history)."""
         was = self.current
         self.queue = [i for i in self.queue if i.path != path]
         if was is not None and was.path == path:

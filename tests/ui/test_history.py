@@ -224,6 +224,24 @@ async def test_recovery_export_and_open_in_history(qtbot, settings, data_dir, tm
     await capp.shutdown()
 
 
+async def test_a_session_deleted_in_the_history_is_no_longer_offered_for_recovery(qtbot, settings, data_dir):
+    """The bar kept offering it; Export then failed with "No such file"."""
+    a = write_journal("20240301-000000-audiopod", OLD, [("first crash", 0.0, 1.0)], False)
+    b = write_journal("20240302-000000-audiopod", NEWER, [("second crash", 0.0, 1.0)], False)
+    capp = make_app(settings)
+    qtbot.addWidget(capp.window)
+    capp.show()
+    w = capp.window
+    await w.offer_recovery()
+    assert w.recovery.current.path == b
+    await w.open_history()
+    assert await w.history.delete(b)
+    assert w.recovery.current.path == a and "1 more" not in w.recovery.label.text()
+    assert await w.history.delete(a)
+    assert not w.recovery.isVisibleTo(w)
+    await capp.shutdown()
+
+
 async def test_recovery_export_error_is_shown_and_it_stays_offered(qtbot, data_dir, tmp_path):
     path = write_journal("20240301-000000-audiopod", OLD, [("words", 0.0, 1.0)], False)
     bar = RecoveryBar()
