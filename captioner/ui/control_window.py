@@ -847,7 +847,9 @@ class ControlWindow(QMainWindow):
             self._timer.stop()
             self._tick()
             self.level_meter.setValue(0)
-        transcript = self.controller.live_transcript()  # something to export: a caption, not only gaps
+        # Something to export: a caption, not only gaps. A session that is
+        # starting has none yet (the transcript here is still the last one's).
+        transcript = None if running else self.controller.live_transcript()
         has_text = transcript is not None and any(not s.gap for s in transcript.segments)
         for b in self.export_buttons.values():
             b.setEnabled(has_text)

@@ -144,6 +144,7 @@ class CaptionController(QObject):
             return False
         self._starting = True
         self._stop_requested = False
+        self._started_at = self._stopped_at = None  # the clock reads 0 while connecting, not the last session's time
         self.running_changed.emit(True)
         try:
             await self.stop_monitor()  # never two streams on one device

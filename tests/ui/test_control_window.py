@@ -178,6 +178,40 @@ async def test_stop_pressed_while_starting_is_not_lost(qtbot, settings, tone_wav
     await capp.shutdown()
 
 
+async def test_a_starting_session_offers_no_export_of_the_last_one_and_its_clock_reads_zero(qtbot, settings, tone_wav):
+    """While the next session connected, Export wrote the previous session's
+    captions and the clock showed its time."""
+    wav, _ = tone_wav
+    async with FakeAudioPod() as fake:
+        keys.set_key("audiopod", fake.key)
+        capp = make_app(settings, wav, ["--provider", "audiopod", "--endpoint", fake.url])
+        qtbot.addWidget(capp.window)
+        capp.show()
+        w = capp.window
+        await capp.after_first_paint()
+        assert await w.start()
+        await finish(capp)
+        assert all(b.isEnabled() for b in w.export_buttons.values())
+        capp.controller._started_at -= 75  # as if the last session had run 75 s
+        w._tick()
+        assert w.timer_label.text() != "00:00:00"
+        reading = asyncio.Event()
+
+        async def slow_keyring(provider: str) -> str:
+            reading.set()
+            await asyncio.sleep(0.3)
+            return fake.key
+
+        capp.controller.key_getter = slow_keyring
+        w.toggle_start()
+        await asyncio.wait_for(reading.wait(), 5)
+        assert not any(b.isEnabled() for b in w.export_buttons.values())
+        assert w.timer_label.text() == "00:00:00"
+        await finish(capp)
+        assert all(b.isEnabled() for b in w.export_buttons.values())  # the new session's captions
+    await capp.shutdown()
+
+
 async def test_refused_key_is_shown_in_words_without_the_key(qtbot, settings, tone_wav):
     wav, _ = tone_wav
     async with FakeAudioPod() as fake:
