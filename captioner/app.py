@@ -14,6 +14,7 @@ import argparse
 import gc
 import logging
 import os
+import signal
 import sys
 import time
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
@@ -306,6 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             collector.freeze_startup()
 
         QTimer.singleShot(0, lambda: capp.spawn(start_up()))
+    signalled = _quit_on_signals(loop, capp)
     with loop:
         try:
             loop.run_until_complete(capp.closed.wait())
@@ -313,4 +315,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             pass
         loop.run_until_complete(capp.settle())
     collector.stop()
-    return 0
+    # As the CLI: Ctrl-C is how one ends it; SIGTERM and SIGHUP say 128 + the signal.
+    return 128 + signalled[0] if signalled and signalled[0] != signal.SIGINT else 0
+
+
+def _quit_on_signals(loop: Any, capp: CaptionerApp) -> list[int]:
+    """Ctrl-C in the terminal, SIGTERM and SIGHUP quit as the Quit button
+    does (the session finishes, its journal is closed); the same signal again
+    ends the process at once. Without this, Ctrl-C printed a traceback from
+    whichever Qt callback was running and the app went on."""
+    received: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        if received:
+            os._exit(128 + signum)
+        received.append(signum)
+        capp.quit()
+
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        signum = getattr(signal, name, None)
+        if signum is None:
+            continue
+        try:
+            loop.add_signal_handler(signum, on_signal, signum)
+        except (NotImplementedError, RuntimeError, ValueError):  # Windows: Ctrl-C stays Python's
+            pass
+    return received
