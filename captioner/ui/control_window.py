@@ -537,6 +537,7 @@ class ControlWindow(QMainWindow):
         self.page = _ColumnScroll(page)
         self.setCentralWidget(self.page)
         self.resize(1000, 660)
+        self._grown = False  # grown to fit its controls when first shown
         self._provider_changed(check_key=False)  # the key is checked after the first paint
 
     def _wire(self) -> None:
@@ -1082,7 +1083,22 @@ class ControlWindow(QMainWindow):
         super().showEvent(event)
         if not event.spontaneous():
             self.fit_to_screen()
+            if not self._grown:
+                self._grown = True
+                QTimer.singleShot(0, self._grow_to_controls)  # once laid out at its first size
         self._owner_timer.start()
+
+    def _grow_to_controls(self) -> None:
+        """First shown: tall enough for every control (Settings… and the
+        overlay's buttons were scrolled out of sight on a 1600x900 screen at
+        the old fixed 660 px), as far as the screen allows."""
+        column = self.controls_column
+        if column.unrolled:
+            return  # stacked in a narrow window: the page scrolls, as designed
+        missing = column.widget().sizeHint().height() - column.viewport().height()
+        if missing > 0:
+            self.resize(self.width(), self.height() + missing)
+            self.fit_to_screen()
 
     def fit_to_screen(self) -> None:
         """Never larger than the screen's free area, and on it (a 1024x768

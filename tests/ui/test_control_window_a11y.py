@@ -368,3 +368,21 @@ def test_no_hotkeys_is_said_in_words(qtbot, capp):  # noqa: ANN001
     assert w._shortcuts == []
     w.apply_hotkeys({"toggle_pin": "Ctrl+Shift+L", "toggle_overlay": "", "start_stop": ""})
     assert w.hotkey_hint.text() == "Hotkeys: Ctrl+Shift+L pin/unpin"
+
+
+@pytest.mark.parametrize("pid", ["local", "audiopod"])
+def test_first_shown_every_control_is_in_sight_on_a_1600x900_screen(qtbot, capp, monkeypatch, pid):  # noqa: ANN001
+    """At the old fixed 1000x660, Settings… (where "add a key" points) and the
+    overlay's Move buttons were scrolled out of sight on first run."""
+    screen(monkeypatch, 1600, 900)
+    w = capp.window
+    provider(w, pid)
+    show_active(qtbot, w)
+    qtbot.waitUntil(lambda: w._grown and w.controls_column.verticalScrollBar().maximum() == 0, timeout=2000)
+    settle()
+    assert w.height() <= 900
+    column = w.controls_column
+    assert column.verticalScrollBar().maximum() == 0  # nothing to scroll to
+    for control in (w.settings_button, *w.place_buttons.values(), w.quit_button):
+        top = control.mapTo(column.viewport(), QPoint(0, 0)).y()
+        assert 0 <= top and top + control.height() <= column.viewport().height(), control.text()
