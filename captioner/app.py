@@ -193,6 +193,11 @@ class CaptionerApp(QObject):
             w.device_combo.setCurrentIndex(w.device_combo.count() - 1)
         await w.load_devices()
         w.spawn(w.offer_recovery())  # unfinished sessions from a crash, in the background
+        import asyncio  # not at import time: the first paint comes before it
+
+        unsaved = await asyncio.to_thread(self.settings.unsaved_reason)
+        if unsaved:
+            w.add_note(f"Settings cannot be saved: {unsaved}. Changes last until Captioner closes.")
         if a.device:
             w.device_combo.setCurrentIndex(max(0, w.device_combo.findData(a.device)))
         await w.refresh_key_status()

@@ -10,6 +10,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QRect, QSettings
@@ -95,6 +96,21 @@ class Settings:
 
     def sync(self) -> None:
         self.qs.sync()
+
+    def unsaved_reason(self) -> str | None:
+        """Why changes cannot be saved (the file is a folder, or not
+        writable), in words; None when they can. QSettings itself only keeps
+        them in memory and says nothing. (File I/O: call it off the loop.)"""
+        path = Path(self.file_name)
+        self.qs.sync()
+        if path.is_dir():
+            return f"{path} is a folder, not a settings file"
+        if self.qs.status() != QSettings.Status.NoError:
+            return f"{path} could not be written"
+        target = path if path.exists() else next((d for d in path.parents if d.exists()), None)
+        if target is not None and not os.access(target, os.W_OK):
+            return f"{target} is not writable"
+        return None
 
     @property
     def file_name(self) -> str:

@@ -1006,6 +1006,11 @@ class ControlWindow(QMainWindow):
         self._base_notes = notes
         self._show_notes()
 
+    def add_note(self, text: str) -> None:
+        """A lasting note in the banner (not replaced by the next notice)."""
+        self._base_notes.append(text)
+        self._show_notes()
+
     def _show_notes(self, extra: list[str] | None = None) -> None:
         notes = list(self._base_notes) + list(self.settings.removed_secrets) + (extra or [])
         self.banner.setText("\n\n".join(notes))

@@ -204,3 +204,28 @@ async def test_dialog_saves_style_hotkeys_and_start_options(qtbot, settings, set
 
     assert any("no system-wide (global) hotkeys" in label.text() for label in d.findChildren(QLabel))
     await capp.settle()
+
+
+async def test_settings_that_cannot_be_saved_are_said_once_the_window_is_up(qtbot, tmp_path):
+    """A folder where the INI should be: the app ran on defaults and lost
+    every change without a word."""
+    from captioner.app import CaptionerApp, build_parser
+    from captioner.settings import Settings, open_qsettings
+
+    folder = tmp_path / "captioner.ini"
+    folder.mkdir()
+    settings = Settings(open_qsettings(str(folder)))
+    assert settings.unsaved_reason() == f"{folder} is a folder, not a settings file"
+    capp = CaptionerApp(settings, build_parser().parse_args([]), tray_available=True, device_lister=lambda: [])
+    qtbot.addWidget(capp.window)
+    qtbot.addWidget(capp.overlay)
+    capp.show()
+    await capp.after_first_paint()
+    text = capp.window.banner.text()
+    assert f"Settings cannot be saved: {folder} is a folder, not a settings file." in text
+    assert capp.window.banner.isVisibleTo(capp.window)
+    await capp.shutdown()
+
+
+def test_a_writable_settings_file_has_no_unsaved_reason(settings):
+    assert settings.unsaved_reason() is None
