@@ -224,3 +224,22 @@ async def test_device_that_never_comes_back_ends_with_a_clear_error(monkeypatch)
     with pytest.raises(AudioSourceError, match="no input device could be reopened"):
         async for _ in mic:
             pass
+
+
+def test_a_missing_portaudio_names_the_package_to_install(monkeypatch):
+    import builtins
+
+    from captioner.audio import sources
+    from captioner.audio.feed import AudioSourceError
+
+    real_import = builtins.__import__
+
+    def no_portaudio(name, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        if name == "sounddevice":
+            raise OSError("PortAudio library not found")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delitem(__import__("sys").modules, "sounddevice", raising=False)
+    monkeypatch.setattr(builtins, "__import__", no_portaudio)
+    with pytest.raises(AudioSourceError, match=r"PortAudio library not found \(install it: libportaudio2 on Debian"):
+        sources.list_input_devices()

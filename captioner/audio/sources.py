@@ -60,7 +60,10 @@ def _sd() -> Any:
     try:
         import sounddevice
     except OSError as exc:  # PortAudio library missing
-        raise AudioSourceError(f"audio capture is unavailable: {exc}") from None
+        raise AudioSourceError(
+            f"audio capture is unavailable: {exc} (install it: libportaudio2 on Debian and Ubuntu, "
+            "portaudio on Fedora, Arch and Homebrew)"
+        ) from None
     return sounddevice
 
 
