@@ -71,7 +71,12 @@ def _add_session_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="captioner", description="Live captions through a cloud speech-to-text provider.")
+    parser = argparse.ArgumentParser(
+        prog="captioner",
+        description="Live captions through a cloud speech-to-text provider or the built-in offline engine.",
+        epilog=APP_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"captioner {__version__}")
     sub = parser.add_subparsers(dest="command")
 
@@ -120,6 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
     kd.add_argument("provider")
     ksub.add_parser("list", help="which providers have a key (never the key itself)")
     return parser
+
+
+APP_HELP = """\
+the desktop app (no command):
+  captioner [--provider ID] [--device NAME] [--endpoint URL] [--start]
+    opens the caption overlay and its control window
+    --provider ID   local (built in, no key), uglabs, audiopod, voicerun, smallest, inworld
+    --device NAME   input device name, or part of it (default: the system's default input)
+    --endpoint URL  replace the provider's default URL
+    --start         start captioning at once
+"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -258,3 +258,16 @@ def test_keys_set_for_the_built_in_engine_reads_as_a_sentence(capsys):
 
     assert cli.main(["keys", "set", "local"]) == 2
     assert capsys.readouterr().err == "error: the built-in engine (local) runs on this computer and needs no key\n"
+
+
+def test_help_names_the_desktop_apps_options(capsys):
+    """`captioner --help` never mentioned --provider/--device/--endpoint/--start."""
+    from captioner import cli
+
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "the desktop app (no command):" in out
+    for flag in ("--provider ID", "--device NAME", "--endpoint URL", "--start"):
+        assert flag in out
