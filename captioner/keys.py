@@ -60,6 +60,8 @@ def key_sources(providers: list[str]) -> tuple[dict[str, str | None], KeyStoreEr
             sources[provider] = "environment"
             continue
         try:
+            if _stores_nothing():
+                raise KeyringError("stores nothing")
             sources[provider] = "keyring" if keyring.get_password(SERVICE, provider) else None
         except KeyringError as exc:
             sources[provider], failure = None, exc
@@ -73,8 +75,7 @@ def check_keyring(provider: str) -> None:
     storing would replace (nothing is kept or shown); a keyring that needs
     unlocking asks now rather than after the key was typed. The null backend
     (PYTHON_KEYRING_BACKEND) accepts a key and drops it: refused too."""
-    backend = keyring.get_keyring()
-    if isinstance(backend, null.Keyring):
+    if _stores_nothing():
         raise KeyStoreError(_explain(KeyringError("stores nothing"), [provider]))
     try:
         keyring.get_password(SERVICE, provider)
@@ -94,6 +95,8 @@ def set_key(provider: str, key: str) -> None:
 
 def delete_key(provider: str) -> bool:
     """Remove the stored key; False when there was none."""
+    if _stores_nothing():  # "deleted" would be a claim about a key it never held
+        raise KeyStoreError(_explain(KeyringError("stores nothing"), [provider]))
     try:
         keyring.delete_password(SERVICE, provider)
     except PasswordDeleteError:
@@ -101,6 +104,11 @@ def delete_key(provider: str) -> bool:
     except KeyringError as exc:
         raise KeyStoreError(_explain(exc, [provider])) from None
     return True
+
+
+def _stores_nothing() -> bool:
+    """The null backend (PYTHON_KEYRING_BACKEND): it accepts a key and drops it."""
+    return isinstance(keyring.get_keyring(), null.Keyring)
 
 
 def _explain(exc: Exception, providers: list[str]) -> str:

@@ -156,6 +156,14 @@ def test_keys_set_refuses_the_null_keyring_that_would_drop_the_key(tmp_path):
     assert result.returncode == 5 and "not available" in result.stderr
 
 
+@pytest.mark.parametrize("command", [["keys", "list"], ["keys", "delete", "audiopod"]])
+def test_keys_list_and_delete_with_the_null_keyring_say_it_stores_nothing(tmp_path, command):
+    """`keys list` said "no key" with exit 0 and `keys delete` said "deleted"."""
+    result = _run(command, _env(tmp_path, "keyring.backends.null.Keyring"))
+    assert result.returncode == 5 and "the OS keyring is not available" in result.stderr
+    assert "deleted" not in result.stdout
+
+
 # ----------------------------------------- 3. keys list with no keyring
 def test_keys_list_without_a_keyring_says_so_and_exits_like_keys_set(tmp_path):
     env = _env(tmp_path, NO_KEYRING, CAPTIONER_SMALLEST_KEY="sk_from_env")
