@@ -208,9 +208,12 @@ class Settings:
             self.qs.endGroup()
         return OverlayStyle.from_dict(values)
 
-    def set_style(self, style: OverlayStyle) -> None:
+    def set_style(self, style: OverlayStyle, since: OverlayStyle | None = None) -> None:
+        """With `since`, only the fields that differ from it are written."""
+        before = since.normalized().to_dict() if since is not None else {}
         for name, value in style.normalized().to_dict().items():
-            self._set(f"overlay/style/{name}", value)
+            if name not in before or before[name] != value:
+                self._set(f"overlay/style/{name}", value)
 
     def overlay_geometry(self, screen_key: str) -> QRect | None:
         """The overlay's rectangle on that screen, relative to the screen's origin."""
@@ -271,9 +274,12 @@ class Settings:
             show_overlay=self._bool("start/show_overlay", True),
         )
 
-    def set_start_options(self, opts: StartOptions) -> None:
-        self._set("start/start_on_launch", opts.start_on_launch)
-        self._set("start/show_overlay", opts.show_overlay)
+    def set_start_options(self, opts: StartOptions, since: StartOptions | None = None) -> None:
+        """With `since`, only the options that differ from it are written."""
+        if since is None or opts.start_on_launch != since.start_on_launch:
+            self._set("start/start_on_launch", opts.start_on_launch)
+        if since is None or opts.show_overlay != since.show_overlay:
+            self._set("start/show_overlay", opts.show_overlay)
 
 
 def _safe(key: str) -> str:

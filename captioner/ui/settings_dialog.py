@@ -218,7 +218,10 @@ class SettingsDialog(QDialog):
         self.setWindowTitle("Captioner settings")
         self.setAccessibleName("Captioner settings")
         self.tasks = TaskSet()
+        settings.sync()  # another Captioner may have saved since this one read the file
         self._original_style = settings.style()
+        self._loaded_hotkeys = settings.hotkeys()
+        self._loaded_start = settings.start_options()
         self.style_value = self._original_style
         self.key_edits: dict[str, QLineEdit] = {}
         self.key_status: dict[str, QLabel] = {}
@@ -684,10 +687,13 @@ class SettingsDialog(QDialog):
 
     def _commit(self) -> None:
         self._say("")
-        self.settings.set_style(self.style_value)
-        self.settings.set_hotkeys(self.hotkeys())
+        # Only what was changed here is written: another Captioner's saves
+        # since this dialog opened are kept, not put back to what it read.
+        self.settings.set_style(self.style_value, since=self._original_style)
+        self.settings.set_hotkeys({a: k for a, k in self.hotkeys().items() if self._loaded_hotkeys.get(a) != k})
         self.settings.set_start_options(
-            StartOptions(start_on_launch=self.start_check.isChecked(), show_overlay=self.show_overlay_check.isChecked())
+            StartOptions(start_on_launch=self.start_check.isChecked(), show_overlay=self.show_overlay_check.isChecked()),
+            since=self._loaded_start,
         )
         self.settings.sync()
         self._original_style = self.style_value

@@ -117,7 +117,8 @@ async def test_keys_go_to_the_keyring_never_to_settings(qtbot, settings, setting
     assert await d.save_key("audiopod")
     assert memory_keyring.store[("captioner", "audiopod")] == SECRET
     assert edit.text() == "" and d.key_status["audiopod"].text() == "Saved in the OS keyring."
-    d.save()  # everything else the dialog holds is written to QSettings
+    d.lines_spin.setValue(4)
+    d.save()  # what else changed in the dialog is written to QSettings
     settings.sync()
     text = settings_path.read_text()
     assert "overlay" in text and SECRET not in text and "api_key" not in text.lower()
@@ -204,6 +205,24 @@ async def test_dialog_saves_style_hotkeys_and_start_options(qtbot, settings, set
 
     assert any("no system-wide (global) hotkeys" in label.text() for label in d.findChildren(QLabel))
     await capp.settle()
+
+
+def test_a_dialog_opened_before_another_save_writes_only_its_own_changes(qtbot, settings, settings_path):
+    """Two Captioners open: B saves font 60 and F8 for pin; A's dialog, open
+    since before, saved with only its lines changed, put back font 28 and
+    Ctrl+Shift+L from the values it had read."""
+    from captioner.ui.settings_dialog import SettingsDialog
+
+    d = SettingsDialog(settings)  # A's dialog is open ...
+    qtbot.addWidget(d)
+    other = reopen(settings_path)  # ... while B saves
+    other.set_style(replace(other.style(), font_size=60))
+    other.set_hotkeys({"toggle_pin": "F8"})
+    other.sync()
+    d.lines_spin.setValue(5)
+    d.save()
+    final = reopen(settings_path)
+    assert (final.style().font_size, final.style().lines, final.hotkeys()["toggle_pin"]) == (60, 5, "F8")
 
 
 async def test_settings_that_cannot_be_saved_are_said_once_the_window_is_up(qtbot, tmp_path):
