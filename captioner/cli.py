@@ -131,7 +131,7 @@ APP_HELP = """\
 the desktop app (no command):
   captioner [--provider ID] [--device NAME] [--endpoint URL] [--start]
     opens the caption overlay and its control window
-    --provider ID   local (built in, no key), uglabs, audiopod, voicerun, smallest, inworld
+    --provider ID   a provider id (`captioner providers` lists them; local: built in, no key)
     --device NAME   input device name, or part of it (default: the system's default input)
     --endpoint URL  replace the provider's default URL
     --start         start captioning at once

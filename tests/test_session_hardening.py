@@ -267,16 +267,17 @@ async def test_a_reply_that_is_no_handshake_is_fatal_at_once(reply, expected, to
     assert expected in error.message and error.code in ("NOT_WEBSOCKET", "NOT_TLS_URL")
 
 
-async def test_a_tls_port_reached_with_ws_says_use_wss(tls_certificate, tone_wav):
+@pytest.mark.parametrize(("provider", "fake_class"), [("audiopod", FakeAudioPod), ("uglabs", FakeUgLabs)])
+async def test_a_tls_port_reached_with_ws_says_use_wss(tls_certificate, tone_wav, provider, fake_class):
     """Python's TLS server hangs up on plain HTTP without a word: a TLS hello
-    then tells that the port speaks TLS."""
+    then tells that the port speaks TLS (UG Labs: at its login already)."""
     wav, _ = tone_wav
     _, context = tls_certificate
-    fake = FakeAudioPod()
+    fake = fake_class()
     fake.tls = context
     async with fake:
         url = fake.url.replace("wss://localhost", "ws://127.0.0.1")
-        error = await _fails_fast("audiopod", url, wav)
+        error = await _fails_fast(provider, url, wav)
     assert error.code == "NOT_TLS_URL" and error.message == f"127.0.0.1:{fake.port} speaks TLS: use wss:// instead of ws://"
     assert fake.records == []
 
@@ -313,17 +314,6 @@ async def test_uglabs_login_answered_by_no_http_server_is_fatal_not_a_crash(tone
     finally:
         server.close()
     assert error.code == "NOT_HTTP" and error.message.startswith(f"the login at 127.0.0.1:{port} did not answer in HTTP")
-
-
-async def test_uglabs_login_to_a_tls_port_says_use_wss(tls_certificate, tone_wav):
-    wav, _ = tone_wav
-    _, context = tls_certificate
-    fake = FakeUgLabs()
-    fake.tls = context
-    async with fake:
-        url = fake.url.replace("wss://localhost", "ws://127.0.0.1")
-        error = await _fails_fast("uglabs", url, wav)
-    assert error.code == "NOT_TLS_URL" and "speaks TLS: use wss://" in error.message
 
 
 async def test_wss_to_a_plain_http_port_says_use_ws(web_server, tone_wav):

@@ -315,8 +315,7 @@ class StreamSession(SessionCore):
         self._source_error: BaseException | None = None
         self._data = asyncio.Event()
         self._conn: _Connection | None = None
-        self._stopping = False
-        self._stop_requested = asyncio.Event()  # wakes a reconnect's back-off
+        self._stop_requested = asyncio.Event()  # set by stop(); also wakes a reconnect's back-off
         self._tries_after_stop = 0
         self.provider_time = 0.0  # latest session time a provider reported
         self._event_latency = 0.0  # sent audio beyond the latest caption's end, at its arrival
@@ -340,11 +339,14 @@ class StreamSession(SessionCore):
         provider is unreachable, one more connection is tried at once (no
         back-off), and what it cannot caption is a Gap: Stop never waits out
         the reconnect schedule."""
-        self._stopping = True
         self._stop_requested.set()
         self._source_done = True
         self._data.set()
         self._space.set()  # a file waiting for room ends now
+
+    @property
+    def _stopping(self) -> bool:
+        return self._stop_requested.is_set()
 
     def _append(self, pcm: bytes) -> None:
         samples = len(pcm) // 2

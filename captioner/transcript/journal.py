@@ -23,7 +23,6 @@ import datetime as _dt
 import errno
 import json
 import logging
-import math
 import os
 import queue
 import re
@@ -35,7 +34,7 @@ from typing import Any, Callable, Iterator
 
 from captioner.stt.events import CaptionEvent, Final, Gap
 from captioner.transcript.journal_lock import SessionInUse, claim, hold, in_use
-from captioner.transcript.model import Segment, Transcript
+from captioner.transcript.model import Segment, Transcript, finite_time
 
 log = logging.getLogger(__name__)
 
@@ -351,9 +350,8 @@ def load_journal(path: Path) -> tuple[Transcript, SessionInfo]:
                 continue
         elif kind == "gap":
             try:
-                start, end = float(item["start"]), float(item["end"])
-                if math.isfinite(start) and math.isfinite(end):
-                    transcript.segments.append(Segment("[…]", start, end, gap=True, reason=str(item.get("reason", ""))))
+                transcript.segments.append(Segment("[…]", finite_time(item["start"]), finite_time(item["end"]), gap=True,
+                                                   reason=str(item.get("reason", ""))))
             except (KeyError, TypeError, ValueError):
                 continue
         elif kind == "summary":

@@ -126,12 +126,12 @@ class Segment:
         (text that is not text, a time that is not a finite number) raises
         ValueError: the caller skips that caption, not the whole session."""
         words = tuple(
-            Word(t, _finite(w["start"]), _finite(w["end"]), w.get("confidence"), w.get("speaker"))
+            Word(t, finite_time(w["start"]), finite_time(w["end"]), w.get("confidence"), w.get("speaker"))
             for w in d.get("words", ())
             if (t := clean_text(_text(w["text"])))
         )
         return cls(
-            clean_text(_text(d["text"])), _finite(d["start"]), _finite(d["end"]), words, d.get("speaker"),
+            clean_text(_text(d["text"])), finite_time(d["start"]), finite_time(d["end"]), words, d.get("speaker"),
             d.get("timed", True), d.get("gap", False), str(d.get("reason", "")),
         )
 
@@ -142,7 +142,8 @@ def _text(value: Any) -> str:
     return value
 
 
-def _finite(value: Any) -> float:
+def finite_time(value: Any) -> float:
+    """A time read from a file: a finite number of seconds, else ValueError."""
     t = float(value)
     if not math.isfinite(t):
         raise ValueError(f"time {value!r} is not a finite number")

@@ -180,17 +180,17 @@ class _ColumnScroll(QScrollArea):
         # minimum changed with the arrangement could flip it back and forth.
         return self.widget().minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width()
 
-    def _content_height(self) -> int:
+    def content_height(self) -> int:
         inner = self.widget()
         if inner.hasHeightForWidth():
             return max(inner.heightForWidth(self.viewport().width()), inner.minimumSizeHint().height())
         return inner.sizeHint().height()
 
     def sizeHint(self) -> QSize:  # noqa: N802
-        return QSize(self._width(), self._content_height() if self.unrolled else super().sizeHint().height())
+        return QSize(self._width(), self.content_height() if self.unrolled else super().sizeHint().height())
 
     def minimumSizeHint(self) -> QSize:  # noqa: N802
-        return QSize(self._width(), self._content_height() if self.unrolled else super().minimumSizeHint().height())
+        return QSize(self._width(), self.content_height() if self.unrolled else super().minimumSizeHint().height())
 
     def resizeEvent(self, event: Any) -> None:  # noqa: N802
         super().resizeEvent(event)
@@ -478,6 +478,7 @@ class ControlWindow(QMainWindow):
         buttons.addWidget(self.quit_button)
         ov.addLayout(buttons)
         self.hotkey_hint = QLabel()
+        self.hotkey_hint.setTextFormat(Qt.TextFormat.PlainText)  # a hand-edited hotkey is shown as written
         self.hotkey_hint.setWordWrap(True)
         self.hotkey_hint.setStyleSheet("color: #4b5563;")
         ov.addWidget(self.hotkey_hint)
@@ -612,8 +613,9 @@ class ControlWindow(QMainWindow):
         chain: list[QWidget] = [
             self.provider_combo, self.device_combo, self.refresh_devices_button, self.mix_check, self.mix_combo,
             self.test_input_button, self.endpoint_edit, *self._option_widgets.values(), self.start_button,
-            self.show_overlay_check, self.pin_check, *self.place_buttons.values(), self.settings_button, self.quit_button, self.transcript_view,
-            *self.export_buttons.values(), self.history_button, self.open_folder_button,
+            self.show_overlay_check, self.pin_check, *self.place_buttons.values(), self.settings_button,
+            self.quit_button, self.transcript_view, *self.export_buttons.values(), self.history_button,
+            self.open_folder_button,
         ]
         for first, second in zip(chain, chain[1:]):
             QWidget.setTabOrder(first, second)
@@ -1100,7 +1102,7 @@ class ControlWindow(QMainWindow):
         column = self.controls_column
         if column.unrolled:
             return  # stacked in a narrow window: the page scrolls, as designed
-        missing = column.widget().sizeHint().height() - column.viewport().height()
+        missing = column.content_height() - column.viewport().height()
         if missing > 0:
             self.resize(self.width(), self.height() + missing)
             self.fit_to_screen()

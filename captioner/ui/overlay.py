@@ -282,6 +282,12 @@ def screen_key(screen: QScreen) -> str:
     return f"{screen.name() or 'screen'}@{g.width()}x{g.height()}"
 
 
+def edge_margin(area: QRect) -> int:
+    """How far the overlay keeps from the top or bottom of the screen's free
+    area when placed there (off a taskbar that hides itself, say)."""
+    return int(area.height() * 0.06)
+
+
 def fit_into(rect: QRect, area: QRect) -> QRect:
     """`rect` shrunk to fit `area` and moved inside it."""
     w, h = min(rect.width(), area.width()), min(rect.height(), area.height())
@@ -379,7 +385,7 @@ class CaptionOverlay(QWidget):
         area = screen.availableGeometry()
         w = max(360, min(area.width() - 40, int(area.width() * 0.62)))
         h = min(area.height(), self.height_for_lines())
-        return QRect(area.left() + (area.width() - w) // 2, area.bottom() + 1 - h - int(area.height() * 0.06), w, h)
+        return QRect(area.left() + (area.width() - w) // 2, area.bottom() + 1 - h - edge_margin(area), w, h)
 
     def restore_geometry(self) -> None:
         """Place the overlay where it was on the screen it was last on (or the
@@ -446,7 +452,7 @@ class CaptionOverlay(QWidget):
             return
         area = screen.availableGeometry()
         geo = fit_into(self.geometry(), area)
-        margin = int(area.height() * 0.06)  # as default_rect keeps off the taskbar
+        margin = edge_margin(area)
         y = area.top() + margin if where == "top" else area.bottom() + 1 - margin - geo.height()
         geo.moveTo(area.left() + (area.width() - geo.width()) // 2, max(area.top(), y))
         self._style_anchor = None  # the user placed it: style changes size from here

@@ -567,11 +567,12 @@ class SettingsDialog(QDialog):
         form = QFormLayout(w)
         self.hotkey_edits: dict[str, QKeySequenceEdit] = {}
         self.hotkey_messages: dict[str, QLabel] = {}
-        for action, seq in self.settings.hotkeys().items():
+        for action, seq in self._loaded_hotkeys.items():
             edit = HotkeyEdit(QKeySequence(seq))
             edit.setAccessibleName(HOTKEY_LABELS[action])
             edit.keySequenceChanged.connect(lambda _s: self._check_hotkeys())
             message = QLabel()
+            message.setTextFormat(Qt.TextFormat.PlainText)  # a hand-edited hotkey is shown as written
             message.setWordWrap(True)
             message.setStyleSheet("color: #b00020;")
             message.hide()
@@ -613,7 +614,7 @@ class SettingsDialog(QDialog):
     def _start_tab(self) -> QWidget:
         w = QWidget()
         v = QVBoxLayout(w)
-        opts = self.settings.start_options()
+        opts = self._loaded_start
         self.start_check = QCheckBox("Start captioning as soon as Captioner opens")
         self.start_check.setChecked(opts.start_on_launch)
         self.show_overlay_check = QCheckBox("Show the overlay when Captioner opens")
