@@ -44,8 +44,9 @@ def starts_rtl(text: str) -> bool:
 _FORMAT = QImage.Format.Format_ARGB32_Premultiplied
 _SUB = 64  # fractional positions are kept in 1/64 px (Qt's own text precision)
 
-#: One row: runs of (text, colour, x) with x in whole px from the row's left.
-Runs = tuple[tuple[str, str, int], ...]
+#: One row: runs of (text, colour, x, underlined) with x in whole px from the
+#: row's left; underlined marks live words that may still change.
+Runs = tuple[tuple[str, str, int, bool], ...]
 
 
 def draw_run(p: QPainter, x: float, baseline: float, text: str, color: str, font: QFont, effect: str,
@@ -67,6 +68,30 @@ def draw_run(p: QPainter, x: float, baseline: float, text: str, color: str, font
         p.drawText(QPointF(x + off, baseline + off), text)
     p.setPen(QColor(color))
     p.drawText(QPointF(x, baseline), text)
+
+
+def draw_underline(p: QPainter, x: float, baseline: float, text: str, color: str, font: QFont, effect: str,
+                   effect_color: str, font_size: int) -> None:
+    """Underline live words, as input methods underline text not yet
+    committed: the words that may still change are told apart without
+    relying on colour (WCAG 1.4.1). Drawn before the words, so their outline
+    cuts it round descenders; whole pixels, so cached and direct drawing agree."""
+    text = text.rstrip()
+    if not text:
+        return
+    fm = QFontMetricsF(font)
+    thick = max(1, round(font_size / 14))
+    left, right = round(x), round(x + fm.horizontalAdvance(text))
+    top = round(baseline + max(1.0, fm.underlinePos()))
+    if effect == "outline":
+        grow = max(1, round(outline_width(font_size) / 2))
+        p.fillRect(left - grow, top - grow, right - left + 2 * grow, thick + 2 * grow, QColor(effect_color))
+    elif effect == "shadow":
+        off = round(shadow_offset(font_size))
+        shadow = QColor(effect_color)
+        shadow.setAlphaF(0.85)
+        p.fillRect(left + off, top + off, right - left, thick, shadow)
+    p.fillRect(left, top, right - left, thick, QColor(color))
 
 
 def text_path(x: float, baseline: float, text: str, font: QFont) -> QPainterPath:
@@ -156,7 +181,7 @@ class RowImages:
         d = self.dpr
         iy, fy = _split(self.baseline * d)
         placed = []
-        for text, color, x in runs:
+        for text, color, x, _ in runs:
             # Right-to-left words are drawn as one run: drawn one by one from
             # the left, they would read in the wrong order.
             units = [(0, text)] if has_rtl(text) else [(m.start(), m.group()) for m in WORD.finditer(text)]
@@ -165,11 +190,22 @@ class RowImages:
                 word, ox, oy = self._word(unit, color, fx, fy)
                 placed.append((ix + ox, iy + oy, word))
         full = math.ceil((width + 2 * self.pad) * d)
-        w = min(full, max((x + word.width() for x, _, word in placed), default=1))
+        w = max((x + word.width() for x, _, word in placed), default=1)
+        lined = [(text, color, x) for text, color, x, underlined in runs if underlined and text.strip()]
+        for text, _, x in lined:  # the underline's outline can reach past the last word's ink
+            w = max(w, math.ceil((self.pad + x + self.fm.horizontalAdvance(text) + self.pad) * d))
+        w = min(full, w)
         h = math.ceil((self.line_height + 2 * self.pad) * d)
         img = QImage(max(1, w), max(1, h), _FORMAT)
         img.fill(0)
         p = QPainter(img)
+        if lined:
+            p.save()
+            p.scale(d, d)
+            for text, color, x in lined:
+                draw_underline(p, self.pad + x, self.baseline, text, color, self.font, self.effect,
+                               self.effect_color, self.font_size)
+            p.restore()
         for x, y, word in placed:
             p.drawImage(x, y, word)
         p.end()

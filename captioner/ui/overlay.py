@@ -214,9 +214,10 @@ class CaptionRenderer:
         out: list[tuple[int, Runs]] = []
         for line, index, text in rows:
             color = st.text_color if line.kind == "final" else st.partial_color
+            live = line.kind == "partial" and st.underline_live
             label = line.label if index == 0 and line.label and text.startswith(line.label.rstrip()) else ""
             body = text[len(label):]
-            runs: list[tuple[str, str, int]] = []
+            runs: list[tuple[str, str, int, bool]] = []
             # The caption's own direction: not its speaker label's, nor that of the
             # first word of a wrapped row ("John Smith ו-Mary …" in a Hebrew caption).
             rtl = starts_rtl(line.text)
@@ -227,18 +228,18 @@ class CaptionRenderer:
                 x = rect.width()
                 if label:
                     x -= self.metrics.horizontalAdvance(label)
-                    runs.append((label, st.speaker_color, max(0, x)))
+                    runs.append((label, st.speaker_color, max(0, x), False))
                 if body:
-                    runs.append((body, color, max(0, x - self.metrics.horizontalAdvance(body))))
+                    runs.append((body, color, max(0, x - self.metrics.horizontalAdvance(body)), live))
             else:
                 x = 0
                 if st.align == "center":
                     x += max(0, (rect.width() - self.metrics.horizontalAdvance(text)) // 2)
                 if label:
-                    runs.append((label, st.speaker_color, x))
+                    runs.append((label, st.speaker_color, x, False))
                     x += self.metrics.horizontalAdvance(label)
                 if body:
-                    runs.append((body, color, x))
+                    runs.append((body, color, x, live))
             out.append((y, tuple(runs)))
             y += lh
         return out

@@ -432,7 +432,13 @@ class SettingsDialog(QDialog):
         for label, key in (("Text", "text_color"), ("Live words", "partial_color"), ("Speakers", "speaker_color")):
             colors.addWidget(self._label(label, self.color_buttons[key]))
             colors.addWidget(self.color_buttons[key])
+        self.underline_check = QCheckBox("&Underline live words")
+        self.underline_check.setAccessibleName("Underline live words")
+        self.underline_check.setAccessibleDescription(
+            "Words that may still change are underlined, so they are told apart without relying on colour")
+        self.underline_check.setToolTip("Words that may still change are underlined as well as coloured.")
         form.addRow(self._label("Colours:", self.color_buttons["text_color"]), colors)
+        form.addRow("", self.underline_check)
         bg = QHBoxLayout()
         self.color_buttons["background_color"] = ColorButton("Background", s.background_color)
         bg.addWidget(self.color_buttons["background_color"])
@@ -491,6 +497,7 @@ class SettingsDialog(QDialog):
         self.clear_spin.valueChanged.connect(lambda _v: self._style_edited())
         self.align_combo.currentIndexChanged.connect(lambda _v: self._style_edited())
         self.speakers_check.toggled.connect(lambda _v: self._style_edited())
+        self.underline_check.toggled.connect(lambda _v: self._style_edited())
         for b in self.color_buttons.values():
             b.color_changed.connect(lambda _c: self._style_edited())
         return w
@@ -519,6 +526,7 @@ class SettingsDialog(QDialog):
             self.clear_spin.setValue(s.clear_after)
             self.align_combo.setCurrentIndex(max(0, self.align_combo.findData(s.align)))
             self.speakers_check.setChecked(s.speaker_labels)
+            self.underline_check.setChecked(s.underline_live)
         finally:
             self._loading = False
 
@@ -540,6 +548,7 @@ class SettingsDialog(QDialog):
             clear_after=float(self.clear_spin.value()),
             align=str(self.align_combo.currentData()),
             speaker_labels=self.speakers_check.isChecked(),
+            underline_live=self.underline_check.isChecked(),
         ).normalized()
 
     def _style_edited(self) -> None:

@@ -35,6 +35,9 @@ class OverlayStyle:
     lines: int = 3  # caption lines shown (1–10)
     clear_after: float = 8.0  # seconds of silence before the overlay clears; 0 = never
     speaker_labels: bool = True
+    #: Live words are underlined as well as coloured: told apart without colour
+    #: (WCAG 1.4.1), as input methods mark text that is not yet committed.
+    underline_live: bool = True
 
     def normalized(self) -> "OverlayStyle":
         """Clamp every field into its valid range (settings files can be edited by hand)."""
@@ -90,7 +93,8 @@ def _color_or(value: str, fallback: str) -> str:
     return fallback
 
 
-#: Presets keep the user's line count and clearing delay; they set the look.
+#: Presets keep the user's line count, clearing delay, font family and live-word
+#: underline; they set the look.
 PRESETS: dict[str, OverlayStyle] = {
     "Standard": OverlayStyle(),
     "High contrast": OverlayStyle(
@@ -118,7 +122,8 @@ PRESETS: dict[str, OverlayStyle] = {
 
 def apply_preset(current: OverlayStyle, name: str) -> OverlayStyle:
     preset = PRESETS[name]
-    return replace(preset, lines=current.lines, clear_after=current.clear_after, font_family=current.font_family)
+    return replace(preset, lines=current.lines, clear_after=current.clear_after, font_family=current.font_family,
+                   underline_live=current.underline_live)
 
 
 # ------------------------------------------------------------ resources

@@ -92,6 +92,42 @@ def test_partial_is_drawn_distinct_from_finals_and_replaced(qtbot):
     assert [line.text for line in ov.renderer.lines] == ["alpha bravo", "charlie delta"]
 
 
+def longest_run(img: QImage, rgb: tuple[int, int, int], tol: int = 60) -> tuple[int, int]:
+    """(length, y) of the longest horizontal run of pixels near `rgb`."""
+    best = (0, -1)
+    for y in range(img.height()):
+        run = 0
+        for x in range(img.width()):
+            c = QColor(img.pixel(x, y))
+            if abs(c.red() - rgb[0]) + abs(c.green() - rgb[1]) + abs(c.blue() - rgb[2]) < tol:
+                run += 1
+                best = max(best, (run, y))
+            else:
+                run = 0
+    return best
+
+
+def test_live_words_are_underlined_so_colour_is_not_the_only_cue(qtbot):
+    """WCAG 1.4.1: with the live and final colours the same, the live words
+    still differ: one unbroken line under them, across the gap between words,
+    below the baseline; gone once they are final, and when turned off."""
+    same_colour = replace(PLAIN, partial_color=PLAIN.text_color)
+    ov = make(qtbot, style=same_colour)
+    m = ov.renderer.metrics
+    words = "ooo ooo"
+    ov.on_event(Partial(words))
+    length, y = longest_run(ov.grab().toImage(), (255, 0, 0))
+    assert length >= m.horizontalAdvance(words) - 2  # under both words and the space
+    text_rect = ov._text_rect()
+    baseline = text_rect.bottom() + 1 - ov.renderer.line_height + m.ascent() + (ov.renderer.line_height - m.height()) // 2
+    assert baseline < y <= baseline + m.descent()
+    ov.on_event(Final(words, 0.0, 1.0))
+    assert longest_run(ov.grab().toImage(), (255, 0, 0))[0] < m.horizontalAdvance("ooo")
+    ov.set_style(replace(same_colour, underline_live=False))
+    ov.on_event(Partial("ooo ooo ooo"))
+    assert longest_run(ov.grab().toImage(), (255, 0, 0))[0] < m.horizontalAdvance("ooo")
+
+
 def test_shows_only_last_n_lines_bottom_anchored(qtbot):
     ov = make(qtbot, style=replace(PLAIN, lines=2))
     for i, word in enumerate(["one", "two", "three", "four", "five"]):

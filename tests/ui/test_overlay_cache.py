@@ -13,7 +13,7 @@ from PySide6.QtCore import QRect, QRectF
 from PySide6.QtGui import QImage, QPainter, QRegion
 
 from captioner.stt.events import Final, Partial, SessionState, StateChanged
-from captioner.ui.caption_text import draw_run
+from captioner.ui.caption_text import draw_run, draw_underline
 from captioner.ui.overlay import MARGIN, CaptionOverlay
 from captioner.ui.theme import PRESETS, OverlayStyle
 
@@ -60,6 +60,8 @@ def reference(ov: CaptionOverlay) -> QImage:
             draw_run(p, x, baseline, line.label, st.speaker_color, r.font, st.effect, st.effect_color, st.font_size)
             x += m.horizontalAdvance(line.label)
             text = text[len(line.label):]
+        if line.kind == "partial" and st.underline_live:
+            draw_underline(p, x, baseline, text, color, r.font, st.effect, st.effect_color, st.font_size)
         draw_run(p, x, baseline, text, color, r.font, st.effect, st.effect_color, st.font_size)
         y += lh
     p.end()

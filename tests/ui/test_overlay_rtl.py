@@ -87,7 +87,7 @@ def test_a_speaker_label_does_not_turn_a_hebrew_caption_left_to_right(qapp):  # 
     r = CaptionRenderer(style)
     r.add_final(HEBREW, speaker="1")
     (_, runs), = r.row_layout(QRect(0, 0, W, r.line_height))
-    (label, _, label_x), (body, _, body_x) = runs
+    (label, _, label_x, _), (body, _, body_x, _) = runs
     assert label == "Speaker 2: " and label_x > body_x  # the label first, at the right
     assert label_x + r.metrics.horizontalAdvance(label) == W
 
@@ -98,7 +98,7 @@ def test_a_row_of_a_hebrew_caption_that_starts_with_a_latin_word_reads_right_to_
     r.add_final(HEBREW + " " + text)
     r.visible_rows = lambda width, max_rows: [(r.lines[-1], 1, text)]  # the caption's second row
     (_, runs), = r.row_layout(QRect(0, 0, W, r.line_height))
-    (body, _, x), = runs
+    (body, _, x, _), = runs
     assert body == "\u200f" + text  # laid out as part of a right-to-left paragraph
     assert x + r.metrics.horizontalAdvance(text) == W  # and starting at the right
     img = QImage(W, H, QImage.Format.Format_ARGB32_Premultiplied)

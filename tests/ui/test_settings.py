@@ -207,6 +207,23 @@ async def test_dialog_saves_style_hotkeys_and_start_options(qtbot, settings, set
     await capp.settle()
 
 
+async def test_live_word_underline_can_be_turned_off_and_presets_keep_the_choice(qtbot, settings, settings_path):
+    assert settings.style().underline_live  # on unless the user turns it off
+    capp = CaptionerApp(settings, build_parser().parse_args([]), CaptionController(), tray_available=False, device_lister=lambda: [])
+    qtbot.addWidget(capp.window)
+    capp.open_settings()
+    d = capp.dialog
+    assert d.underline_check.isChecked() and d.underline_check.text() == "&Underline live words"
+    d.underline_check.setChecked(False)
+    assert not capp.overlay.renderer.style.underline_live  # previewed on the real overlay
+    d.preset_combo.setCurrentIndex(d.preset_combo.findData("Large print"))
+    d._preset_chosen()
+    assert not d.underline_check.isChecked()  # a preset sets the look, not this preference
+    d.save()
+    assert reopen(settings_path).style().underline_live is False
+    await capp.settle()
+
+
 def test_a_dialog_opened_before_another_save_writes_only_its_own_changes(qtbot, settings, settings_path):
     """Two Captioners open: B saves font 60 and F8 for pin; A's dialog, open
     since before, saved with only its lines changed, put back font 28 and
