@@ -61,6 +61,7 @@ async def stage(capp, xmessage_pid: int) -> int:  # noqa: ANN001
     w._on_state("connecting", "")
     await asyncio.sleep(0.3)
     w._on_state("live", "")
+    w._on_running(True)  # how the window looks while a session runs (before its captions, as in a session)
     script = [
         ("0", "Good morning everyone, thanks for joining the weekly planning call."),
         ("0", "First item: the captioning release is on track for next Thursday."),
@@ -69,7 +70,6 @@ async def stage(capp, xmessage_pid: int) -> int:  # noqa: ANN001
     for speaker, text in script:
         emit(Final(text, 0.0, 1.0, speaker=speaker))
     emit(Partial("Yes, I will share the high contrast screenshots", speaker="0"))
-    w._on_running(True)  # how the window looks while a session runs
     w._on_level(-18.0)
     w.timer_label.setText("00:04:37")
     w.statusBar().showMessage("Saving the session to the sessions folder as it runs")
