@@ -40,7 +40,8 @@ def _add_cue_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--line-chars", type=int, default=42, metavar="N", help="characters per line (default 42)")
     g.add_argument("--lines", type=int, default=2, metavar="N", help="lines per cue (default 2)")
     g.add_argument("--reading-speed", type=float, default=20.0, metavar="CPS",
-                   help="longest reading speed in characters per second (default 20)")
+                   help="longest reading speed in characters per second (default 20; a Chinese or "
+                        "Japanese character counts as 5)")
 
 
 def _cue_rules(args: argparse.Namespace) -> Any:

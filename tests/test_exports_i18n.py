@@ -56,6 +56,22 @@ def test_latin_words_inside_japanese_keep_their_spaces_and_cut_at_characters():
     assert len(lines) == 2 and all(columns(line) <= 16 + 2 for line in lines), lines  # a closing mark may overhang
 
 
+def test_chinese_and_japanese_cues_are_held_for_their_reading_speed():
+    """~4 characters a second, not the 20 of Latin script: a 10-character
+    sentence said in 1 s stays up 2.5 s into the pause after it (it left
+    after 0.8 s), a Latin one of the same length is not held longer."""
+    for text in ("明日も晴れるでしょう。", "今天天气很好我们走吧"):
+        t = transcript(Final(text, 0.0, 1.0, ()), Final("次", 10.0, 10.5, ()))
+        (start, end, _), _ = parse_srt_strict(to_srt(t))
+        assert start == 0.0 and abs(end - len(text) * 5 / 20) < 0.002, (text, end)
+    t = transcript(Final("ten chars.", 0.0, 1.0, ()), Final("next", 10.0, 10.5, ()))
+    (start, end, _), _ = parse_srt_strict(to_srt(t))
+    assert end == 1.0
+    mixed = transcript(Final("iPhoneを買った", 0.0, 1.0, ()), Final("次", 10.0, 10.5, ()))
+    (_, end, _), _ = parse_srt_strict(to_srt(mixed))
+    assert abs(end - (6 + 4 * 5) / 20) < 0.002  # the Latin letters at their own speed
+
+
 def test_no_break_spaces_survive_every_format():
     """French "10 000 €" and "Paris !" hold narrow no-break spaces; they
     became ordinary spaces (a line could break there) in every file."""
