@@ -511,15 +511,14 @@ async def _listen(args: argparse.Namespace) -> int:
 
 def _devices() -> int:
     from captioner.audio.feed import AudioSourceError
-    from captioner.audio.sources import BACKEND_PORTAUDIO, list_input_devices, system_audio_help
+    from captioner.audio.sources import BACKEND_PORTAUDIO, NO_INPUT_FOUND, list_input_devices, system_audio_help
 
     try:
         devices = list_input_devices()
     except AudioSourceError as exc:
         raise CliError(str(exc), EXIT_AUDIO) from None
     if not devices:
-        raise CliError("no audio input device was found: connect a microphone (or, on Linux, check that "
-                       "PulseAudio or PipeWire is running), then run `captioner devices` again", EXIT_AUDIO)
+        raise CliError(f"{NO_INPUT_FOUND}, then run `captioner devices` again", EXIT_AUDIO)
     for dev in devices:
         mark = "  (default)" if dev.is_default else ""
         if dev.is_system:

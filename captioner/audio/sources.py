@@ -182,6 +182,10 @@ def _platform() -> str:
     return sys.platform
 
 
+NO_INPUT_FOUND = ("no audio input device was found: connect a microphone (or, on Linux, check that "
+                  "PulseAudio or PipeWire is running)")
+
+
 def find_input_device(spec: "str | int | InputDevice | None") -> InputDevice:
     """Match a device by index, exact name, or case-insensitive part of its
     name or label. None means the system default input."""
@@ -189,7 +193,7 @@ def find_input_device(spec: "str | int | InputDevice | None") -> InputDevice:
         return spec
     devices = list_input_devices()
     if not devices:
-        raise AudioSourceError("no audio input device was found")
+        raise AudioSourceError(NO_INPUT_FOUND)
     if spec is None or spec == "" or spec == "default":
         for dev in devices:
             if dev.is_default:

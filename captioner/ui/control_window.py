@@ -111,6 +111,9 @@ def _system_help(devices: list[Any]) -> str | None:
 
 
 SYSTEM_HEADER = "Speakers — what you hear"
+NO_INPUT_ITEM = "No input device found"
+NO_INPUT_HELP = ("No microphone or other audio input was found: connect one (on Linux, check that PulseAudio or "
+                 "PipeWire is running), then press Refresh.")
 DEVICE_REFRESH_MS = 15_000  # re-list devices this often while idle (hot-plug)
 PARTIAL_EVERY_S = 0.2  # the live-words line follows partials this often at most
 
@@ -705,9 +708,11 @@ class ControlWindow(QMainWindow):
         self.refresh_devices_button.setEnabled(False)
         self._listing = True
         help_text: str | None = None
+        listed = False
         try:
             async with self._device_lock:
                 devices, help_text = await asyncio.to_thread(_list_with_help, lister)
+            listed = True
         except AudioSourceError as exc:
             self.show_notice(f"Audio input: {exc}")
             devices = []
@@ -721,7 +726,11 @@ class ControlWindow(QMainWindow):
         combo = self.device_combo
         combo.blockSignals(True)
         combo.clear()
-        combo.addItem("System default input", "")
+        # With nothing at all to capture, "System default input" would promise
+        # a device that is not there: say so, and how to get one.
+        combo.addItem(NO_INPUT_ITEM if listed and not devices else "System default input", "")
+        if listed and not devices:
+            help_text = NO_INPUT_HELP + (f"\n{help_text}" if help_text else "")
         for dev in inputs:
             combo.addItem(_device_text(dev), dev.name)
             combo.setItemData(combo.count() - 1, f"{dev.name} ({dev.hostapi})", Qt.ItemDataRole.ToolTipRole)

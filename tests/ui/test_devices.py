@@ -13,7 +13,7 @@ from captioner import keys
 from captioner.app import CaptionerApp, build_parser
 from captioner.audio.mixer import MixedSource
 from captioner.audio.sources import BACKEND_PULSE, KIND_SYSTEM, InputDevice, WavFileSource, system_audio_help
-from captioner.ui.control_window import SYSTEM_HEADER
+from captioner.ui.control_window import NO_INPUT_HELP, NO_INPUT_ITEM, SYSTEM_HEADER
 from captioner.ui.controller import CaptionController
 from tests.fakes.audiopod import FakeAudioPod
 from tests.fakes.tones import write_wav
@@ -96,6 +96,22 @@ async def test_without_system_audio_the_help_is_shown_and_mixing_is_off(qtbot, s
     assert not w.mix_check.isEnabled() and w.mix_combo.count() == 0
     w.mix_check.setChecked(True)
     assert w.chosen_devices() == ("", None)  # no system audio: nothing to mix
+
+
+async def test_with_no_input_at_all_the_picker_says_so_and_how_to_get_one(qtbot, settings):
+    plugged: list[InputDevice] = []
+    capp = make_app(settings, lambda: list(plugged))
+    w = capp.window
+    qtbot.addWidget(w)
+    w.show()
+    await w.load_devices()
+    assert combo_rows(w.device_combo) == [(NO_INPUT_ITEM, "", True)]  # not "System default input"
+    assert w.system_help.isVisible() and w.system_help.text().startswith(NO_INPUT_HELP)
+    plugged.append(MIC)
+    w.refresh_devices_button.click()
+    await w.settle()
+    assert combo_rows(w.device_combo)[0] == ("System default input", "", True)
+    assert NO_INPUT_HELP not in w.system_help.text()
 
 
 async def test_refresh_on_demand_and_periodically_picks_up_hot_plugged_devices(qtbot, settings, tone_wav):
