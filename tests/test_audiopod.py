@@ -96,6 +96,15 @@ async def test_millisecond_word_units_option(tone_wav):
     assert_times_match(log.finals, spoken)
 
 
+async def test_millisecond_word_times_are_told_apart_without_the_option(tone_wav):
+    """AudioPod does not document its unit: by default the words' lengths tell."""
+    wav, spoken = tone_wav
+    for units in ("ms", "s"):
+        async with FakeAudioPod(word_units=units) as fake:
+            _, log, _ = await run(fake, wav)
+        assert_times_match(log.finals, spoken)
+
+
 async def test_max_duration_rolls_over_without_losing_words(tone_wav):
     wav, spoken = tone_wav
     async with FakeAudioPod(max_duration_seconds=3.0) as fake:

@@ -88,6 +88,17 @@ async def test_every_word_time_variant(tone_wav, variant):
     assert_times_match(log.finals, spoken)
 
 
+@pytest.mark.parametrize("variant", WORD_VARIANTS)
+async def test_every_word_time_variant_is_read_right_without_choosing_a_unit(tone_wav, variant):
+    """The unit is disputed: by default it is told from the words' lengths.
+    Unit-less milliseconds read as seconds put every caption at 0:00."""
+    wav, spoken = tone_wav
+    async with FakeInworld(word_variant=variant) as fake:
+        _, log, _ = await run(fake, wav)
+    assert_times_match(log.finals, spoken)
+    assert not [e for e in log.errors if e.code == "BAD_TIMES"]
+
+
 async def test_unitless_ms_read_as_seconds_is_visibly_wrong(tone_wav):
     """The units option matters: the same frames under the wrong unit fail the check."""
     wav, spoken = tone_wav

@@ -22,6 +22,7 @@ import socket
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from captioner.audio.sources import WavFileSource
@@ -139,6 +140,21 @@ async def test_impossible_times_are_placed_by_the_clock_with_a_warning(provider,
         assert_times_match(real, spoken)  # every real final keeps its own times
     starts = [f.start for f in log.finals]
     assert starts == sorted(starts) and max(f.end for f in log.finals) <= 5.55
+
+
+async def test_a_run_of_finals_with_impossible_times_is_spread_over_the_audio_not_stacked(tmp_path):
+    """Every final of a provider whose unit was misread is impossible: each
+    was placed at the same start, and the SRT had cues of 1 ms at 0:00."""
+    wav = write_wav(tmp_path / "hum.wav", np.full(16000 * 5, 0.01, dtype=np.float32), 16000)  # no real finals between
+    bogus = [{"type": "final", "text": f"bogus {n}", "words": [{"word": "bogus", "start": 1e9, "end": 1e9 + 1}]} for n in range(3)]
+    async with FakeAudioPod() as fake:
+        for n, final in enumerate(bogus):
+            fake.faults.append(Fault("inject", after_bytes=40000 + 40000 * n, payload=json.dumps(final)))
+        log, _ = await transcribe("audiopod", fake, wav, speed=4.0)  # paced: they come as the audio goes
+    placed = [f for f in log.finals if f.text.startswith("bogus")]
+    assert [f.text for f in placed] == ["bogus 0", "bogus 1", "bogus 2"]
+    for a, b in zip(placed, placed[1:]):
+        assert b.start >= a.end - 0.01 and b.start - a.start > 0.5  # after each other, ~1.25 s of audio apart
 
 
 async def test_times_a_little_outside_the_audio_are_clamped_without_a_warning(tone_wav):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from captioner.stt.events import Word
-from captioner.stt.words import parse_words
+from captioner.stt.words import UnitlessWordTimes, guess_units, parse_words
 
 
 def test_seconds_and_milliseconds_by_key_and_by_units():
@@ -64,3 +64,35 @@ def test_missing_or_backwards_end_never_makes_a_negative_word():
 def test_not_a_list_is_no_words():
     assert parse_words(None) == ()
     assert parse_words({"word": "x", "start": 0}) == ()
+
+
+# ------------------------------------------------ unit-less times: s or ms?
+@pytest.mark.parametrize(
+    "items, audio_sent, guess",
+    [
+        ([{"word": "a", "start": 1.2, "end": 1.5}, {"word": "b", "start": 1.6, "end": 2.0}], 3.0, ("s", True)),
+        ([{"word": "a", "start": 1200, "end": 1500}, {"word": "b", "start": 1600, "end": 2000}], 3.0, ("ms", True)),
+        # the lengths decide even where the place could not: 40 min in, "500" could be either
+        ([{"word": "a", "start": 2400.1, "end": 2400.5}], 2401.0, ("s", True)),
+        ([{"word": "a", "start": 100, "end": 500}], 2401.0, ("ms", True)),
+        # one-instant words: only their place can tell, and not for sure
+        ([{"word": "a", "start": 900, "end": 900}], 3.0, ("ms", False)),
+        ([{"word": "a", "start": 2.5, "end": 2.5}], 3.0, ("s", False)),
+        # times whose key names the unit, or none at all: nothing to guess
+        ([{"word": "a", "startTimeMs": 900, "endTimeMs": 1200}], 3.0, ("s", False)),
+        ([], 3.0, ("s", False)),
+    ],
+)
+def test_the_unit_of_unitless_times_is_told_from_the_words(items, audio_sent, guess):
+    assert guess_units(items, audio_sent) == guess
+
+
+def test_auto_units_are_kept_once_sure_and_a_chosen_unit_is_never_guessed():
+    times = UnitlessWordTimes("auto")
+    assert times.parse([{"word": "a", "start": 900, "end": 900}], 3.0) == (Word("a", 0.9, 0.9),)
+    assert times.units is None  # a guess: asked again
+    assert times.parse([{"word": "b", "start": 1000, "end": 1500}], 3.0) == (Word("b", 1.0, 1.5),)
+    assert times.units == "ms"
+    # kept: a later one-instant word at 2.5 is 2.5 ms, as the provider's other times are
+    assert times.parse([{"word": "c", "start": 2.5, "end": 2.5}], 3.0) == (Word("c", 0.0025, 0.0025),)
+    assert UnitlessWordTimes("s").parse([{"word": "a", "start": 1000, "end": 1400}], 3.0) == (Word("a", 1000.0, 1400.0),)

@@ -1082,5 +1082,7 @@ class StreamSession(SessionCore):
         self._emit(ProviderError("BAD_TIMES", message, ErrorKind.RETRYABLE))
         start = min(max(conn.placed_to, 0.0), sent)
         text = final.text or " ".join(w.text for w in final.words if w.text)
-        conn.placed_to = start
+        # The next such final covers the audio after this one came: left at
+        # `start`, a run of them all began there (cues of a millisecond each).
+        conn.placed_to = sent
         return Final(text, start, sent, (), final.speaker, final.end_of_utterance, timed=False)

@@ -84,6 +84,80 @@ def parse_words(items: Any, units: str = "s") -> tuple[Word, ...]:
     return tuple(words)
 
 
+#: Typical spoken words last 0.05–2 s: a median word length (end − start in
+#: the provider's unit-less numbers) up to this is seconds …
+_SECONDS_LONGEST = 5.0
+#: … and from this on, milliseconds (between the two, the words' place decides).
+_MS_SHORTEST = 20.0
+#: A final cannot end much after the audio sent so far: beyond this, read as
+#: seconds, its unit-less times must be milliseconds.
+_AHEAD_S = 2.0
+
+
+def _unitless_times(items: Any) -> list[tuple[float, float]]:
+    """(start, end) of each word whose times have no unit in their key (the
+    key `parse_words` would read), as sent."""
+    out: list[tuple[float, float]] = []
+    if not isinstance(items, list):
+        return out
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        for start_key, end_key, factor in _TIME_KEYS:
+            if start_key not in item:
+                continue
+            start = as_float(item[start_key])
+            if start is None:
+                continue
+            if factor is None and math.isfinite(start):
+                end = as_float(item.get(end_key))
+                out.append((start, end if end is not None and math.isfinite(end) else start))
+            break
+    return out
+
+
+def guess_units(items: Any, audio_sent: float) -> tuple[str, bool]:
+    """("s" or "ms", sure) for a word list whose times carry no unit: a
+    provider that does not document its unit. Mostly the words' lengths
+    tell: a word of "300" is 300 ms, one of "0.3" is 0.3 s. When they cannot
+    (one-instant words, lengths in between), a time that would lie past the
+    audio sent so far as seconds is milliseconds; that is not sure, so the
+    next final is asked again. Nothing to go on: seconds, not sure."""
+    times = _unitless_times(items)
+    if not times:
+        return "s", False
+    lengths = sorted(end - start for start, end in times if end > start)
+    if lengths:
+        median = lengths[len(lengths) // 2]
+        if median <= _SECONDS_LONGEST:
+            return "s", True
+        if median >= _MS_SHORTEST:
+            return "ms", True
+    latest = max(end for _, end in times)
+    return ("ms" if latest > audio_sent + _AHEAD_S else "s"), False
+
+
+class UnitlessWordTimes:
+    """`parse_words` for one connection of a provider whose word times may
+    carry no unit: `setting` "s" or "ms" as the user chose, or "auto", where
+    the unit is guessed from the words (`guess_units`) until one final makes
+    it sure, and then kept. A wrong unit put every caption at 0:00 (ms read as
+    s are past the audio: placed by the clock) or squeezed into the first
+    seconds (s read as ms)."""
+
+    def __init__(self, setting: str) -> None:
+        self.units: str | None = None if setting == "auto" else setting
+
+    def parse(self, items: Any, audio_sent: float) -> tuple[Word, ...]:
+        units = self.units
+        if units is None:
+            units, sure = guess_units(items, audio_sent)
+            if sure:
+                self.units = units
+                log.info("unit-less word times read as %s (from the words' lengths)", "milliseconds" if units == "ms" else "seconds")
+        return parse_words(items, units)
+
+
 def _non_finite(value: Any) -> bool:
     """A number (or numeric string) that is NaN or infinite."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):

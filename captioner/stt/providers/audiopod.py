@@ -24,7 +24,7 @@ from captioner.stt.protocol import (
     parse_json_object,
 )
 from captioner.stt.urls import with_query
-from captioner.stt.words import join_words, majority_speaker, parse_words, span
+from captioner.stt.words import UnitlessWordTimes, join_words, majority_speaker, span
 
 DEFAULT_ENDPOINT = "wss://api.audiopod.ai/api/v1/transcription/stream"
 
@@ -33,7 +33,10 @@ DEFAULT_ENDPOINT = "wss://api.audiopod.ai/api/v1/transcription/stream"
 class AudioPodOptions:
     language: str | None = option("en", "language code, or auto to let AudioPod detect it")
     diarize: bool = option(False, "label speakers")
-    word_units: str = option("s", "unit of word start/end (undocumented by AudioPod)", ("s", "ms"))
+    word_units: str = option(
+        "auto", "unit of word start/end, undocumented by AudioPod: auto (told from the words' lengths), s or ms",
+        ("auto", "s", "ms"),
+    )
 
     def validate(self) -> None:
         if self.language is not None and not (2 <= len(self.language) <= 12):
@@ -62,6 +65,7 @@ class AudioPodProtocol(WireProtocol):
         self._key = key
         self._ready = False
         self._last_end = 0.0
+        self._word_times = UnitlessWordTimes(options.word_units)
 
     def connect_request(self, endpoint: str) -> ConnectRequest:
         # A short-lived JWT (browser/session clients) travels as ?token=, a key as ?api_key=.
@@ -112,7 +116,7 @@ class AudioPodProtocol(WireProtocol):
         text = msg.get("text")
         if not isinstance(text, str):
             raise _bad("final without text")
-        words = parse_words(msg.get("words"), self.options.word_units)
+        words = self._word_times.parse(msg.get("words"), audio_sent)
         end_of_utterance = msg.get("speech_final") is not False
         speaker = msg.get("speaker")
         speaker = str(speaker) if speaker is not None else majority_speaker(words)

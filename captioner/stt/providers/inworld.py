@@ -25,7 +25,7 @@ from typing import Any
 from captioner.stt.events import ErrorKind, Final, Partial, ProviderError, SpeechStarted, SpeechStopped, Usage
 from captioner.stt.options import OptionError, option
 from captioner.stt.protocol import ConnectRequest, Decoded, Outgoing, ProtocolError, WireProtocol, as_float, parse_json_object
-from captioner.stt.words import join_words, parse_words, span
+from captioner.stt.words import UnitlessWordTimes, join_words, span
 
 DEFAULT_ENDPOINT = "wss://api.inworld.ai/stt/v1/transcribe:streamBidirectional"
 
@@ -36,7 +36,8 @@ class InworldOptions:
     language: str | None = option("en-US", "BCP-47 language code; none = let the model decide")
     include_word_timestamps: bool = option(True, "ask for word times (without them finals are placed by the sample clock)")
     word_time_units: str = option(
-        "s", "unit of unit-less word startTime/endTime (disputed: seconds or milliseconds)", ("s", "ms")
+        "auto", "unit of unit-less word startTime/endTime, disputed: auto (told from the words' lengths), s or ms",
+        ("auto", "s", "ms"),
     )
     end_idle_seconds: float = option(2.5, "after closeStream, finish once the server has been quiet this long")
 
@@ -78,7 +79,7 @@ _CAMEL = re.compile(r"_([a-z0-9])")
 class InworldProtocol(WireProtocol):
     """One Inworld connection. Word times are read in every documented shape
     (startTime/endTime in seconds or as Duration strings, startTimeMs/endTimeMs,
-    startTimeSeconds/endTimeSeconds); unit-less numbers follow `word_time_units`."""
+    startTimeSeconds/endTimeSeconds); unit-less numbers follow `word_time_units` (auto: told from the words)."""
 
     sample_rate = 16000
     frame_ms = 100
@@ -88,6 +89,7 @@ class InworldProtocol(WireProtocol):
         self.options = options
         self._key = key
         self.end_idle_timeout = options.end_idle_seconds
+        self._word_times = UnitlessWordTimes(options.word_time_units)
         self._last_end = 0.0
         self._speech_at: float | None = None
 
@@ -145,7 +147,7 @@ class InworldProtocol(WireProtocol):
         text = t.get("transcript", "")
         if not isinstance(text, str):
             raise _bad("a transcript that is not text")
-        words = parse_words(_word_items(t.get("wordTimestamps")), self.options.word_time_units)
+        words = self._word_times.parse(_word_items(t.get("wordTimestamps")), audio_sent)
         text = text.strip() or join_words(words)
         if not t.get("isFinal"):
             start = span(words)[0] if words else self._utterance_start(audio_sent)

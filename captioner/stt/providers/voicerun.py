@@ -23,7 +23,7 @@ from typing import Any
 from captioner.stt.events import ErrorKind, Final, Partial, ProviderError, SpeechStarted, SpeechStopped
 from captioner.stt.options import OptionError, option
 from captioner.stt.protocol import ConnectRequest, Decoded, Outgoing, ProtocolError, WireProtocol, parse_json_object
-from captioner.stt.words import join_words, parse_words, span
+from captioner.stt.words import UnitlessWordTimes, join_words, span
 
 DEFAULT_ENDPOINT = "wss://transcribe.voicerun.com/ws"
 UPSTREAMS = ("DEEPGRAM", "OPENAI", "CARTESIA", "QWEN3")
@@ -45,7 +45,10 @@ class VoiceRunOptions:
     endpointing_ms: int | None = option(
         None, "silence (ms) after which the engine ends an utterance; estimates where untimed finals end (default per engine)"
     )
-    word_units: str = option("s", "unit of unit-less word start/end, should a completed event carry any", ("s", "ms"))
+    word_units: str = option(
+        "auto", "unit of unit-less word start/end, should a completed event carry any: auto (told from the words' "
+        "lengths), s or ms", ("auto", "s", "ms"),
+    )
 
     def validate(self) -> None:
         if not self.model or not self.model.strip():
@@ -89,6 +92,7 @@ class VoiceRunProtocol(WireProtocol):
     def __init__(self, options: VoiceRunOptions, key: str) -> None:
         self.options = options
         self._key = key
+        self._word_times = UnitlessWordTimes(options.word_units)
         ms = options.endpointing_ms if options.endpointing_ms is not None else ENDPOINTING_MS.get(options.provider, 500)
         self._endpointing = ms / 1000.0
         # The final's end estimate already sits one endpointing window behind
@@ -168,12 +172,12 @@ class VoiceRunProtocol(WireProtocol):
 
     def _final(self, msg: dict[str, Any], audio_sent: float) -> Final:
         text = _text(msg, "transcription.completed")
-        words = parse_words(msg.get("words"), self.options.word_units)
+        words = self._word_times.parse(msg.get("words"), audio_sent)
         if words:
             final = Final(text or join_words(words), *span(words), words)
         else:
             # Segment-level times, should the event carry any (read like one word).
-            segment = parse_words([{**msg, "text": text}], self.options.word_units)
+            segment = self._word_times.parse([{**msg, "text": text}], audio_sent)
             if segment:
                 final = Final(text, segment[0].start, segment[0].end)
             else:
