@@ -270,6 +270,62 @@ async def test_fatal_error_frame_stops_at_once(tone_wav):
     assert len(fake.records) == 1
 
 
+def span_ok(record, least_gap: float = 0.045) -> bool:
+    """The audio frames of one connection came no faster than one per
+    `least_gap`: checked over the whole run (a busy reader can bunch single
+    frames, but the last cannot arrive before the sender let it go)."""
+    times = record.audio_times
+    return len(times) < 2 or times[-1] - times[0] >= (len(times) - 1) * least_gap
+
+
+async def test_a_file_goes_in_frames_spaced_as_the_service_asks(tone_wav):
+    """Best practices: frames of 1024–8192 bytes "every 50–100 ms (≥ 20 ms
+    apart)"; unpaced, a 5.5-s file went in ~20 frames within milliseconds."""
+    wav, spoken = tone_wav
+    async with FakeSmallest() as fake:
+        _, log, _ = await run(fake, wav)
+    record = fake.records[0]
+    assert len(record.audio_times) > 10 and all(n <= 8192 for n in record.messages if isinstance(n, int))
+    assert span_ok(record)
+    assert_times_match(log.finals, spoken)
+
+
+async def test_the_replay_after_a_reconnect_is_spaced_too(tone_wav):
+    wav, spoken = tone_wav
+    async with FakeSmallest() as fake:
+        fake.faults.append(Fault("drop", after_bytes=80000))
+        _, log, _ = await run(fake, wav)
+    assert len(fake.records) == 2 and len(fake.records[1].audio_times) > 5
+    assert span_ok(fake.records[1])
+    assert_times_match(log.finals, spoken)
+
+
+async def test_an_invalid_something_said_mid_session_is_retried_not_the_end(tone_wav):
+    """"invalid", "unsupported" or "not enabled" ended the session for good
+    even 6 s in; refusing the session is what they mean only before any
+    transcription came."""
+    wav, spoken = tone_wav
+    payload = {"type": "error", "status": "error", "message": "Invalid audio chunk received"}
+    async with FakeSmallest() as fake:
+        fake.faults.append(Fault("error", after_bytes=100000, payload=payload))
+        _, log, session = await run(fake, wav)
+    assert len(fake.records) == 2 and session.stats.reconnects == 1
+    assert_times_match(log.finals, spoken)
+    assert log.states[-1] == "closed"
+
+
+def test_an_invalid_setting_before_any_transcription_still_ends_the_session():
+    from captioner.stt.providers.smallest import SmallestOptions, SmallestProtocol
+
+    p = SmallestProtocol(SmallestOptions(), "k")
+    frame = json.dumps({"type": "error", "message": "Unsupported sample_rate"})
+    (refused,) = p.decode(frame, 0.0).events
+    assert not refused.retryable and refused.message.startswith("Smallest.ai refused the session")
+    p.decode(json.dumps({"type": "transcription", "transcript": "hi", "is_final": False}), 1.0)
+    (hiccup,) = p.decode(json.dumps({"type": "error", "message": "Invalid audio chunk received"}), 2.0).events
+    assert hiccup.retryable and "Invalid audio chunk received" in hiccup.message
+
+
 # ------------------------------------------------------- reconnect, replay
 @pytest.mark.parametrize(
     "fault",

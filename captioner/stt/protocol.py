@@ -89,6 +89,10 @@ class WireProtocol(abc.ABC):
     #: audio goes at, so the session sends a file (and its replay) no faster
     #: than this many times real time. A live source is real time already.
     estimate_pace: float | None = None
+    #: The least time between two audio frames the service accepts (seconds):
+    #: a backlog, a replay after a reconnect or a file is spaced so; live
+    #: audio comes slower than that by itself.
+    min_frame_interval: float = 0.0
     #: The largest server message accepted.
     max_message_bytes: int = 4 * 1024 * 1024
     #: Names of query parameters that carry secrets (redacted in displays).

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import re
 import ssl
@@ -89,7 +90,8 @@ class SessionConfig:
     untimed_margin: float = 1.5  # replay margin kept behind finals that carry no times
     # The fastest a file goes (x real time) to a protocol whose times are
     # estimates, instead of its own `estimate_pace`; 0: unpaced (times wrong:
-    # a benchmark of the client's own cost). Others are never paced.
+    # a benchmark of the client's own cost; it also lifts a protocol's
+    # `min_frame_interval`). Others are never paced.
     estimate_pace: float | None = None
     pace_burst: float = 0.1  # a paced file goes in bursts this long (s of audio), as a device's blocks do
     file_read_ahead_paced: float = 2.0  # a paced file's read-ahead: a stop ends within it
@@ -155,6 +157,7 @@ class _Connection:
     last_frame_at: float = 0.0
     sent_at_last_frame: int = 0
     next_send: float = 0.0  # loop time the next frame of a paced file may go
+    audio_frame_at: float = -math.inf  # loop time the latest audio frame went (`min_frame_interval`)
     catching_up: bool = False  # a live source's replay/backlog goes paced until this connection caught up
     # Where a final with impossible times is placed from (this connection's
     # time): the end of its latest final, or the start of an untimed one whose
@@ -300,6 +303,9 @@ class StreamSession(SessionCore):
         if pace is not None and config.estimate_pace is not None:
             pace = config.estimate_pace
         self._estimate_pace = pace if pace and pace > 0 else None
+        # Frames spaced as the service asks, unless a benchmark measures the
+        # client's own cost unpaced (`estimate_pace=0`).
+        self._frame_gap = 0.0 if config.estimate_pace == 0 else max(0.0, probe.min_frame_interval)
         self._pace = 0.0  # samples a second a file may be sent at (run() sets it); 0: unpaced
         self.stats = SessionStats()
         # Audio by stream position, from `_buf.start` to `_stream_end` (== `_buf.end`).
@@ -789,6 +795,7 @@ class StreamSession(SessionCore):
         frame = self._frame_samples
         proto = conn.protocol
         burst = self.config.pace_burst
+        frame_gap = self._frame_gap
         loop = asyncio.get_running_loop()
         while True:
             pos = conn.origin + conn.sent
@@ -821,6 +828,14 @@ class StreamSession(SessionCore):
                     # Live audio goes frame by frame; audio that is already late
                     # (backlog) goes in the largest frames the protocol allows.
                     n = min(available, self._max_frame_samples) if available >= 2 * frame else min(frame, available)
+                if frame_gap:
+                    # A service that wants its frames spaced (a backlog or a
+                    # file would otherwise go back to back).
+                    wait = conn.audio_frame_at + frame_gap - loop.time()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                        continue
+                    conn.audio_frame_at = loop.time()
                 pcm = self._buf.read(pos, n)
                 for message in proto.encode_audio(pcm):
                     await self._send(ws, message)

@@ -26,6 +26,7 @@ class ConnRecord:
     audio: bytearray = field(default_factory=bytearray)
     close_code: int | None = None
     violations: list[str] = field(default_factory=list)
+    audio_times: list[float] = field(default_factory=list)  # when each audio frame was read (fakes that pace-check)
 
 
 @dataclass

@@ -5,7 +5,9 @@ Follows the seed and protocols/smallest.md:
   header is missing, `{"error"}` when the key is wrong); the unified paths
   (`/waves/v1/stt/live`, `/waves/v1/pulse/get_text`) need `model=pulse`, every
   path needs a supported `language`, else HTTP 400 with the reason.
-- Audio: binary Int16LE frames (whole samples only), no audio after the end.
+- Audio: binary Int16LE frames (whole samples only), no audio after the end;
+  when each frame arrived is recorded (frames should be ≥ 20 ms apart; a
+  loaded reader bunches them, so tests check a run's span, not each gap).
 - Text: only `finalize` (unified), and the surface's own end message:
   `close_stream` (unified) or `end` (Lightning). Anything else is a violation
   answered with an error frame and a close.
@@ -20,6 +22,7 @@ Follows the seed and protocols/smallest.md:
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -167,6 +170,7 @@ class FakeSmallest(FakeServer):
             async for msg in ws:
                 if isinstance(msg, bytes):
                     record.messages.append(len(msg))
+                    record.audio_times.append(time.monotonic())  # "≥ 20 ms apart" (best practices): tests check the spacing
                     if len(msg) % 2:
                         self.violation(record, "odd byte count")
                         return await self._fail(ws, "audio frames must hold whole 16-bit samples")

@@ -106,7 +106,9 @@ def surface_of(endpoint: str, forced: str = "auto") -> str:
 def _fatal_words(message: str) -> str | None:
     """A code for error frames that retrying cannot fix. The service sends no
     error codes on the socket, so this reads the message [inf]; anything not
-    recognised is retried (the session caps retries and quick deaths)."""
+    recognised is retried (the session caps retries and quick deaths). A
+    settings complaint ("invalid", "unsupported") counts only before the
+    first transcription (`SmallestProtocol._error_event`)."""
     low = message.lower().replace("_", " ")
     if "concurren" in low:
         return "CONCURRENCY_LIMIT"
@@ -129,6 +131,9 @@ class SmallestProtocol(WireProtocol):
     sample_rate = 16000
     frame_ms = 128  # 2048 samples = 4096 bytes, the documented chunk size
     max_frame_ms = 256  # 8192 bytes: the top of the documented 1024–8192 range (backlog only)
+    #: "every 50–100 ms (≥ 20 ms apart)" (best practices; the seed's examples
+    #: sleep 50 ms a chunk): a backlog or a file goes at most 5× real time.
+    min_frame_interval = 0.05
     ready_on_open = True  # all configuration is in the URL; no handshake reply
     end_idle_timeout = None  # wait for is_last
     secret_params: ClassVar[tuple[str, ...]] = ("token",)
@@ -138,6 +143,7 @@ class SmallestProtocol(WireProtocol):
         self._key = key
         self.surface = surface_of(DEFAULT_ENDPOINT, options.surface)
         self._last_end = 0.0
+        self._transcribing = False  # a transcription came: the settings were taken
 
     # ---------------------------------------------------------- requests
     def query_params(self) -> dict[str, str]:
@@ -196,6 +202,7 @@ class SmallestProtocol(WireProtocol):
         raise _bad(f"unknown message type {kind!r}" if kind is not None else "a message without a type")
 
     def _transcription(self, msg: dict[str, Any], audio_sent: float) -> Decoded:
+        self._transcribing = True
         text = msg.get("transcript", msg.get("transcription", ""))
         if text is None:
             text = ""
@@ -246,6 +253,10 @@ class SmallestProtocol(WireProtocol):
         given = msg.get("error_code", msg.get("code"))
         code = str(given) if isinstance(given, (str, int)) and not isinstance(given, bool) else None
         fatal = _fatal_words(f"{code or ''} {message}")
+        if fatal == "INVALID_CONFIG" and self._transcribing:
+            # The session's settings were taken: "Invalid audio chunk" mid-stream
+            # is a hiccup to reconnect from, not a refusal.
+            fatal = None
         if fatal == "CONCURRENCY_LIMIT":
             return ProviderError(fatal, f"{CONCURRENCY_TEXT} (server said: {message})")
         if fatal is not None:
