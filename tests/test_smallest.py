@@ -413,6 +413,36 @@ def proto(**opts) -> SmallestProtocol:
     return SmallestProtocol(SmallestOptions(**opts), "sk_secret_key_1234")
 
 
+def test_chinese_japanese_and_korean_go_to_the_us_region_from_the_default_endpoint():
+    """The India region (the default host) refuses zh, yue, ja, ko."""
+    from captioner.stt.providers.smallest import DEFAULT_ENDPOINT
+
+    for language in ("zh", "yue", "ja", "ko"):
+        url = proto(language=language).connect_request(DEFAULT_ENDPOINT).url
+        assert url.startswith("wss://api.us.smallest.ai/waves/v1/stt/live?model=pulse&language=" + language)
+    assert proto(language="ta").connect_request(DEFAULT_ENDPOINT).url.startswith(DEFAULT_ENDPOINT + "?")
+    own = "wss://relay.example/waves/v1/stt/live"  # an endpoint the user chose is kept
+    assert proto(language="ja").connect_request(own).url.startswith(own + "?")
+
+
+@pytest.mark.parametrize("language, path, ok", [
+    ("multi-asian", None, True), ("gu", None, True), ("north_indic", None, True),
+    ("multi", None, False),  # Lightning's auto-detect, not the unified endpoint's
+    ("multi", LIGHTNING_PATH, True),
+])
+async def test_the_documented_languages_are_taken_where_they_are_documented(tone_wav, language, path, ok):
+    wav, _ = tone_wav
+    async with FakeSmallest() as fake:
+        endpoint = fake.url_for(path) if path else None
+        if ok:
+            _, log, _ = await run(fake, wav, options={"language": language}, endpoint=endpoint)
+            assert log.finals and fake.queries[0]["language"] == language
+        else:
+            with pytest.raises(ProviderFailure) as info:
+                await run(fake, wav, options={"language": language}, endpoint=endpoint)
+            assert info.value.error.code == "BAD_REQUEST" and "unsupported language" in info.value.error.message
+
+
 def test_connect_request_builds_the_query_in_one_place():
     p = proto(vad_events=True, keywords="Captioner:2")
     req = p.connect_request("wss://api.smallest.ai/waves/v1/stt/live?language=de&format=true")

@@ -36,7 +36,11 @@ from tests.fakes.tones import RecognizedWord, ToneRecognizer
 
 UNIFIED_PATHS = ("/waves/v1/stt/live", "/waves/v1/pulse/get_text")
 LIGHTNING_PATH = "/api/v1/lightning/get_text"
-LANGUAGES = {"en", "hi", "de", "es", "ru", "it", "fr", "nl", "pt", "zh", "yue", "ja", "ko", "multi"}
+#: protocols/smallest.md: the unified (Pulse) endpoint's languages and aggregators …
+LANGUAGES = {"en", "hi", "de", "es", "ru", "it", "fr", "nl", "pt", "zh", "yue", "ja", "ko", "gu", "mr", "or", "bn",
+             "ta", "te", "kn", "ml", "north_indic", "multi-asian", "multi-south-indic"}
+#: … and the seed-era Lightning list (with `multi` = auto-detect; its full list is not known, so the union).
+LIGHTNING_LANGUAGES = LANGUAGES | {"uk", "multi"}
 SAMPLE_RATES = {"8000", "16000", "22050", "24000", "44100", "48000"}
 BOOL_PARAMS = {
     "word_timestamps", "sentence_timestamps", "full_transcript", "diarize", "vad_events", "vad",
@@ -115,7 +119,7 @@ class FakeSmallest(FakeServer):
                 return 400, json.dumps({"message": f"unsupported model {query['model']!r}"})
         if "language" not in query:
             return 400, json.dumps({"message": "language is required"})
-        if query["language"] not in LANGUAGES:
+        if query["language"] not in (LANGUAGES if surface_of_path(parts.path) == "unified" else LIGHTNING_LANGUAGES):
             return 400, json.dumps({"message": f"unsupported language {query['language']!r}"})
         if query.get("encoding", "linear16") != "linear16":
             return 400, json.dumps({"message": "this fake decodes linear16 only"})

@@ -47,6 +47,10 @@ from captioner.stt.urls import with_query
 from captioner.stt.words import join_words, majority_speaker, parse_words, span
 
 DEFAULT_ENDPOINT = "wss://api.smallest.ai/waves/v1/stt/live"
+#: The same in the US region, the only one that serves these languages
+#: (South-Indian ones are India-only: the default endpoint's region).
+US_ENDPOINT = "wss://api.us.smallest.ai/waves/v1/stt/live"
+US_ONLY_LANGUAGES = frozenset({"zh", "yue", "ja", "ko"})
 LEGACY_ENDPOINT = "wss://waves-api.smallest.ai/api/v1/lightning/get_text"
 
 #: Reported times above this (seconds, ~11 days) are treated as malformed.
@@ -63,7 +67,12 @@ WORDS_FIELD = {UNIFIED: "words", LIGHTNING: "word_timestamps"}
 
 @dataclass(frozen=True)
 class SmallestOptions:
-    language: str = option("en", "language code (en, hi, de, …) or an aggregator such as multi-asian")
+    language: str = option(
+        "en",
+        "language: en, hi, de, es, ru, it, fr, nl, pt, zh, yue, ja, ko, gu, mr, or, bn, ta, te, kn, ml, or an "
+        "aggregator: north_indic, multi-asian, multi-south-indic (multi on the legacy Lightning endpoint); "
+        "zh, yue, ja and ko are served in the US region, which the default endpoint then uses",
+    )
     surface: str = option(
         "auto",
         "which API surface: auto = from the endpoint path (stt/live and pulse/get_text are unified, "
@@ -172,6 +181,8 @@ class SmallestProtocol(WireProtocol):
 
     def connect_request(self, endpoint: str) -> ConnectRequest:
         self.surface = surface_of(endpoint, self.options.surface)
+        if endpoint == DEFAULT_ENDPOINT and self.options.language in US_ONLY_LANGUAGES:
+            endpoint = US_ENDPOINT  # the India region refuses them (LANGUAGE_NOT_ENABLED_IN_REGION)
         return ConnectRequest(with_query(endpoint, self.query_params()), {"Authorization": f"Bearer {self._key}"})
 
     def encode_audio(self, pcm: bytes) -> list[Outgoing]:
