@@ -313,7 +313,7 @@ async def _caption(args: argparse.Namespace, source: Any, live: bool, banner: st
     rules = _cue_rules(args)
     session, provider_id, options = _prepare(args)
     if not live:
-        _note_pace(provider_id, args.speed)
+        _note_pace(provider_id, getattr(session, "file_pace", None), args.speed)
     language, option_values = describe_options(options)
     code, message, error_code = EXIT_OK, "", ""
     transcript: Transcript | None = None
@@ -418,13 +418,12 @@ def _key_fix(provider_id: str) -> str:
     return f"; store a new key with `captioner keys set {provider_id}`"
 
 
-def _note_pace(provider_id: str, speed: float) -> None:
-    """One `note:` when the provider's protocol paces files (its times are
+def _note_pace(provider_id: str, pace: float | None, speed: float) -> None:
+    """One `note:` when the session paces files (the provider's times are
     estimates) slower than --speed asked, so a slow run is not a surprise."""
     from captioner.stt.registry import PROVIDERS
 
     provider = PROVIDERS[provider_id]
-    pace = provider.protocol_class.estimate_pace if provider.kind == "cloud" else None
     if pace is None or not (speed == 0 or speed > pace):
         return
     asked = "as fast as possible" if speed == 0 else f"{speed:g}×"

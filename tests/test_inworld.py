@@ -117,9 +117,16 @@ async def test_snake_case_answers(tone_wav):
 
 
 async def test_without_word_timestamps_finals_are_placed_by_the_clock(tone_wav):
+    """Such times hold only if the audio goes at real time (or near it): a
+    file is paced, whatever speed it was read at (unpaced, each cue ran on
+    to the next one's start)."""
     wav, spoken = tone_wav
+    untimed = {"include_word_timestamps": "false", "language": "none"}
+    assert make_session(CaptionJob("inworld", untimed, "wss://x.example/"), "k").file_pace == 1.0
+    assert make_session(CaptionJob("inworld", {}, "wss://x.example/"), "k").file_pace is None
     async with FakeInworld() as fake:
-        _, log, _ = await run(fake, wav, options={"include_word_timestamps": "false", "language": "none"}, speed=4)
+        config = SessionConfig(fake.url, estimate_pace=4.0)  # paced, but 4x for a quick test
+        _, log, _ = await run(fake, wav, options=untimed, config=config, speed=0)
     assert fake.configs[0]["includeWordTimestamps"] is False and "language" not in fake.configs[0]
     assert [f.text for f in log.finals] == [" ".join(w for w, _, _ in u) for u in spoken.utterances]
     for final, utterance in zip(log.finals, spoken.utterances):

@@ -465,6 +465,12 @@ class StreamSession(SessionCore):
             except asyncio.TimeoutError:
                 return
 
+    @property
+    def file_pace(self) -> float | None:
+        """How fast a file goes (× real time) because the provider's times are
+        estimates; None: as fast as the provider takes it."""
+        return self._estimate_pace
+
     # ----------------------------------------------------------------- run
     async def run(self, blocks: AsyncIterator[bytes], live: bool = True) -> None:
         """Stream `blocks` to completion. Raises `ProviderFailure` on a fatal

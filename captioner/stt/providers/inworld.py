@@ -90,6 +90,10 @@ class InworldProtocol(WireProtocol):
         self._key = key
         self.end_idle_timeout = options.end_idle_seconds
         self._word_times = UnitlessWordTimes(options.word_time_units)
+        if not options.include_word_timestamps:
+            # Finals then end where the sample clock stood when they came:
+            # an estimate that holds only at real time (as VoiceRun's).
+            self.estimate_pace = 1.0
         self._last_end = 0.0
         self._speech_at: float | None = None
 
