@@ -249,7 +249,20 @@ async def test_garbage_frames_are_reported_and_nothing_is_lost(tone_wav):
         ]
         _, log, session = await run(fake, wav)
     assert session.stats.bad_frames == 4 and session.stats.reconnects == 0
-    assert len(log.errors) == 4 and all(e.retryable for e in log.errors)
+    # the two binary frames are one complaint, said once
+    assert len(log.errors) == 3 and all(e.retryable for e in log.errors)
+    assert_times_match(log.finals, spoken)
+
+
+async def test_a_new_message_type_sent_every_utterance_is_one_warning(tone_wav):
+    """A provider that adds a message type sends it again and again: one
+    warning says so, not one per frame."""
+    wav, spoken = tone_wav
+    async with FakeAudioPod() as fake:
+        fake.faults += [Fault("inject", after_bytes=n, payload='{"type": "metadata"}') for n in (20000, 50000, 80000)]
+        _, log, session = await run(fake, wav)
+    assert session.stats.bad_frames == 3
+    assert [e.message for e in log.errors] == ["AudioPod sent a malformed frame: unknown message type 'metadata'"]
     assert_times_match(log.finals, spoken)
 
 

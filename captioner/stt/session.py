@@ -308,6 +308,7 @@ class StreamSession(SessionCore):
         self._frame_gap = 0.0 if config.estimate_pace == 0 else max(0.0, probe.min_frame_interval)
         self._pace = 0.0  # samples a second a file may be sent at (run() sets it); 0: unpaced
         self.stats = SessionStats()
+        self._bad_said: set[str] = set()  # bad-frame warnings given (each once a session)
         # Audio by stream position, from `_buf.start` to `_stream_end` (== `_buf.end`).
         self._buf = PcmBuffer()
         self._trim_at = 0  # stream position at which _append next looks for audio to forget
@@ -935,6 +936,13 @@ class StreamSession(SessionCore):
             if exc.error.kind is ErrorKind.FATAL:
                 raise _Retry(exc.error, conn.opened_at) from None
             self.stats.bad_frames += 1
+            if exc.error.message in self._bad_said:
+                # Said already: a provider that added a message type sends it
+                # every utterance, and one warning is enough.
+                log.debug("ignored a bad frame again: %s", exc.error)
+                return
+            if len(self._bad_said) < 100:
+                self._bad_said.add(exc.error.message)
             log.warning("ignored a bad frame: %s", exc.error)
             self._emit(ProviderError(exc.error.code, exc.error.message, ErrorKind.RETRYABLE))
             return
