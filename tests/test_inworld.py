@@ -108,6 +108,30 @@ async def test_unitless_ms_read_as_seconds_is_visibly_wrong(tone_wav):
         assert_times_match(log.finals, spoken)
 
 
+@pytest.mark.parametrize("config, refused", [
+    ({"modelId": "assemblyai/universal-streaming-multilingual", "audioEncoding": "LINEAR16", "sampleRateHertz": 16000,
+      "language": "en-US"}, None),  # the seed's own example: no numberOfChannels
+    ({"modelId": "inworld/inworld-stt-1", "audioEncoding": "LINEAR16", "sampleRateHertz": "16000"}, None),  # proto3 JSON int32
+    ({"modelId": "inworld/inworld-stt-1", "audioEncoding": "LINEAR16", "sampleRateHertz": "fast"}, "wrong type"),
+    ({"modelId": "inworld/inworld-stt-1", "audioEncoding": "LINEAR16", "sampleRateHertz": 16000, "speed": 2}, "unknown"),
+    ({"modelId": "inworld/inworld-stt-1", "audioEncoding": "LINEAR16"}, "required"),
+])
+async def test_the_fake_takes_what_the_seed_and_proto3_json_allow_and_refuses_the_rest(config, refused):
+    import websockets
+
+    async with FakeInworld() as fake:
+        async with websockets.connect(fake.url, additional_headers={"Authorization": f"Basic {fake.key}"}) as ws:
+            await ws.send(json.dumps({"transcribeConfig": config}))
+            await ws.send(json.dumps({"audioChunk": {"content": base64.b64encode(bytes(3200)).decode()}}))
+            await ws.send(json.dumps({"closeStream": {}}))
+            replies = [json.loads(m) async for m in ws]
+    errors = [r["error"] for r in replies if "error" in r]
+    if refused is None:
+        assert errors == [] and fake.violations == []
+    else:
+        assert len(errors) == 1 and errors[0]["code"] == 3 and refused in errors[0]["message"]
+
+
 async def test_snake_case_answers(tone_wav):
     wav, spoken = tone_wav
     async with FakeInworld(snake_case=True, word_variant="ms") as fake:

@@ -159,6 +159,17 @@ async def test_fake_rejects_the_other_surfaces_end_message():
     assert fake.violations == ["end message 'end' is not the unified surface's"]
 
 
+async def test_fake_flags_frames_larger_than_documented():
+    async with FakeSmallest() as fake:
+        async with websockets.connect(fake.url + "?model=pulse&language=en", additional_headers={"Authorization": f"Bearer {fake.key}"}) as ws:
+            await ws.send(bytes(8192))
+            await ws.send(bytes(65536))
+            await ws.send(json.dumps({"type": "close_stream"}))
+            async for _ in ws:
+                pass
+    assert fake.violations == ["an audio frame of 65536 bytes (at most 8192)"]
+
+
 async def test_fake_rejects_odd_byte_counts_and_unknown_text():
     async with FakeSmallest(path=LIGHTNING_PATH) as fake:
         url = fake.url_for(LIGHTNING_PATH) + "?language=en"
@@ -182,7 +193,9 @@ async def test_finalize_flushes_without_ending_on_the_unified_surface():
             from tests.fakes.tones import synthesize
 
             audio, _ = synthesize([["kilo", "lima"]], rate=16000, tail_s=0.05)
-            await ws.send((audio[:, 0] * 32767).astype("<i2").tobytes())
+            pcm = (audio[:, 0] * 32767).astype("<i2").tobytes()
+            for at in range(0, len(pcm), 4096):  # frames of at most 8192 bytes
+                await ws.send(pcm[at:at + 4096])
             await ws.send(json.dumps({"type": "finalize"}))
             replies = []
             while not replies or not replies[-1]["is_final"]:

@@ -229,20 +229,26 @@ class FakeInworld(FakeServer):
 
     @staticmethod
     def _check_config(config: dict) -> str | None:
+        """The seed's own example has no numberOfChannels (proto3: absent is
+        the default) and proto3 JSON takes an int32 as a number or a decimal
+        string; anything else of the wrong type is refused."""
         extra = set(config) - set(CONFIG_TYPES)
         if extra:
             return f"unknown transcribeConfig fields {sorted(extra)}"
         for name, kind in CONFIG_TYPES.items():
-            if name == "includeWordTimestamps" and name not in config:
+            if name in ("includeWordTimestamps", "language", "numberOfChannels") and name not in config:
                 continue
-            if name not in config and name != "language":
+            if name not in config:
                 return f"transcribeConfig.{name} is required"
-            if name in config and (not isinstance(config[name], kind) or isinstance(config[name], bool) is not (kind is bool)):
+            value = config[name]
+            if kind is int and isinstance(value, str) and value.strip().lstrip("-").isdigit():
+                value = int(value)
+            if not isinstance(value, kind) or isinstance(value, bool) is not (kind is bool):
                 return f"transcribeConfig.{name} has the wrong type"
         if config["modelId"] not in MODELS:
             return f"No STT client found for model {config['modelId']}"
         if config["audioEncoding"] != "LINEAR16":
             return "only LINEAR16 is supported for streaming"
-        if config["sampleRateHertz"] != 16000 or config["numberOfChannels"] != 1:
+        if int(config["sampleRateHertz"]) != 16000 or int(config.get("numberOfChannels", 1)) != 1:
             return "this fake only takes 16 kHz mono"
         return None

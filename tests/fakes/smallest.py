@@ -175,6 +175,8 @@ class FakeSmallest(FakeServer):
                 if isinstance(msg, bytes):
                     record.messages.append(len(msg))
                     record.audio_times.append(time.monotonic())  # "≥ 20 ms apart" (best practices): tests check the spacing
+                    if len(msg) > 8192:  # "4096 B recommended (1024–8192)"
+                        self.violation(record, f"an audio frame of {len(msg)} bytes (at most 8192)")
                     if len(msg) % 2:
                         self.violation(record, "odd byte count")
                         return await self._fail(ws, "audio frames must hold whole 16-bit samples")
