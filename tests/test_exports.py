@@ -250,3 +250,21 @@ def test_cue_timing_is_the_plain_clock(start, end, sep):
         return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
 
     assert _timing(start, end, sep) == f"{clock(start)} --> {clock(end)}"
+
+
+def test_words_finalized_after_an_outage_began_come_before_its_gap_in_every_format():
+    """The gap is reported when the device is lost (7.98 s); the words said
+    just before it (7.32–7.92 s) are finalized after that. TXT and JSON kept
+    arrival order: "[…]" came before them."""
+    t = Transcript()
+    t.apply(Final("before", 5.0, 6.0))
+    t.apply(Gap(7.98, 11.26, "the input device was lost"))
+    t.apply(Final("juliet hotel", 7.32, 7.92))
+    t.apply(Final("after", 11.5, 12.0))
+    assert [s.text for s in t.segments] == ["before", "juliet hotel", "[…]", "after"]
+    assert to_txt(t).index("juliet hotel") < to_txt(t).index("[…]")
+    assert [s["text"] for s in json.loads(to_json(t))["segments"]] == ["before", "juliet hotel", "[…]", "after"]
+    late = Transcript()  # finals never reorder among themselves
+    late.apply(Final("one", 5.0, 6.0))
+    late.apply(Final("two", 4.0, 4.5))
+    assert [s.text for s in late.segments] == ["one", "two"]

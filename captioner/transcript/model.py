@@ -176,12 +176,23 @@ class Transcript:
             self.partial = None
             segment = Segment.from_final(event)
             if segment.text:
-                self.segments.append(segment)
+                self._insert_final(segment)
             return True
         if isinstance(event, Gap):
             self.segments.append(Segment.from_gap(event))
             return True
         return False
+
+    def _insert_final(self, segment: Segment) -> None:
+        """Append, or place before the gaps that came just before it but lie
+        after its start: an outage is reported when it begins, while the
+        words said just before it are finalized later, so TXT and JSON (which
+        keep this order) showed "[…]" before them. Finals keep their order."""
+        segments = self.segments
+        at = len(segments)
+        while at and segments[at - 1].gap and segments[at - 1].start > segment.start:
+            at -= 1
+        segments.insert(at, segment)
 
     @property
     def text(self) -> str:
