@@ -6,17 +6,25 @@ setText: together ~0.7 % of a core at 10 level and 5 partial updates a second
 (bench/RESULTS.md). These two paint themselves with a few QPainter calls,
 opaquely (so the styled group box behind them is not repainted too), and
 never ask for a new layout, so an update costs only its own small repaint.
+
+For screen readers each has a role and an accessible description (the level
+in dB, the words), brought up to date at most twice a second
+(accessible.ThrottledDescription): a change costs a clock read, no event.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent, QPen, QTextLayout, QTextOption
+from PySide6.QtGui import QAccessible, QColor, QFont, QPainter, QPaintEvent, QPen, QTextLayout, QTextOption
 from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from captioner.ui.accessible import ThrottledDescription, set_role
 
 
 class LevelMeter(QWidget):
-    """A horizontal input-level bar with QProgressBar's value API (0..maximum)."""
+    """A horizontal input-level bar with QProgressBar's value API (0..maximum).
+    The value is decibels above -maximum dBFS (full is 0 dBFS), as its
+    description says to screen readers: "-18 dB", or "silent" at 0."""
 
     BORDER = QColor("#b8c0cc")
     TROUGH = QColor("#eceff3")
@@ -29,6 +37,13 @@ class LevelMeter(QWidget):
         self._background = QColor(background)  # the colour of what it sits on
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent, True)
+        set_role(LevelMeter, QAccessible.Role.ProgressBar)
+        self.setAccessibleName("Input level")
+        self.setAccessibleDescription(self.level_text())
+        self.a11y = ThrottledDescription(self, self.level_text)
+
+    def level_text(self) -> str:
+        return "silent" if self._value == 0 else f"{self._value - self._maximum} dB"
 
     def sizeHint(self) -> QSize:  # noqa: N802
         return QSize(120, 14)
@@ -47,6 +62,7 @@ class LevelMeter(QWidget):
         if value != self._value:
             self._value = value
             self.update()
+            self.a11y.changed()
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
         p = QPainter(self)
@@ -83,6 +99,8 @@ class LiveTextLine(QWidget):
         self.setFont(font)
         self.setFixedHeight(self.fontMetrics().lineSpacing() * lines + 4)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        set_role(LiveTextLine, QAccessible.Role.StaticText)
+        self.a11y = ThrottledDescription(self, self.text)  # the whole text, not the elided one
 
     def text(self) -> str:
         return self._text
@@ -91,6 +109,7 @@ class LiveTextLine(QWidget):
         if text != self._text:
             self._text = text
             self.update()
+            self.a11y.changed()
 
     def clear(self) -> None:
         self.setText("")
