@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
@@ -189,6 +190,11 @@ class HistoryWindow(QWidget):
         self.setAccessibleName("Session history")
         self._build()
         self.resize(900, 560)
+        # Closed from the keyboard as other windows are (it is not a dialog,
+        # so Esc would not close it by itself).
+        self.close_shortcuts = [QShortcut(QKeySequence(key), self) for key in ("Esc", "Ctrl+W")]
+        for shortcut in self.close_shortcuts:
+            shortcut.activated.connect(self.close)
 
     def _build(self) -> None:
         outer = QVBoxLayout(self)
@@ -197,7 +203,8 @@ class HistoryWindow(QWidget):
         intro.setWordWrap(True)
         top.addWidget(intro, 1)
         self.refresh_button = QPushButton("Refresh")
-        self.refresh_button.setAccessibleName("Reload the list of sessions")
+        self.refresh_button.setAccessibleName("Refresh")
+        self.refresh_button.setAccessibleDescription("Reloads the list of sessions.")
         self.refresh_button.clicked.connect(lambda: self.tasks.spawn(self.load()))
         top.addWidget(self.refresh_button)
         outer.addLayout(top)
@@ -484,7 +491,8 @@ class RecoveryBar(QFrame):
         self.export_button = QPushButton("Export…")
         self.export_button.setAccessibleName("Export the unfinished session")
         self.open_button = QPushButton("Open in history")
-        self.open_button.setAccessibleName("Open the unfinished session in the history")
+        self.open_button.setAccessibleName("Open in history")
+        self.open_button.setAccessibleDescription("Opens the unfinished session in the history window.")
         self.dismiss_button = QPushButton("Dismiss")
         self.dismiss_button.setAccessibleName("Dismiss: do not offer this session again")
         for b in (self.export_button, self.open_button, self.dismiss_button):
