@@ -45,6 +45,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from captioner.ui import accessible
 from captioner.ui.tasks import TaskSet
 from captioner.settings import Settings
 from captioner.stt.events import Final, Gap, Partial
@@ -116,6 +117,7 @@ NO_INPUT_HELP = ("No microphone or other audio input was found: connect one (on 
                  "PipeWire is running), then press Refresh.")
 DEVICE_REFRESH_MS = 15_000  # re-list devices this often while idle (hot-plug)
 PARTIAL_EVERY_S = 0.2  # the live-words line follows partials this often at most
+LAG_CALM_S = 1.0  # "caught up" is said once the lag is this far under the overlay's warning
 
 
 class _WrappedLabel(QLabel):
@@ -412,11 +414,12 @@ class ControlWindow(QMainWindow):
         form.addRow("", self.system_help)
         meter_row = QHBoxLayout()
         self.level_meter = LevelMeter(60)
-        self.level_meter.setAccessibleName("Input level meter")
+        self.level_meter.setAccessibleName("Input level")
         meter_row.addWidget(self.level_meter, 1)
         self.test_input_button = QPushButton("Test input")
         self.test_input_button.setCheckable(True)
-        self.test_input_button.setAccessibleName("Test the input: the level meter moves without captioning")
+        self.test_input_button.setAccessibleName("Test input")
+        self.test_input_button.setAccessibleDescription("The level meter moves without captioning; nothing is sent.")
         self.test_input_button.setToolTip("Opens the input for up to 30 s so you can see its level; nothing is sent.")
         meter_row.addWidget(self.test_input_button)
         form.addRow("Level:", meter_row)
@@ -431,9 +434,10 @@ class ControlWindow(QMainWindow):
         left.addWidget(self.options_box)
 
         run_row = QHBoxLayout()
-        self.start_button = QPushButton("Start captioning")
+        self.start_button = QPushButton()
         self.start_button.setObjectName("startButton")
-        self.start_button.setAccessibleName("Start or stop captioning")
+        self._stop_pressed = False  # "Stopping…": presses are ignored until the session ended
+        self._set_start_button("Start captioning", "false")
         run_row.addWidget(self.start_button)
         self.timer_label = QLabel("00:00:00")
         self.timer_label.setAccessibleName("Session time")
@@ -455,7 +459,8 @@ class ControlWindow(QMainWindow):
         self.show_overlay_check = QCheckBox("Show the caption overlay")
         self.show_overlay_check.setAccessibleName("Show the caption overlay")
         self.pin_check = QCheckBox("Pin the overlay (click-through, stays on top)")
-        self.pin_check.setAccessibleName("Pin the overlay: clicks pass through it")
+        self.pin_check.setAccessibleName(self.pin_check.text())
+        self.pin_check.setAccessibleDescription("Clicks pass through the overlay to the window below.")
         ov.addWidget(self.show_overlay_check, 0, Qt.AlignmentFlag.AlignLeft)
         ov.addWidget(self.pin_check, 0, Qt.AlignmentFlag.AlignLeft)
         # The overlay never takes focus, so it is moved from here without a mouse.
@@ -530,7 +535,8 @@ class ControlWindow(QMainWindow):
         self.history_button.setAccessibleName("Open the history of past sessions")
         sessions_row.addWidget(self.history_button)
         self.open_folder_button = QPushButton("Open saved sessions")
-        self.open_folder_button.setAccessibleName("Open the folder of saved sessions")
+        self.open_folder_button.setAccessibleName("Open saved sessions")
+        self.open_folder_button.setAccessibleDescription("Opens the folder of saved sessions.")
         sessions_row.addWidget(self.open_folder_button)
         sessions_row.addStretch(1)
         self.export_reflow = _Reflow(export_part, sessions_part, spacing=6)
@@ -542,6 +548,13 @@ class ControlWindow(QMainWindow):
         self.setCentralWidget(self.page)
         self.resize(1000, 660)
         self._grown = False  # grown to fit its controls when first shown
+        self._app_size: QSize | None = None  # the size the app last gave it: another is the user's
+        # Notices, the recovery bar and the system-audio help come after the
+        # first show: the window grows for them too (once their layout is done).
+        self._grow_timer = QTimer(self)
+        self._grow_timer.setSingleShot(True)
+        self._grow_timer.setInterval(0)
+        self._grow_timer.timeout.connect(self._grow_to_controls)
         self._provider_changed(check_key=False)  # the key is checked after the first paint
 
     def _wire(self) -> None:
@@ -570,6 +583,7 @@ class ControlWindow(QMainWindow):
         self.test_input_button.toggled.connect(self._test_toggled)
         c.monitoring_changed.connect(self._on_monitoring)
         self._sync_overlay_checks()
+        self._spoken_status = STATE_TEXT["idle"][0]  # what the window opens with is not announced
         self._on_state("idle", "")
 
     # ------------------------------------------------------------- tasks
@@ -759,6 +773,7 @@ class ControlWindow(QMainWindow):
         self.system_help.setText(help_text or "")
         self.system_help.setVisible(bool(help_text))
         self._sync_mix_enabled()
+        self.grow_soon()
 
     def _sync_mix_enabled(self) -> None:
         idle = not self.controller.running
@@ -811,18 +826,38 @@ class ControlWindow(QMainWindow):
         self.test_input_button.blockSignals(True)
         self.test_input_button.setChecked(on)
         self.test_input_button.setText("Stop test" if on else "Test input")
+        self.test_input_button.setAccessibleName(self.test_input_button.text())
         self.test_input_button.blockSignals(False)
         if not on and not self.controller.running:
             self.level_meter.setValue(0)
 
     # --------------------------------------------------------- start/stop
     def toggle_start(self) -> None:
+        if self._stop_pressed:
+            return  # "Stopping…" until the provider finished: a second press changes nothing
         if self.controller.running:
+            self._stop_pressed = True
             self.controller.stop()
-            self.start_button.setEnabled(False)  # until the provider finished
-            self.start_button.setText("Stopping…")
+            # Not disabled: a disabled button loses the keyboard focus, and the
+            # next Space went to the control after it (it hid the overlay).
+            self._set_start_button("Stopping…", "stopping")
         else:
             self.spawn(self.start())
+
+    def _set_start_button(self, text: str, running: str) -> None:
+        """Its words, its accessible name (the same words, so a voice-control
+        user can say what they see: WCAG 2.5.3) and its look."""
+        b = self.start_button
+        b.setText(text)
+        b.setAccessibleName(text)
+        b.setAccessibleDescription(
+            "Wait: the provider is finishing the last words." if running == "stopping"
+            else "Captions what the chosen input hears, with the chosen provider."
+        )
+        if b.property("running") != running:
+            b.setProperty("running", running)
+            b.style().unpolish(b)
+            b.style().polish(b)
 
     async def start(self) -> bool:
         pid = self.provider_id
@@ -844,11 +879,8 @@ class ControlWindow(QMainWindow):
             return await self.controller.start(pid, options, endpoint or None, device or None, mix)
 
     def _on_running(self, running: bool) -> None:
-        self.start_button.setEnabled(True)
-        self.start_button.setText("Stop captioning" if running else "Start captioning")
-        self.start_button.setProperty("running", "true" if running else "false")
-        self.start_button.style().unpolish(self.start_button)
-        self.start_button.style().polish(self.start_button)
+        self._stop_pressed = False
+        self._set_start_button("Stop captioning" if running else "Start captioning", "true" if running else "false")
         for w in (self.provider_combo, self.device_combo, self.endpoint_edit, self.options_box, self.refresh_devices_button, self.test_input_button):
             w.setEnabled(not running)
         self._sync_mix_enabled()
@@ -916,19 +948,37 @@ class ControlWindow(QMainWindow):
                 text += " — replace the key in Settings → API keys"
         elif state == "reconnecting" and detail:
             text = f"Reconnecting… ({detail})"
-        self.status_label.setText(text)
         self.status_label.setStyleSheet(f"color: {color};")
-        self.status_label.setAccessibleDescription(text)
+        self._set_status(text)
+        if text != self._spoken_status:
+            # Spoken without moving the focus (WCAG 4.1.3); an error at once.
+            self._spoken_status = text
+            accessible.announce(self.status_label, text, assertive=state == "error")
         if state in ("idle", "error", "connecting", "reconnecting", "draining", "live"):
             self.overlay.set_status(state, detail)
-        self._lag = 0.0
+        self._lag_spoken = False
+
+    def _set_status(self, text: str) -> None:
+        """The status line, its accessible description saying the same."""
+        self.status_label.setText(text)
+        self.status_label.setAccessibleDescription(text)
 
     def _on_lag(self, lag: float) -> None:
         self.overlay.set_lag(lag)
-        if self.controller.state == "live":
-            text = "Live" if lag < CaptionOverlay.LAG_WARN_S else f"Live — captions are behind by {lag:.0f} s"
-            if self.status_label.text() != text:
-                self.status_label.setText(text)
+        if self.controller.state != "live":
+            return
+        behind = lag >= CaptionOverlay.LAG_WARN_S
+        text = f"Live — captions are behind by {lag:.0f} s" if behind else "Live"
+        if self.status_label.text() != text:
+            self._set_status(text)
+        # Spoken when it starts and when it is over, not every second; the
+        # margin keeps a lag hovering at the threshold from being said again and again.
+        if behind and not self._lag_spoken:
+            self._lag_spoken = True
+            accessible.announce(self.status_label, f"Captions are behind by {lag:.0f} s")
+        elif self._lag_spoken and lag < CaptionOverlay.LAG_WARN_S - LAG_CALM_S:
+            self._lag_spoken = False
+            accessible.announce(self.status_label, "Captions have caught up")
 
     def _on_level(self, dbfs: float) -> None:
         if self._timer.isActive():
@@ -1026,6 +1076,7 @@ class ControlWindow(QMainWindow):
         notes = list(self._base_notes) + list(self.settings.removed_secrets) + (extra or [])
         self.banner.setText("\n\n".join(notes))
         self.banner.setVisible(bool(notes))
+        self.grow_soon()
 
     def show_notice(self, text: str) -> None:
         self._show_notes([text])
@@ -1092,7 +1143,9 @@ class ControlWindow(QMainWindow):
 
     async def offer_recovery(self) -> list[Any]:
         """Offer sessions a crash left unfinished (not the one running now)."""
-        return await self.recovery.check()
+        found = await self.recovery.check()
+        self.grow_soon()
+        return found
 
     # -------------------------------------------------------------- close
     def showEvent(self, event: Any) -> None:  # noqa: N802
@@ -1101,20 +1154,31 @@ class ControlWindow(QMainWindow):
             self.fit_to_screen()
             if not self._grown:
                 self._grown = True
-                QTimer.singleShot(0, self._grow_to_controls)  # once laid out at its first size
+                self._grow_timer.start()  # once laid out at its first size
         self._owner_timer.start()
 
+    def grow_soon(self) -> None:
+        """Content was added after the first show (a notice, the recovery
+        bar, the system-audio help): grow for it once it is laid out."""
+        if self._grown and self.isVisible():
+            self._grow_timer.start()
+
     def _grow_to_controls(self) -> None:
-        """First shown: tall enough for every control (Settings… and the
-        overlay's buttons were scrolled out of sight on a 1600x900 screen at
-        the old fixed 660 px), as far as the screen allows."""
+        """Tall enough for every control (Settings… and Quit were scrolled
+        out of sight on a 1600x900 screen), as far as the screen allows: when
+        first shown, and again when content is added, unless the user has
+        sized (or maximized) the window since."""
+        if not self.isVisible() or self.isMaximized() or self.isFullScreen():
+            return
+        if self._app_size is not None and self.size() != self._app_size:
+            return  # the user's size is kept
         column = self.controls_column
-        if column.unrolled:
-            return  # stacked in a narrow window: the page scrolls, as designed
-        missing = column.content_height() - column.viewport().height()
-        if missing > 0:
-            self.resize(self.width(), self.height() + missing)
-            self.fit_to_screen()
+        if not column.unrolled:  # stacked in a narrow window, the page scrolls, as designed
+            missing = column.content_height() - column.viewport().height()
+            if missing > 0:
+                self.resize(self.width(), self.height() + missing)
+                self.fit_to_screen()
+        self._app_size = self.size()
 
     def fit_to_screen(self) -> None:
         """Never larger than the screen's free area, and on it (a 1024x768
@@ -1131,7 +1195,10 @@ class ControlWindow(QMainWindow):
         width = max(self.minimumWidth(), min(self.width(), avail.width() - dw))
         height = max(self.minimumHeight(), min(self.height(), avail.height() - dh))
         if (width, height) != (self.width(), self.height()):
+            resized_by_app = self._app_size is None or self.size() == self._app_size
             self.resize(width, height)
+            if resized_by_app:
+                self._app_size = self.size()
         x = max(avail.left(), min(frame.x(), avail.left() + avail.width() - width - dw))
         y = max(avail.top(), min(frame.y(), avail.top() + avail.height() - height - dh))
         # Only a window with a position of its own is moved: a new one is

@@ -166,6 +166,7 @@ QPushButton:disabled { color: #8a94a3; background: #f0f1f3; }
 QPushButton#startButton { font-weight: 700; font-size: 15px; padding: 8px 22px; background: #1f7a3f; color: #ffffff; border: 1px solid #17612f; }
 QPushButton#startButton:hover { background: #23904a; }
 QPushButton#startButton[running="true"] { background: #b42318; border-color: #8f1c13; }
+QPushButton#startButton[running="stopping"] { background: #e4e7ec; color: #1d2733; border-color: #8a94a3; }
 QPushButton#startButton:focus { border: 3px solid #000000; padding: 6px 20px; }
 QCheckBox { border: 2px solid transparent; border-radius: 4px; padding: 1px 2px; }
 QCheckBox:focus { border-color: FOCUS; }
