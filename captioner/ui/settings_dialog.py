@@ -10,6 +10,9 @@ puts the previous style back.
 Hotkey fields take one chord; Esc, Enter and Tab keep their dialog meaning
 (cancel, save, move on) and are never recorded; a shortcut given to two
 actions is flagged next to both fields and Save waits until it is resolved.
+Every control shows keyboard focus with the control window's 2 px ring
+(captioner.ui.focus paints it where a style sheet cannot), the tab bar and
+the colour swatches included.
 """
 
 from __future__ import annotations
@@ -25,11 +28,8 @@ from PySide6.QtGui import QColor, QFocusEvent, QFont, QKeyEvent, QKeySequence, Q
 from PySide6.QtWidgets import (
     QCheckBox,
     QColorDialog,
-    QComboBox,
     QDialog,
     QDialogButtonBox,
-    QDoubleSpinBox,
-    QFontComboBox,
     QFormLayout,
     QGridLayout,
     QHBoxLayout,
@@ -37,14 +37,20 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QSlider,
-    QSpinBox,
-    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from captioner import keys, logs
+from captioner.ui.focus import (
+    RingedComboBox,
+    RingedDoubleSpinBox,
+    RingedFontComboBox,
+    RingedSlider,
+    RingedSpinBox,
+    RingedTabWidget,
+    paint_focus_ring,
+)
 from captioner.ui.tasks import TaskSet
 from captioner.settings import HOTKEY_LABELS, Settings, StartOptions
 from captioner.ui.hotkeys import RESERVED_KEYS, hotkey_problems, is_reserved
@@ -141,6 +147,7 @@ class StylePreview(QWidget):
 
 class ColorButton(QPushButton):
     color_changed = Signal(str)
+    RING_MARGIN = 3  # px round the swatch: room for the 2 px focus ring and a 1 px gap
 
     def __init__(self, label: str, color: str) -> None:
         super().__init__()
@@ -152,12 +159,20 @@ class ColorButton(QPushButton):
     def set_color(self, color: str) -> None:
         self.color = QColor(color).name()
         self.setText(self.color)
-        # HSL lightness misjudges yellow and cyan (white on #ffff00 is 1.07:1); WCAG luminance does not
+        # HSL lightness misjudges yellow and cyan (white on #ffff00 is 1.07:1); WCAG luminance does not.
+        # The margin is where the focus ring goes: on the dialog's background, not on the swatch,
+        # so it shows whatever the swatch's colour (the ring's own, black, the background's).
         self.setStyleSheet(
             f"QPushButton {{ background: {self.color}; color: {readable_ink(QColor(self.color))}; "
-            "border: 1px solid #777; min-width: 90px; }"
+            f"border: 1px solid #777; margin: {self.RING_MARGIN}px; min-width: 90px; }}"
         )
         self.setAccessibleDescription(f"{self._label} colour is {self.color}")
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+        """The swatch's own style sheet outranks the dialog's `:focus` rule: the ring is painted."""
+        super().paintEvent(event)
+        if self.hasFocus():
+            paint_focus_ring(self)
 
     def _choose(self) -> None:
         chosen = QColorDialog.getColor(QColor(self.color), self, f"{self._label} colour")
@@ -231,7 +246,7 @@ class SettingsDialog(QDialog):
         self.endpoint_for: Callable[[str], str] = settings.endpoint
         self.options_for: Callable[[str], dict[str, str]] = settings.options
         layout = QVBoxLayout(self)
-        self.tabs = QTabWidget()
+        self.tabs = RingedTabWidget()
         layout.addWidget(self.tabs)
         self.tabs.addTab(self._keys_tab(), "API keys")
         self.tabs.addTab(self._style_tab(), "Overlay style")
@@ -400,7 +415,7 @@ class SettingsDialog(QDialog):
         self.preview = StylePreview(s)
         v.addWidget(self.preview)
         form = QFormLayout()
-        self.preset_combo = QComboBox()
+        self.preset_combo = RingedComboBox()
         self.preset_combo.setAccessibleName("Style preset")
         self.preset_combo.addItem("Choose a preset…", "")
         for name in PRESETS:
@@ -408,11 +423,11 @@ class SettingsDialog(QDialog):
         self.preset_combo.activated.connect(lambda _i: self._preset_chosen())
         form.addRow(self._label("Pre&set:", self.preset_combo), self.preset_combo)
         font_row = QHBoxLayout()
-        self.font_combo = QFontComboBox()
+        self.font_combo = RingedFontComboBox()
         self.font_combo.setAccessibleName("Caption font")
         if s.font_family:
             self.font_combo.setCurrentFont(QFont(s.font_family))
-        self.size_spin = QSpinBox()
+        self.size_spin = RingedSpinBox()
         self.size_spin.setRange(MIN_FONT_PT, MAX_FONT_PT)
         self.size_spin.setSuffix(" pt")
         self.size_spin.setAccessibleName("Caption font size in points")
@@ -442,7 +457,7 @@ class SettingsDialog(QDialog):
         bg = QHBoxLayout()
         self.color_buttons["background_color"] = ColorButton("Background", s.background_color)
         bg.addWidget(self.color_buttons["background_color"])
-        self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
+        self.opacity_slider = RingedSlider(Qt.Orientation.Horizontal)
         self.opacity_slider.setRange(0, 100)
         self.opacity_slider.setAccessibleName("Background opacity in percent")
         self.opacity_label = QLabel()
@@ -451,7 +466,7 @@ class SettingsDialog(QDialog):
         bg.addWidget(self.opacity_label)
         form.addRow(self._label("&Background:", self.color_buttons["background_color"]), bg)
         eff = QHBoxLayout()
-        self.effect_combo = QComboBox()
+        self.effect_combo = RingedComboBox()
         self.effect_combo.setAccessibleName("Text outline or shadow")
         for value, label in (("none", "None"), ("outline", "Outline"), ("shadow", "Drop shadow")):
             self.effect_combo.addItem(label, value)
@@ -461,16 +476,16 @@ class SettingsDialog(QDialog):
         eff.addStretch(1)
         form.addRow(self._label("&Outline:", self.effect_combo), eff)
         lay = QHBoxLayout()
-        self.lines_spin = QSpinBox()
+        self.lines_spin = RingedSpinBox()
         self.lines_spin.setRange(MIN_LINES, MAX_LINES)
         self.lines_spin.setAccessibleName("Number of caption lines shown")
-        self.clear_spin = QDoubleSpinBox()
+        self.clear_spin = RingedDoubleSpinBox()
         self.clear_spin.setRange(0, 600)
         self.clear_spin.setDecimals(0)
         self.clear_spin.setSuffix(" s")
         self.clear_spin.setSpecialValueText("never")
         self.clear_spin.setAccessibleName("Clear the overlay after this many seconds of silence; 0 means never")
-        self.align_combo = QComboBox()
+        self.align_combo = RingedComboBox()
         self.align_combo.setAccessibleName("Text alignment")
         self.align_combo.addItem("Left", "left")
         self.align_combo.addItem("Centre", "center")
