@@ -21,6 +21,7 @@ from PySide6.QtGui import (
     QPainter,
     QPen,
     QShortcut,
+    QTextCursor,
 )
 from PySide6.QtWidgets import (
     QApplication,
@@ -299,6 +300,7 @@ class ControlWindow(QMainWindow):
         self.tasks = TaskSet(self.show_notice)
         self._option_widgets: dict[str, QWidget] = {}
         self._last_speaker: str | None = None
+        self._trailing_gaps: list[float] = []  # starts of the gap lines at the end of the transcript view
         self._shortcuts: list[QShortcut] = []
         self._hotkeys: dict[str, str] = {}
         self._shortcut_owner: QWidget | None = None
@@ -872,9 +874,11 @@ class ControlWindow(QMainWindow):
         if self.mix_combo.currentData():
             self.settings.mix_device = self.mix_combo.currentData()
         self.transcript_view.clear()
+        self._trailing_gaps = []
         self.partial_label.clear()
         self._last_speaker = None
         self.overlay.clear_captions()
+        self._show_notes()  # a notice about the last session (its device, its journal) is not about this one
         async with self._device_lock:  # not while devices are re-scanned
             return await self.controller.start(pid, options, endpoint or None, device or None, mix)
 
@@ -931,12 +935,31 @@ class ControlWindow(QMainWindow):
                 if event.speaker is not None and event.speaker != self._last_speaker:
                     text = f"{speaker_label(event.speaker)}: {text}"
                     self._last_speaker = event.speaker
-                self.transcript_view.appendPlainText(text)
+                self._append_final_text(text, event.start)
                 for b in self.export_buttons.values():
                     b.setEnabled(True)
         elif isinstance(event, Gap):
             self.transcript_view.appendPlainText(f"[…] (no captions for {event.end - event.start:.1f} s of audio: {event.reason})")
+            self._trailing_gaps.append(event.start)
         self.overlay.on_event(event)
+
+    def _append_final_text(self, text: str, start: float) -> None:
+        """Append a final's line, or put it before the gap lines just shown
+        that begin after it: an outage is reported when it begins, and the
+        words said just before it are finalized later (as the transcript
+        model orders them)."""
+        gaps = self._trailing_gaps
+        later = 0
+        while later < len(gaps) and gaps[len(gaps) - 1 - later] > start:
+            later += 1
+        if not later:
+            self.transcript_view.appendPlainText(text)
+            gaps.clear()
+            return
+        doc = self.transcript_view.document()
+        cursor = QTextCursor(doc.findBlockByNumber(doc.blockCount() - later))
+        cursor.insertText(text + "\n")
+        del gaps[: len(gaps) - later]  # the gaps before it are no longer at the end
 
     def _on_state(self, state: str, detail: str) -> None:
         if state != "connecting":

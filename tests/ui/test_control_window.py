@@ -475,3 +475,31 @@ def test_gc_runs_on_the_gui_thread_only(qapp):
         assert gc.isenabled()
         if not was:
             gc.disable()
+
+
+async def test_words_finalized_after_an_outage_began_are_shown_before_its_gap(qtbot, settings, tone_wav):
+    """As in the exports: the device was lost at 7.98 s and said so at
+    once; "juliet hotel" (7.32–7.92 s) was finalized after that."""
+    capp = make_app(settings, tone_wav[0])
+    w = capp.window
+    qtbot.addWidget(w)
+    from captioner.stt.events import Final, Gap
+
+    w._on_caption_event(Final("before", 5.0, 6.0))
+    w._on_caption_event(Gap(7.98, 11.26, "the input device was lost"))
+    w._on_caption_event(Final("juliet hotel", 7.32, 7.92))
+    w._on_caption_event(Final("after", 11.5, 12.0))
+    lines = transcript_lines(capp)
+    assert lines[:2] == ["before", "juliet hotel"] and lines[2].startswith("[…]") and lines[3] == "after"
+    await capp.settle()
+
+
+async def test_a_notice_about_the_last_session_goes_when_the_next_one_starts(qtbot, settings, tone_wav):
+    capp = make_app(settings, tone_wav[0])
+    w = capp.window
+    qtbot.addWidget(w)
+    w.show_notice("The input device stopped delivering audio; trying to reopen it…")
+    assert "trying to reopen" in w.banner.text()
+    await w.start()
+    await finish(capp)
+    assert "trying to reopen" not in w.banner.text()
