@@ -7,7 +7,8 @@
 - `ThrottledDescription`: their text or value reaches screen readers as an
   accessible description, at most a few times a second, so a value that
   changes ten times a second costs one time comparison per change and never
-  floods the accessibility bus.
+  floods the accessibility bus; with no assistive technology listening, a
+  change costs one call and nothing else.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from PySide6.QtWidgets import QAccessibleWidget, QWidget
 
 #: Sends an accessibility event (tests replace it to see what was sent).
 dispatch: Callable[[Any], None] = QAccessible.updateAccessibility
+#: Whether an assistive technology listens (Qt turns accessibility on when
+#: one connects); tests replace it.
+active: Callable[[], bool] = QAccessible.isActive
 
 
 def announce(obj: QObject, text: str, assertive: bool = False) -> None:
@@ -70,6 +74,10 @@ class ThrottledDescription:
         self._timer.timeout.connect(self._apply)
 
     def changed(self) -> None:
+        if not active():
+            # Nobody listens: no timer, no description (the live app makes
+            # ~15 changes a second; a timer of its own is a wake-up it pays for).
+            return
         if self._timer.isActive():
             return  # the pending update describes the newest state
         wait = self.every_s - (time.monotonic() - self._set_at)

@@ -213,7 +213,25 @@ async def test_every_button_name_contains_its_label_the_reported_ones_start_with
 
 
 # ---------------------------------------------------- live-painted widgets
-def test_level_meter_exposes_its_level_at_most_twice_a_second(qtbot):  # noqa: ANN001
+@pytest.fixture
+def listening(monkeypatch):  # noqa: ANN001, ANN201
+    """A screen reader is connected (offscreen, none is)."""
+    from captioner.ui import accessible
+
+    monkeypatch.setattr(accessible, "active", lambda: True)
+
+
+def test_with_no_screen_reader_a_level_change_costs_no_timer_and_no_description(qtbot):  # noqa: ANN001
+    """The live app changes the level ten times a second: a timer of its own
+    would be a wake-up it pays for all day."""
+    meter = LevelMeter(60)
+    qtbot.addWidget(meter)
+    for v in (42, 30, 20):
+        meter.setValue(v)
+    assert not meter.a11y._timer.isActive() and meter.accessibleDescription() == "silent"
+
+
+def test_level_meter_exposes_its_level_at_most_twice_a_second(qtbot, listening):  # noqa: ANN001
     meter = LevelMeter(60)
     qtbot.addWidget(meter)
     iface = QAccessible.queryAccessibleInterface(meter)
@@ -234,7 +252,7 @@ def test_level_meter_exposes_its_level_at_most_twice_a_second(qtbot):  # noqa: A
     qtbot.waitUntil(lambda: description_of(meter) == "silent", timeout=1500)
 
 
-def test_live_line_exposes_its_words(qtbot):  # noqa: ANN001
+def test_live_line_exposes_its_words(qtbot, listening):  # noqa: ANN001
     line = LiveTextLine(lines=2)
     qtbot.addWidget(line)
     line.setAccessibleName("Words being recognized now")
