@@ -50,10 +50,16 @@ async def test_connections_that_die_at_once_are_fatal_not_a_storm(tone_wav):
     assert len(fake.records) == 3
 
 
-async def test_clean_close_without_the_done_message_recovers_the_tail(tone_wav):
+async def test_clean_close_without_the_done_message_recovers_the_tail(tmp_path):
     """AudioPod ends with `completed`; a close 1000 after our `end` without it
-    may have dropped the last words: reconnect and replay from the last final."""
-    wav, spoken = tone_wav
+    may have dropped the last words (here the last utterance, said right up to
+    the end, is finalized only by the end): the sound after the last final is
+    sent again on a new connection, once."""
+    from tests.conftest import SCRIPT
+    from tests.fakes.tones import synthesize, write_wav
+
+    audio, spoken = synthesize(SCRIPT, rate=16000, tail_s=0.05)
+    wav = write_wav(tmp_path / "abrupt.wav", audio, 16000)
     async with FakeAudioPod() as fake:
         fake.close_on_end = {0}
         s = session_for(fake.url, fake.key)
@@ -63,6 +69,25 @@ async def test_clean_close_without_the_done_message_recovers_the_tail(tone_wav):
     assert fake.records[0].messages[-1] == {"type": "end"} and fake.records[1].messages[-1] == {"type": "end"}
     assert_times_match(log.finals, spoken)  # every word, once, at its time
     assert fake.violations == []
+
+
+@pytest.mark.parametrize("how", ["close", "quiet"])
+async def test_a_server_that_never_says_done_ends_the_session_once_the_tail_is_captioned(tone_wav, how):
+    """Every word came, then a close 1000 (or silence) instead of `completed`:
+    reconnecting for the missing "done" went on until the retry limit (close)
+    or for ever (quiet: each connection lived long enough to reset the count)."""
+    wav, spoken = tone_wav
+    async with FakeAudioPod() as fake:
+        if how == "close":
+            fake.close_on_end = {0, 1, 2, 3}
+        else:
+            fake.silent_on_end = True
+        s = session_for(fake.url, fake.key, drain_timeout=1.0)
+        log = EventLog()
+        await asyncio.wait_for(caption_source(WavFileSource(wav, speed=0), s, [log], live=False), 20)
+    assert len(fake.records) == 1 and s.stats.reconnects == 0
+    assert_times_match(log.finals, spoken)
+    assert log.states[-1] == "closed"
 
 
 async def test_unreachable_server_gives_up_after_the_retry_limit(tone_wav):

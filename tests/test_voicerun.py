@@ -146,9 +146,36 @@ async def test_session_close_flushes_the_open_utterance(tmp_path):
     assert log.states[-2:] == ["draining", "closed"]
 
 
+@pytest.mark.parametrize("on_close", ["close", "hang"])
+async def test_a_server_without_session_closed_still_ends_the_session_promptly(tone_wav, on_close):
+    """session.closed is not in the readable docs. Closing 1000 without it
+    replayed the tail until "3 connections died"; staying open reconnected
+    every 30 s for ever."""
+    wav, spoken = tone_wav
+    async with FakeVoiceRun(on_close=on_close) as fake:
+        started = asyncio.get_running_loop().time()
+        _, log, session = await asyncio.wait_for(run(fake, wav), 30)
+        took = asyncio.get_running_loop().time() - started
+    assert len(fake.records) == 1 and session.stats.reconnects == 0
+    assert [f.text for f in log.finals] == [" ".join(u) for u in SCRIPT]
+    assert log.states[-1] == "closed" and took < 5.55 / PACED + 4.5  # the file's paced time + ~3 s of quiet
+
+
+def test_language_auto_asks_voicerun_to_detect_it_not_for_english():
+    from captioner.stt.options import build_options
+    from captioner.stt.providers.voicerun import VoiceRunOptions, VoiceRunProtocol
+
+    def sent(language: str) -> dict:
+        return VoiceRunProtocol(build_options(VoiceRunOptions, {"language": language}), "k").session_update()["session"]
+
+    assert sent("auto")["language"] == "multi" and sent("multi")["language"] == "multi"
+    assert sent("fr")["language"] == "fr" and "language" not in sent("none")
+
+
 @pytest.mark.parametrize(
     "code, expected",
-    [("invalid_api_key", "KEY_REJECTED"), ("insufficient_credits", "insufficient_credits"), ("invalid_model", "invalid_model")],
+    [("invalid_api_key", "KEY_REJECTED"), ("insufficient_credits", "insufficient_credits"), ("invalid_model", "invalid_model"),
+     ("unsupported_sample_rate", "unsupported_sample_rate")],  # "rate" made it a rate limit: retried 3 times
 )
 async def test_refusals_are_fatal_with_reason(tone_wav, code, expected):
     wav, _ = tone_wav

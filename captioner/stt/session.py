@@ -696,11 +696,12 @@ class StreamSession(SessionCore):
         except ConnectionClosed as exc:
             code = exc.rcvd.code if exc.rcvd is not None else 1006
             reason = exc.rcvd.reason if exc.rcvd is not None else "no close frame"
-            if conn.ending and code == 1000 and not conn.protocol.says_done:
-                # A clean close after we asked to end is the finish of a protocol
-                # with no "done" message. One that has one (AudioPod `completed`,
-                # Smallest `is_last`…) and closes without it may not have
-                # recognized the tail: reconnect and replay it from the last final.
+            if conn.ending and code == 1000:
+                # A clean close after we asked to end finishes the session. One
+                # that came without the protocol's "done" (AudioPod `completed`,
+                # Smallest `is_last`…) may not have captioned the tail: the tail
+                # check sends sound after the last final again, a bounded number
+                # of times. (Reconnecting for the missing "done" itself looped.)
                 self._check_tail(conn)
                 return
             sent = exc.sent
@@ -1004,9 +1005,14 @@ class StreamSession(SessionCore):
 
     def _on_quiet(self, conn: _Connection) -> None:
         if conn.ending:
-            if not conn.protocol.says_done:
-                raise _Done()  # no "done" message in this protocol: quiet means finished
-            raise _Retry(ProviderError("DRAIN_TIMEOUT", "the provider did not finish after end of stream", ErrorKind.RETRYABLE), conn.opened_at)
+            if conn.protocol.says_done:
+                # Its "done" never came: what matters is whether the tail was
+                # captioned (sent again, a bounded number of times, if not).
+                # Retrying for the "done" itself never ended against a server
+                # that does not send one.
+                log.warning("the provider did not finish within %g s after end of stream", self.config.drain_timeout)
+            self._check_tail(conn)
+            raise _Done()
         if not conn.ready.is_set():
             raise _Retry(ProviderError("NOT_READY", "the provider did not accept the session in time", ErrorKind.RETRYABLE), conn.opened_at)
         if conn.sent > conn.sent_at_last_frame or not conn.protocol.accepts_audio():

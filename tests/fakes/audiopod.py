@@ -43,6 +43,7 @@ class FakeAudioPod(FakeServer):
         # Connections (0-based) that answer `end` with a bare close 1000: no
         # flush, no `completed` (a server that fails while finishing).
         self.close_on_end: set[int] = set()
+        self.silent_on_end = False  # after `end`: the last captions, then nothing, socket open
         self.speaker = speaker
         self.starts: list[dict] = []
 
@@ -130,6 +131,10 @@ class FakeAudioPod(FakeServer):
                         return
                     for kind, words in rec.flush():
                         await ws.send(json.dumps(self._event(kind, words, diarize)))
+                    if self.silent_on_end:  # every caption sent, no `completed`, the socket left open
+                        async for _ in ws:
+                            pass
+                        return
                     await ws.send(json.dumps(self._completed(rec)))
                     await ws.close(1000)
                     return

@@ -29,7 +29,7 @@ from tests.fakes.tones import FRAME_S, ToneRecognizer
 
 SESSION_KEYS = {"model", "provider", "language", "prompt", "input_audio_format", "sample_rate"}
 PROVIDERS = {"DEEPGRAM", "OPENAI", "CARTESIA", "QWEN3"}
-MAX_CHUNK_BYTES = 3200  # 100 ms of pcm16 at 16 kHz: the documented upper bound
+MAX_CHUNK_BYTES = 3200  # 100 ms of pcm16 at 16 kHz: a bound of our own (the overview only recommends 20 ms chunks)
 
 
 class EnergyVad:
@@ -58,8 +58,11 @@ class FakeVoiceRun(FakeServer):
         key: str = "vr_test_key_0123456789",
         refuse_with: tuple[str, str] | None = None,  # (code, message) error frame right after session.update
         word_times: bool = False,  # add undocumented "words" (start/end in seconds) to completed events
+        on_close: str = "closed",  # after session.close: "closed" (session.closed, close 1000), "close" (1000 only),
+        # or "hang" (nothing more, socket open): session.closed is not in the readable docs
     ) -> None:
         super().__init__()
+        self.on_close = on_close
         self.key = key
         self.refuse_with = refuse_with
         self.word_times = word_times
@@ -167,7 +170,12 @@ class FakeVoiceRun(FakeServer):
                 if not silent:
                     for event_kind, words in rec.flush():
                         in_speech = await self._send_result(ws, event_kind, words, in_speech)
-                    await ws.send(json.dumps({"type": "session.closed"}))
+                    if self.on_close == "hang":
+                        async for _ in ws:
+                            pass
+                        return
+                    if self.on_close == "closed":
+                        await ws.send(json.dumps({"type": "session.closed"}))
                     await ws.close(1000)
                 return
             else:

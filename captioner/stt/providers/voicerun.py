@@ -4,9 +4,11 @@
 `{"type":"auth","token":…}` message); the server opens with `session.created`;
 we answer `session.update` (model, upstream provider, language, pcm16, 16 kHz);
 `session.updated` means ready. Audio is base64 inside JSON `audio.append`
-frames (40 ms each, inside the documented 20–100 ms). The server sends
+frames of 40 ms (the overview recommends 20 ms chunks; 40 ms halves the
+messages, and no limit is documented; the fake takes up to 100 ms). The server sends
 `speech.started` / `speech.stopped`, `transcription.partial` (replaces) and
-`transcription.completed` (final). `session.close` → `session.closed` ends it.
+`transcription.completed` (final). `session.close` → `session.closed` ends it (or, as
+`session.closed` is undocumented, `end_idle_timeout` of quiet after it).
 A bad key is a close with code 4001 after the upgrade, not an HTTP 401.
 
 VoiceRun documents no timestamps, so finals are normally `Final(timed=False)`
@@ -37,7 +39,7 @@ ENDPOINTING_MS = {"DEEPGRAM": 300, "OPENAI": 500, "CARTESIA": 300, "QWEN3": 800}
 class VoiceRunOptions:
     model: str = option("nova-3", "speech model, e.g. nova-3 (Deepgram) or gpt-4o-transcribe (OpenAI)")
     provider: str = option("DEEPGRAM", "upstream engine that runs the model", UPSTREAMS)
-    language: str | None = option("en", "BCP-47 language code; multi = auto-detect; none = server default")
+    language: str = option("en", "BCP-47 language code; auto or multi = detect it; none = the server's default (en)")
     prompt: str | None = option(None, "keywords (Deepgram) or context (OpenAI) to bias recognition")
     auth: str = option(
         "header", "send the key as an Authorization header, or as a first auth message (browser style)", ("header", "message")
@@ -53,7 +55,7 @@ class VoiceRunOptions:
     def validate(self) -> None:
         if not self.model or not self.model.strip():
             raise OptionError("model must not be empty (e.g. nova-3)")
-        if self.language is not None and not (2 <= len(self.language) <= 16):
+        if not (2 <= len(self.language) <= 16):
             raise OptionError(f"language {self.language!r} does not look like a BCP-47 code")
         if self.endpointing_ms is not None and not (0 <= self.endpointing_ms <= 5000):
             raise OptionError("endpointing_ms must be between 0 and 5000")
@@ -63,7 +65,9 @@ class VoiceRunOptions:
 # is about the key, money or the configuration (retrying cannot fix those).
 _KEY_WORDS = ("auth", "api_key", "apikey", "forbidden", "permission", "token")
 _FATAL_WORDS = ("invalid", "unsupported", "config", "quota", "credit", "payment", "insufficient", "billing", "model")
-_RETRY_WORDS = ("rate", "too_many", "timeout", "unavailable", "upstream", "internal", "overload")
+# Checked first: specific, so "unsupported_sample_rate" is no rate limit.
+_RETRY_WORDS = ("rate_limit", "ratelimit", "rate limit", "too_many", "timeout", "unavailable", "upstream", "internal",
+                "overload")
 
 
 class VoiceRunProtocol(WireProtocol):
@@ -82,6 +86,10 @@ class VoiceRunProtocol(WireProtocol):
 
     sample_rate = 16000
     frame_ms = 40
+    #: After `session.close`, finish once the server has been quiet this long:
+    #: `session.closed` is "not shown in readable docs", and waiting for it
+    #: cost every file the whole drain timeout against a server without it.
+    end_idle_timeout = 3.0
     #: Real time, no faster: a final is placed where the clock stood when its
     #: reply arrived, so at k x real time it lands k reply delays late (a
     #: 300 ms round trip at 4x: 1.2 s). At 1x the error is one reply delay,
@@ -117,8 +125,11 @@ class VoiceRunProtocol(WireProtocol):
 
     def session_update(self) -> dict[str, Any]:
         session: dict[str, Any] = {"model": self.options.model, "provider": self.options.provider}
-        if self.options.language is not None:
-            session["language"] = self.options.language
+        language = self.options.language
+        if language.lower() == "auto":
+            language = "multi"  # VoiceRun's word for it; left out, the server would assume English
+        if language.lower() != "none":
+            session["language"] = language
         if self.options.prompt:
             session["prompt"] = self.options.prompt
         session["input_audio_format"] = "pcm16"
