@@ -328,13 +328,24 @@ async def test_silent_server_is_caught_by_the_watchdog(long_wav):
     assert not [e for e in log.events if isinstance(e, Gap)]
 
 
-async def test_top_level_error_is_fatal(long_wav):
+async def test_a_top_level_error_is_reconnected_from_without_losing_pages(long_wav):
+    """The SDK's server sends {"type": "error"} for any failure of its own and
+    closes: it was fatal, and a 30-s file ended after one page of five."""
+    wav, spoken = long_wav
+    async with FakeUgLabs() as fake:
+        fake.faults.append(Fault("error", after_bytes=300000, payload={"type": "error", "error": "internal server error, please retry"}))
+        _, log, session = await run(fake, wav)
+    assert len(fake.records) == 2 and session.stats.reconnects == 1
+    assert_pages_match(log.finals, spoken)
+
+
+async def test_a_top_level_error_about_the_key_is_fatal(long_wav):
     wav, _ = long_wav
     async with FakeUgLabs() as fake:
-        fake.faults.append(Fault("error", after_bytes=1, payload={"type": "error", "error": "internal failure"}))
+        fake.faults.append(Fault("error", after_bytes=1, payload={"type": "error", "error": "Unauthorized: invalid API key"}))
         with pytest.raises(ProviderFailure) as info:
             await run(fake, wav)
-    assert info.value.error.code == "SERVER_ERROR" and "internal failure" in info.value.error.message
+    assert info.value.error.code == "KEY_REJECTED" and "invalid API key" in info.value.error.message
     assert len(fake.records) == 1
 
 
@@ -536,8 +547,8 @@ def test_token_rollover_waits_for_a_reported_page():
 def test_decoder_maps_errors_and_rejects_strangers():
     proto, _ = ready_protocol()
     assert proto.decode(json.dumps({"type": "debug", "message": "hi"}), 0) == Decoded()
-    (fatal,) = proto.decode(json.dumps({"type": "error", "error": "boom"}), 0).events
-    assert (fatal.code, fatal.kind) == ("SERVER_ERROR", ErrorKind.FATAL)
+    (error,) = proto.decode(json.dumps({"type": "error", "error": "boom"}), 0).events
+    assert (error.code, error.kind) == ("SERVER_ERROR", ErrorKind.RETRYABLE)
     for bad in [b"\x00", "{", "[]", json.dumps({"type": "stream"}), json.dumps({"type": "response"}),
                 json.dumps({"type": "response", "uid": str(uuid.uuid4()), "kind": "transcribe", "text": "x"})]:
         with pytest.raises(ProtocolError) as info:

@@ -26,6 +26,7 @@ import base64
 import io
 import json
 import math
+import re
 import uuid
 import wave
 from collections import deque
@@ -278,8 +279,13 @@ class UgLabsProtocol(WireProtocol):
         if mtype == "debug":
             return Decoded()
         if mtype == "error":
+            # The SDK's server side sends this for any failure of its own
+            # ("Unexpected message format", an internal error) and closes:
+            # a broken connection to reconnect from, unless it names the key.
             detail = _text(msg.get("error") or msg.get("message")) or "no reason given"
-            return Decoded([ProviderError("SERVER_ERROR", f"UG Labs reported a fatal error: {detail}")])
+            if _KEY_WORDS.search(detail):
+                return Decoded([ProviderError("KEY_REJECTED", f"UG Labs refused the key: {detail}")])
+            return Decoded([ProviderError("SERVER_ERROR", f"UG Labs reported an error: {detail}", ErrorKind.RETRYABLE)])
         if mtype not in ("response", None):  # docs.uglabs.app shows replies without "type"
             raise _bad(f"unknown message type {_short(mtype)}")
         uid = msg.get("uid")
@@ -342,6 +348,9 @@ class UgLabsProtocol(WireProtocol):
             # A fresh connection logs in again; repeated quick failures become fatal in the session.
             return ProviderError("AUTH_FAILED", f"UG Labs did not accept the access token: {detail}", ErrorKind.RETRYABLE)
         return ProviderError("REQUEST_FAILED", f"UG Labs refused {request.kind}: {detail}", ErrorKind.RETRYABLE)
+
+
+_KEY_WORDS = re.compile(r"(?i)api[ _-]?key|unauthori[sz]ed|forbidden|invalid (?:credentials|token)")
 
 
 def _text(value: Any) -> str:
