@@ -456,6 +456,12 @@ async def test_the_documented_languages_are_taken_where_they_are_documented(tone
             assert info.value.error.code == "BAD_REQUEST" and "unsupported language" in info.value.error.message
 
 
+def test_language_auto_is_refused_before_connecting_with_what_to_choose():
+    with pytest.raises(OptionError) as info:
+        build_options(SmallestOptions, {"language": "auto"}).validate()
+    assert "does not detect the language" in str(info.value) and "multi-asian" in str(info.value)
+
+
 def test_connect_request_builds_the_query_in_one_place():
     p = proto(vad_events=True, keywords="Captioner:2")
     req = p.connect_request("wss://api.smallest.ai/waves/v1/stt/live?language=de&format=true")

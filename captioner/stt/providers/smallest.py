@@ -92,6 +92,9 @@ class SmallestOptions:
     keywords: str | None = option(None, "boosted words, e.g. 'Captioner:2,Waves:1.5'")
 
     def validate(self) -> None:
+        if self.language.lower() == "auto":
+            raise OptionError("Smallest.ai's live endpoint does not detect the language: choose one (en, hi, de, …) "
+                              "or an aggregator (multi-asian, multi-south-indic, north_indic; multi on the Lightning endpoint)")
         if not (2 <= len(self.language) <= 20) or not all(c.isalnum() or c in "-_" for c in self.language):
             raise OptionError(f"language {self.language!r} does not look like a language code")
         if self.eou_timeout_ms is not None and not (100 <= self.eou_timeout_ms <= 10000):
