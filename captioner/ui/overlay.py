@@ -10,7 +10,10 @@ Painting is cheap: text is drawn once per word into cached images and rows
 are composed from them (caption_text.RowImages), the panel/status layer is
 one cached image, and a changed partial repaints only the rows it changed.
 Captions are anchored to the bottom and the window never resizes itself
-while captioning, so nothing jumps.
+while captioning, so nothing jumps. With no captions to show, a status too
+long for its line (an error, its reason and what to do) wraps down the
+caption area rather than being cut short: the overlay may be all a deaf
+user keeps on screen.
 """
 
 from __future__ import annotations
@@ -308,6 +311,16 @@ STATUS_COLORS = {
 }
 
 
+def error_advice(detail: str) -> str:
+    """What to do about an error, said after it (the overlay may be all the user looks at)."""
+    return " — replace the key in Settings → API keys" if "KEY_REJECTED" in detail else ""
+
+
+#: The status and hint pills: white text on it is 7.4:1 over a white desktop
+#: and more over anything darker (WCAG 1.4.3 asks 4.5:1 of small text).
+PILL_COLOR = QColor(0, 0, 0, 170)
+
+
 class CaptionOverlay(QWidget):
     """The always-on-top caption window."""
 
@@ -342,6 +355,7 @@ class CaptionOverlay(QWidget):
         self.renderer = CaptionRenderer(style or (settings.style() if settings is not None else OverlayStyle()))
         self.status_state = "idle"
         self.status_detail = ""
+        self.status_shown: list[str] = []  # the status rows as last painted (wrapped or elided)
         self.lag = 0.0
         self._base: tuple[tuple, QImage] | None = None  # background layer and its key
         self._painted: tuple[tuple | None, list[tuple[QRect, tuple]]] | None = None  # what the last paint showed
@@ -649,7 +663,7 @@ class CaptionOverlay(QWidget):
         if s == "draining":
             return "Finishing…", "draining"
         if s == "error":
-            return f"Error: {d}" if d else "Error", "error"
+            return (f"Error: {d}{error_advice(d)}" if d else "Error"), "error"
         return ("" if self._pinned else "Not captioning"), "idle"
 
     # ------------------------------------------------------------- paint
@@ -660,11 +674,15 @@ class CaptionOverlay(QWidget):
     def _base_key(self) -> tuple:
         """Everything the background layer (panel, border, grip, status) depends on."""
         status, color_key = self.status_text()
-        show_bg = not self.renderer.empty or not self._pinned or bool(status and color_key != "live")
+        empty = self.renderer.empty
+        show_bg = not empty or not self._pinned or bool(status and color_key != "live")
+        # With no captions to show, a status too long for its line takes the caption area
+        # (measured only then: while captioning the key costs what it did).
+        wrap = empty and bool(status) and self._status_overflows(status, self.width() - 2 * MARGIN)
         st = self.renderer.style
         return (self.width(), self.height(), self.devicePixelRatioF(), self.logicalDpiX(), self.logicalDpiY(),
                 self._pinned, show_bg, st.background_color, st.background_opacity, status, color_key,
-                self._status_font.pointSize())
+                self._status_font.pointSize(), wrap)
 
     def _base_image(self) -> QImage:
         """The background layer, drawn once per change (not per caption)."""
@@ -686,8 +704,12 @@ class CaptionOverlay(QWidget):
             self.renderer.paint_background(p, rect)
         if not self._pinned:
             self._paint_edge(p, rect)
+        self.status_shown = []
         if status:
-            self._paint_status(p, status, color_key, QRect(MARGIN, 4, w - 2 * MARGIN, self._status_height() - 4))
+            rect = QRect(MARGIN, 4, w - 2 * MARGIN, self._status_height() - 4)
+            if key[12]:  # down to the caption area's bottom edge
+                rect.setBottom(self._text_rect().bottom())
+            self._paint_status(p, status, color_key, rect)
         p.end()
         self._base = (key, img)
         return img
@@ -729,11 +751,44 @@ class CaptionOverlay(QWidget):
     #: takes the room the status leaves (the status is what the user needs).
     HINTS = ("drag to move · edges resize · right-click for menu", "right-click for menu", "")
 
+    def _status_overflows(self, text: str, width: int) -> bool:
+        """Whether the status pill is wider than a status line `width` px wide."""
+        return self._status_text_x() + self._status_metrics.horizontalAdvance(text) + 10 > width
+
+    def status_rows(self, text: str, width: int, height: int) -> list[str]:
+        """The status wrapped between words into rows that fit a `width` px
+        pill (its dot's room kept), as many as `height` px hold; the last row
+        is elided only when even that is not enough."""
+        fm = self._status_metrics
+        room = max(1, int(width - self._status_text_x() - 10))
+        max_rows = max(1, (height - 4) // fm.lineSpacing())
+        layout = QTextLayout(text, self._status_font)
+        option = QTextOption()
+        option.setWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
+        layout.setTextOption(option)
+        utf16 = text.encode("utf-16-le")
+        rows: list[str] = []
+        layout.beginLayout()
+        while True:
+            row = layout.createLine()
+            if not row.isValid():
+                break
+            row.setLineWidth(room)
+            start = row.textStart()
+            if len(rows) == max_rows - 1:  # the last row there is room for: the rest, elided if need be
+                rest = utf16[2 * start:].decode("utf-16-le", errors="ignore").strip()
+                rows.append(fm.elidedText(rest, Qt.TextElideMode.ElideRight, room))
+                break
+            rows.append(utf16[2 * start : 2 * (start + row.textLength())].decode("utf-16-le", errors="ignore").strip())
+        layout.endLayout()
+        return rows or [""]
+
     def status_layout(self, text: str, width: int) -> tuple[str, str]:
         """(status as shown, hint) for a status line `width` px wide: the hint
         (also on a dark pill, so it reads over any background) only if it fits
         beside the whole status; the status is elided only when it alone is
-        wider than the overlay."""
+        wider than the overlay (and then only while captions take the room
+        below it: `_paint_status` wraps it otherwise)."""
         fm = self._status_metrics
         pill_w = self._status_text_x() + fm.horizontalAdvance(text) + 10
         hint = ""
@@ -747,29 +802,42 @@ class CaptionOverlay(QWidget):
         return text, hint
 
     def _status_text_x(self) -> float:
-        return 16 + self._status_metrics.height() * 0.25  # pad, dot, gap
+        return 8 + self._status_metrics.height() * 0.75  # pad, dot (half the height), gap (a quarter)
 
     def _paint_status(self, p: QPainter, text: str, key: str, rect: QRect) -> None:
+        """The status pill on the status line. Given a `rect` taller than the
+        line (no captions to show), a status too long for one line wraps down
+        it, on one dark block, instead of being cut short: an error's reason
+        and what to do about it are read in full."""
         fm = self._status_metrics
-        text, hint = self.status_layout(text, rect.width())
+        pill_h = fm.height() + 4
+        if rect.height() > pill_h and self._status_overflows(text, rect.width()):
+            rows, hint = self.status_rows(text, rect.width(), rect.height()), ""
+        else:
+            shown, hint = self.status_layout(text, rect.width())
+            rows = [shown]
         d = fm.height() * 0.5
         text_x = self._status_text_x()
-        pill_h = fm.height() + 4
+        step = fm.lineSpacing()
         p.setFont(self._status_font)
         p.setPen(Qt.PenStyle.NoPen)
-        p.setBrush(QColor(0, 0, 0, 170))
-        pill = QRectF(rect.left(), rect.top(), text_x + fm.horizontalAdvance(text) + 10, pill_h)
-        p.drawRoundedRect(pill, pill_h / 2, pill_h / 2)
+        p.setBrush(PILL_COLOR)
+        pill = QRectF(rect.left(), rect.top(), text_x + max(fm.horizontalAdvance(r) for r in rows) + 10,
+                      pill_h + (len(rows) - 1) * step)
+        radius = pill_h / 2 if len(rows) == 1 else pill_h / 3
+        p.drawRoundedRect(pill, radius, radius)
         p.setBrush(QColor(STATUS_COLORS.get(key, "#9aa4b2")))
-        p.drawEllipse(QRectF(pill.left() + 8, pill.center().y() - d / 2, d, d))
+        p.drawEllipse(QRectF(pill.left() + 8, pill.top() + pill_h / 2 - d / 2, d, d))
+        self.status_shown = rows
         p.setPen(QColor("#ffffff"))
-        p.drawText(QPointF(pill.left() + text_x, pill.top() + 2 + fm.ascent()), text)
+        for i, row in enumerate(rows):
+            p.drawText(QPointF(pill.left() + text_x, pill.top() + 2 + fm.ascent() + i * step), row)
         if hint:
             box = QRectF(rect.right() + 1 - (fm.horizontalAdvance(hint) + 20), rect.top(), fm.horizontalAdvance(hint) + 20, pill_h)
             p.setPen(Qt.PenStyle.NoPen)
-            p.setBrush(QColor(0, 0, 0, 130))
+            p.setBrush(PILL_COLOR)
             p.drawRoundedRect(box, pill_h / 2, pill_h / 2)
-            p.setPen(QColor(255, 255, 255, 220))
+            p.setPen(QColor("#ffffff"))
             p.drawText(QPointF(box.left() + 10, box.top() + 2 + fm.ascent()), hint)
 
     def _paint_edge(self, p: QPainter, rect: QRectF) -> None:
