@@ -55,7 +55,7 @@ from captioner.transcript.export import speaker_label
 from captioner.transcript.spacing import single_spaced
 from captioner.ui.controller import CaptionController
 from captioner.ui.live_widgets import LevelMeter, LiveTextLine
-from captioner.ui.overlay import CaptionOverlay
+from captioner.ui.overlay import CaptionOverlay, error_advice
 from captioner.ui.theme import FOCUS_COLOR
 
 log = logging.getLogger(__name__)
@@ -966,9 +966,7 @@ class ControlWindow(QMainWindow):
             self.model_progress.hide()
         text, color = STATE_TEXT.get(state, (state.capitalize(), "#4b5563"))
         if state == "error" and detail:
-            text = f"Error: {detail}"
-            if "KEY_REJECTED" in detail:  # say where the fix is
-                text += " — replace the key in Settings → API keys"
+            text = f"Error: {detail}{error_advice(detail)}"  # say where the fix is
         elif state == "reconnecting" and detail:
             text = f"Reconnecting… ({detail})"
         self.status_label.setStyleSheet(f"color: {color};")
