@@ -77,11 +77,33 @@ def _list_with_pulsectl(timeout: float) -> list[PulseSource]:
                 name=s.name,
                 description=s.description or s.name,
                 monitor_of=(s.monitor_of_sink_name or "") if _is_valid_index(s.monitor_of_sink) else "",
-                rate=int(s.sample_spec.rate),
+                rate=s.rate,
                 channels=int(s.channel_count),
             )
-            for s in pulse.source_list()
+            for s in _source_list(pulsectl, pulse)
         ]
+
+
+def _source_list(pulsectl: Any, pulse: Any) -> list[Any]:
+    """pulsectl's source list, each with `rate` read while libpulse's info is
+    valid. pulsectl keeps `sample_spec` as a view into memory libpulse frees
+    after its callback: read later, every source had the rate of the last one
+    listed (a 48 kHz monitor opened at 8 kHz). Built with pulsectl's own list
+    factory; should that change, pactl's listing is used instead."""
+    try:
+        from pulsectl import _pulsectl as c
+
+        make_list = pulsectl.Pulse._pulse_get_list
+        cb_type, get_list = c.PA_SOURCE_INFO_CB_T, c.pa.context_get_source_info_list
+    except (ImportError, AttributeError):
+        raise ImportError("pulsectl without its list factory") from None
+
+    class SourceInfo(pulsectl.PulseSourceInfo):
+        def _init_from_struct(self, struct: Any) -> None:
+            super()._init_from_struct(struct)
+            self.rate = int(struct.sample_spec.rate)
+
+    return make_list(cb_type, get_list, SourceInfo)(pulse)
 
 
 def _is_valid_index(index: Any) -> bool:
