@@ -42,8 +42,10 @@ class AudioFeed:
         self._closed = False
 
     def push(self, block: np.ndarray) -> None:
-        """Take one block (call on the loop thread)."""
-        if self._closed:
+        """Take one block (call on the loop thread). After `fail`, blocks are
+        refused until `clear_error`: a stream the sound server moved to another
+        source may still deliver, and that is not the chosen device's audio."""
+        if self._closed or self._error is not None:
             return
         if len(self._blocks) >= self._max:
             self.stats.dropped_blocks += 1

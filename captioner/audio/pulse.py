@@ -23,7 +23,7 @@ import shutil
 import subprocess
 import threading
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 ENV_VAR = "PULSE_SOURCE"
 _env_lock = threading.Lock()
@@ -184,3 +184,89 @@ def source_selected(name: str) -> Iterator[None]:
                 os.environ.pop(ENV_VAR, None)
             else:
                 os.environ[ENV_VAR] = before
+
+
+class SourceWatch:
+    """Tells when the sound server's source `name` goes away.
+
+    A recording stream is movable, and the ALSA pulse plugin gives no way to
+    open it otherwise (no PA_STREAM_DONT_MOVE): when its source disappears
+    (a headset unplugged, a sink unloaded) the server moves the stream to the
+    fallback source and it goes on delivering — another device's audio, with
+    no error. So a thread of its own listens to the server's source events
+    (no polling, nothing per audio block) and calls `on_gone()` from that
+    thread when the source is removed or the server connection is lost.
+    Without pulsectl it does nothing."""
+
+    WAKE_S = 2.0  # a missed stop request is noticed within this long
+
+    def __init__(self, name: str, on_gone: Callable[[], None]) -> None:
+        self.name = name
+        self._on_gone = on_gone
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._pulse: Any = None
+        #: Set once it listens (or gave up): for tests.
+        self.ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="captioner-pulse-watch", daemon=True)
+
+    def start(self) -> "SourceWatch":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Ask the thread to end (it does within WAKE_S; this never blocks)."""
+        self._stopped.set()
+        with self._lock:
+            if self._pulse is not None:
+                self._pulse.event_listen_stop()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            import pulsectl
+        except ImportError:
+            self.ready.set()
+            return
+        try:
+            gone = self._listen(pulsectl)
+        except Exception:  # no server at all: PortAudio's stream says so itself
+            gone = False
+        finally:
+            self.ready.set()
+        if gone and not self._stopped.is_set():
+            self._on_gone()
+
+    def _listen(self, pulsectl: Any) -> bool:
+        """True when the source went away (or the server did)."""
+        pulse = pulsectl.Pulse("captioner-watch")
+        try:
+            removed = threading.Event()
+            watched: list[int] = []
+
+            def on_event(event: Any) -> None:
+                if event.t == "remove" and event.index in watched:
+                    removed.set()
+                    raise pulsectl.PulseLoopStop
+
+            pulse.event_mask_set("source")  # first: a removal from now on is queued
+            pulse.event_callback_set(on_event)
+            try:
+                watched.append(pulse.get_source_by_name(self.name).index)
+            except pulsectl.PulseIndexError:
+                return True  # already gone
+            with self._lock:
+                self._pulse = pulse
+            self.ready.set()
+            while not removed.is_set() and not self._stopped.is_set():
+                try:
+                    pulse.event_listen(timeout=self.WAKE_S)
+                except pulsectl.PulseDisconnected:
+                    return True
+            return removed.is_set()
+        finally:
+            with self._lock:
+                self._pulse = None
+            pulse.close()

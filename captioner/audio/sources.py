@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
@@ -76,9 +77,10 @@ def list_input_devices(system: bool = True) -> list[InputDevice]:
 
     sd = _sd()
     try:
-        devices = sd.query_devices()
-        hostapis = sd.query_hostapis()
-        default_in = sd.default.device[0]
+        with _pa_lock:
+            devices = sd.query_devices()
+            hostapis = sd.query_hostapis()
+            default_in = sd.default.device[0]
     except Exception as exc:  # PortAudio errors are plain Exceptions
         raise AudioSourceError(f"cannot list audio devices: {exc}") from None
     out = []
@@ -247,12 +249,17 @@ class MicrophoneSource:
         self.on_notice: Callable[[str], None] | None = None
         #: Called with (seconds, reason) for audio that could not be captured.
         self.on_gap: Callable[[float, str], None] | None = None
+        #: Called with False when the device is lost, True when its audio flows again.
+        self.on_device_state: Callable[[bool], None] | None = None
         self.sample_rate = int(sample_rate or self.device.default_rate)
         self.channels = int(channels or min(self.device.channels, 2))
         self.block_frames = max(1, self.sample_rate * block_ms // 1000)
         max_blocks = max(4, int(max_buffer_s * 1000 / block_ms))
         self._feed = AudioFeed(max_blocks)
         self._stream: Any = None
+        self._watch: Any = None  # pulse.SourceWatch of a pulse-backend stream
+        self._generation = 0  # bumped per opened stream: a late callback of an old one is ignored
+        self._stopped = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
@@ -273,19 +280,21 @@ class MicrophoneSource:
         except RuntimeError:  # the loop is closed: we are shutting down
             pass
 
-    def _finished(self) -> None:
-        # PortAudio calls this when the stream stops, including when the device vanishes.
+    def _lost_from_thread(self, generation: int, what: str) -> None:
+        # PortAudio's thread (the stream stopped, e.g. the device vanished) or
+        # the source watch's: hand over to the loop.
         loop = self._loop
         if loop is None or loop.is_closed():
             return
         try:
-            loop.call_soon_threadsafe(self._on_finished)
+            loop.call_soon_threadsafe(self._on_lost, generation, what)
         except RuntimeError:
             pass
 
-    def _on_finished(self) -> None:
-        if self._stream is not None:  # not stopped by us: the device went away
-            self._feed.fail(AudioSourceError(f"the input device {self.device.name!r} stopped delivering audio"))
+    def _on_lost(self, generation: int, what: str) -> None:
+        # Only for the stream still open, and not one we stopped ourselves.
+        if generation == self._generation and self._stream is not None:
+            self._feed.fail(AudioSourceError(f"the input device {self.device.name!r} {what}"))
 
     async def start(self) -> None:
         """Open and start the stream in a worker thread: loading PortAudio and
@@ -293,31 +302,41 @@ class MicrophoneSource:
         event loop — the GUI — must not wait for it."""
         sd = await asyncio.to_thread(_sd)
         self._loop = asyncio.get_running_loop()
+        self._generation += 1
+        generation = self._generation
         try:
-            self._stream = await asyncio.to_thread(self._open_and_start, sd)
-            global _open_streams
-            _open_streams += 1
+            self._stream = await asyncio.to_thread(self._open_and_start, sd, generation)
         except Exception as exc:
             self._stream = None
             raise AudioSourceError(f"cannot open {self.device.name!r}: {exc}") from None
+        if self.device.backend == BACKEND_PULSE:
+            from captioner.audio import pulse
 
-    def _open_and_start(self, sd: Any) -> Any:
-        stream = self._open_stream(sd)
-        try:
-            stream.start()
-        except Exception:
-            stream.close()
-            raise
+            lost = lambda: self._lost_from_thread(generation, "was disconnected")  # noqa: E731
+            self._watch = pulse.SourceWatch(self.device.target, lost).start()
+
+    def _open_and_start(self, sd: Any, generation: int = 0) -> Any:
+        global _open_streams
+        with _pa_lock:
+            stream = self._open_stream(sd, generation)
+            try:
+                stream.start()
+            except Exception:
+                stream.close()
+                raise
+            _open_streams += 1
         return stream
 
-    def _open_stream(self, sd: Any) -> Any:
+    def _open_stream(self, sd: Any, generation: int = 0) -> Any:
+        # PortAudio calls finished_callback when the stream stops, including
+        # when the device vanishes.
         kwargs = dict(
             samplerate=self.sample_rate,
             channels=self.channels,
             dtype="float32",
             blocksize=self.block_frames,
             callback=self._callback,
-            finished_callback=self._finished,
+            finished_callback=lambda: self._lost_from_thread(generation, "stopped delivering audio"),
         )
         if self.device.backend == BACKEND_PULSE:
             from captioner.audio import pulse
@@ -337,22 +356,30 @@ class MicrophoneSource:
         return sd.InputStream(device=self.device.index, **kwargs)
 
     def stop(self) -> None:
+        self._stopped = True
+        self._stop_watch()
         self._close_stream(self._stream, stop=True)
         self._stream = None
         self._feed.close()
+
+    def _stop_watch(self) -> None:
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.stop()
 
     @staticmethod
     def _close_stream(stream: Any, stop: bool) -> None:
         global _open_streams
         if stream is None:
             return
-        _open_streams = max(0, _open_streams - 1)
-        try:
-            if stop:
-                stream.stop()
-            stream.close()
-        except Exception:
-            pass
+        with _pa_lock:
+            _open_streams = max(0, _open_streams - 1)
+            try:
+                if stop:
+                    stream.stop()
+                stream.close()
+            except Exception:
+                pass
 
     async def __aenter__(self) -> "MicrophoneSource":
         await self.start()
@@ -365,67 +392,105 @@ class MicrophoneSource:
         return self._blocks()
 
     async def _blocks(self) -> AsyncIterator[np.ndarray]:
-        """The feed's blocks; when the device vanishes, reopen the same-named
-        device (or else the default) and go on, reporting the outage."""
+        """The feed's blocks; when the device vanishes, reopen the same device
+        (the new default only when the default was asked for) and go on. The
+        outage is measured until audio flows again — a reopened sound-server
+        stream may deliver its first block seconds after it opens — and
+        reported as a gap, so later times stay on the audio's own clock."""
         loop = asyncio.get_running_loop()
+        lost_at: float | None = None
         while True:
             try:
                 async for block in self._feed:
+                    if lost_at is not None:  # the first block after an outage
+                        missing = max(0.0, loop.time() - lost_at - len(block) / self.sample_rate)
+                        lost_at = None
+                        self._restored(missing)
                     yield block
                 return
             except AudioSourceError as exc:
-                if self.reopen_timeout <= 0:
+                if self.reopen_timeout <= 0 or self._stopped:
                     raise
-                lost_at = loop.time()
+                if lost_at is None:
+                    lost_at = loop.time()
+                    self._device_state(False)
                 self._notice(f"{exc}; trying to reopen it…")
                 if not await self._reopen(loop.time() + self.reopen_timeout):
-                    raise AudioSourceError(f"{exc}, and no input device could be reopened") from None
-                missing = loop.time() - lost_at
-                self._notice(f"capturing again from {self.device.name!r}")
-                if self.on_gap is not None:
-                    self.on_gap(missing, f"input device interrupted for {missing:.1f} s")
+                    if self._stopped:
+                        return
+                    raise AudioSourceError(f"{exc}, and it did not come back within {self.reopen_timeout:g} s") from None
+
+    def _restored(self, missing: float) -> None:
+        if self.on_gap is not None:
+            self.on_gap(missing, f"input device interrupted for {missing:.1f} s")
+        self._notice(f"capturing again from {self.device.name!r}")
+        self._device_state(True)
 
     def _notice(self, text: str) -> None:
         if self.on_notice is not None:
             self.on_notice(text)
 
+    def _device_state(self, ok: bool) -> None:
+        if self.on_device_state is not None:
+            self.on_device_state(ok)
+
+    def _reopen_specs(self, name: str) -> tuple[str | None, ...]:
+        """The device lost, by name; the default too only when the user asked
+        for the default: a chosen device (a meeting's monitor) is never
+        swapped for another that hears something else."""
+        if self.requested is None or self.requested in ("", "default"):
+            return (name, None)
+        return (name,)
+
     async def _reopen(self, deadline: float) -> bool:
         loop = asyncio.get_running_loop()
         name = self.device.name
+        self._stop_watch()
         stream, self._stream = self._stream, None
         await asyncio.to_thread(self._close_stream, stream, False)
         self._feed.clear_error()
-        while loop.time() < deadline:
+        while loop.time() < deadline and not self._stopped:
             await asyncio.to_thread(_refresh_devices)
-            for spec in (name, None):
+            for spec in self._reopen_specs(name):
                 try:
                     device = await asyncio.to_thread(find_input_device, spec)
                 except AudioSourceError:
                     continue
+                if self._stopped:
+                    return False
                 self.device = device
                 try:
                     await self.start()
-                    return True
                 except AudioSourceError:
                     continue
+                if self._stopped:  # stop() came while it opened
+                    self.stop()
+                    return False
+                return True
             await asyncio.sleep(0.5)
         return False
 
 
 _open_streams = 0  # PortAudio streams this process holds open
+# PortAudio is not thread-safe: re-initializing it (below) while another
+# thread lists devices or opens a stream crashed the process when two mixed
+# inputs were reopened at once. Listing, opening, closing and refreshing hold
+# this lock (never the audio callback, never across an await).
+_pa_lock = threading.RLock()
 
 
 def _refresh_devices() -> None:
     """Make PortAudio look for devices again (it lists them once at start-up).
     Re-initializing closes every stream, so it is done only when none is open."""
-    if _open_streams:
-        return
     sd = _sd()
-    try:
-        sd._terminate()
-        sd._initialize()
-    except Exception:
-        pass
+    with _pa_lock:
+        if _open_streams:
+            return
+        try:
+            sd._terminate()
+            sd._initialize()
+        except Exception:
+            pass
 
 
 class WavFileSource:
