@@ -9,6 +9,12 @@ once another input has `max_lag_s` queued, the quiet one is filled with
 silence (counted in `stats`) until it delivers again. Its late audio, if it
 comes, is played after, never dropped. Inputs are summed at −6 dB each and a
 soft limiter keeps the sum below full scale. All math is on whole blocks.
+
+An input that reports an outage (`on_gap`: its device was lost, then came
+back) gets that much "hole" queued before its next audio, less the silence
+already filled in for it, so it stays aligned with the others. Where every
+input is a hole, no input heard anything: the mix reports that stretch as its
+own gap (a visible gap, times kept on the audio's clock) instead of audio.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable, Sequence
 
@@ -52,10 +59,11 @@ def mix(blocks: Sequence[np.ndarray], gain: float) -> np.ndarray:
 
 
 class _Queue:
-    """Mono float32 frames waiting to be mixed."""
+    """Mono float32 frames waiting to be mixed; an int part is a hole of that
+    many frames (audio the input never captured)."""
 
     def __init__(self) -> None:
-        self._parts: collections.deque[np.ndarray] = collections.deque()
+        self._parts: collections.deque[np.ndarray | int] = collections.deque()
         self.frames = 0
 
     def put(self, data: np.ndarray) -> None:
@@ -63,19 +71,32 @@ class _Queue:
             self._parts.append(data)
             self.frames += len(data)
 
-    def take(self, n: int) -> np.ndarray:
-        """Exactly n frames: what is queued, then silence."""
+    def put_hole(self, frames: int) -> None:
+        if frames > 0:
+            self._parts.append(int(frames))
+            self.frames += int(frames)
+
+    def take(self, n: int) -> tuple[np.ndarray, bool]:
+        """Exactly n frames: what is queued, then silence; and whether any of
+        them was captured audio (not a hole, not silence filled in)."""
         out = np.zeros(n, dtype=np.float32)
         filled = 0
+        heard = False
         while filled < n and self._parts:
             part = self._parts.popleft()
-            use = min(n - filled, len(part))
-            out[filled : filled + use] = part[:use]
-            if use < len(part):
-                self._parts.appendleft(part[use:])
+            if isinstance(part, int):
+                use = min(n - filled, part)
+                if use < part:
+                    self._parts.appendleft(part - use)
+            else:
+                use = min(n - filled, len(part))
+                out[filled : filled + use] = part[:use]
+                if use < len(part):
+                    self._parts.appendleft(part[use:])
+                heard = True
             filled += use
         self.frames -= filled
-        return out
+        return out, heard
 
 
 @dataclass(slots=True)
@@ -99,6 +120,17 @@ class Mixer:
         self.gain = gain
         self.filled_frames = [0] * inputs
         self.stalls = [0] * inputs
+        self._filled_at_stall = [0] * inputs
+        #: False when the last block had no captured audio from any input (a hole in them all).
+        self.heard = True
+
+    def gap(self, i: int, frames: int) -> None:
+        """Input i missed `frames` just before what it puts next: queue a hole
+        so it stays aligned, less the silence filled in for it while it
+        stalled (that time is already in the mix)."""
+        if self.stalled[i]:
+            frames -= self.filled_frames[i] - self._filled_at_stall[i]
+        self.queues[i].put_hole(frames)
 
     def put(self, i: int, mono: np.ndarray) -> None:
         self.queues[i].put(mono)
@@ -129,11 +161,14 @@ class Mixer:
                 if h < n and not self.ended[i] and not self.stalled[i]:
                     self.stalled[i] = True
                     self.stalls[i] += 1
+                    self._filled_at_stall[i] = self.filled_frames[i]
         live = [i for i in range(len(have)) if not self.ended[i]]
         for i in live:
             if self.stalled[i]:
                 self.filled_frames[i] += max(0, n - have[i])
-        return mix([q.take(n) for q in self.queues], self.gain)
+        taken = [q.take(n) for q in self.queues]
+        self.heard = any(heard for _, heard in taken)
+        return mix([block for block, _ in taken], self.gain)
 
 
 class MixedSource:
@@ -158,6 +193,17 @@ class MixedSource:
         self._mixer = Mixer(len(sources), self.block_frames, self.max_lag_frames, self.gain)
         self._out = MixStats()
         self._stack: contextlib.AsyncExitStack | None = None
+        #: Called with (seconds, reason) for a stretch no input captured; unset,
+        #: that stretch is given as silence (times stay true either way).
+        self.on_gap: Callable[[float, str], None] | None = None
+        #: Called with False when an input's device is lost, True once every lost one delivers again.
+        self.on_device_state: Callable[[bool], None] | None = None
+        self._lost: set[int] = set()
+        for i, source in enumerate(self.sources):
+            if hasattr(source, "on_gap"):
+                source.on_gap = functools.partial(self._input_gap, i)
+            if hasattr(source, "on_device_state"):
+                source.on_device_state = functools.partial(self._input_state, i)
 
     @property
     def name(self) -> str:
@@ -185,6 +231,18 @@ class MixedSource:
         for source in self.sources:
             if hasattr(source, "on_notice"):
                 source.on_notice = callback
+
+    def _input_gap(self, i: int, seconds: float, reason: str) -> None:
+        self._mixer.gap(i, int(round(seconds * self.sample_rate)))
+
+    def _input_state(self, i: int, ok: bool) -> None:
+        was_lost = bool(self._lost)
+        if ok:
+            self._lost.discard(i)
+        else:
+            self._lost.add(i)
+        if was_lost != bool(self._lost) and self.on_device_state is not None:
+            self.on_device_state(ok)
 
     async def __aenter__(self) -> "MixedSource":
         async with contextlib.AsyncExitStack() as stack:
@@ -226,6 +284,7 @@ class MixedSource:
                 wake.set()
 
         tasks = [asyncio.ensure_future(pump(i, s)) for i, s in enumerate(self.sources)]
+        hole = 0  # frames no input captured, not yet reported
         try:
             while True:
                 await wake.wait()
@@ -233,12 +292,25 @@ class MixedSource:
                 if errors:
                     raise errors[0]
                 while (block := mixer.next_block()) is not None:
+                    if not mixer.heard and self.on_gap is not None:
+                        hole += len(block)
+                        continue
+                    if hole:
+                        self._report_hole(hole)
+                        hole = 0
                     self._out.blocks += 1
                     self._out.frames += len(block)
                     yield block[:, None]
                 if mixer.done:
+                    if hole:
+                        self._report_hole(hole)
                     return
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _report_hole(self, frames: int) -> None:
+        seconds = frames / self.sample_rate
+        if self.on_gap is not None:
+            self.on_gap(seconds, f"input devices interrupted for {seconds:.1f} s")
