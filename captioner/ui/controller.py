@@ -24,6 +24,11 @@ log = logging.getLogger(__name__)
 SourceFactory = Callable[[str | None], Any]
 KeyGetter = Callable[[str], Awaitable[str | None]]
 
+#: The state detail while the input device is lost and being reopened. The
+#: overlay shows it as "Reconnecting… input device lost"; the control window
+#: as "Reconnecting… (input device lost)".
+INPUT_LOST = "input device lost"
+
 NETWORK_CODES = {"CONNECT_FAILED", "NETWORK", "NOT_READY", "WATCHDOG", "LOGIN_FAILED", "DRAIN_TIMEOUT", "ENDED"}
 
 
@@ -107,6 +112,8 @@ class CaptionController(QObject):
         self._source: Any = None  # the input of the running session
         self._losses_shown = (0, 0)
         self._stop_requested = False  # how the session ended, for its journal
+        self._input_lost = False  # the input device is gone and being reopened
+        self._session_state = ("connecting", "")  # the session's own, shown again once the input is back
 
     # --------------------------------------------------------------- state
     @property
@@ -211,6 +218,10 @@ class CaptionController(QObject):
         self.source_name = getattr(source, "name", "")
         if hasattr(source, "on_notice"):
             source.on_notice = self.notice.emit  # "the device stopped…", "capturing again from…"
+        if hasattr(source, "on_device_state"):
+            source.on_device_state = self._on_device_state
+        self._input_lost = False
+        self._session_state = ("connecting", "")
         self._source = source
         self._losses_shown = (0, 0)
         self.journal = None
@@ -396,9 +407,29 @@ class CaptionController(QObject):
                 pass  # the failure is reported with its reason by _run
             elif event.state is SessionState.CLOSED:
                 self._set_state("idle", "")
+            elif event.state in _SESSION_RUNNING:
+                self._session_state = (event.state.value, event.detail)
+                if self._input_lost:
+                    return  # "input device lost" stays shown (here and on the overlay) until it is back
+                self._set_state(event.state.value, event.detail)
             else:
                 self._set_state(event.state.value, event.detail)
         self.caption_event.emit(event)
+
+    def _on_device_state(self, ok: bool) -> None:
+        """The input device was lost (False) or delivers again (True): say so
+        where the state is shown — the overlay too, not only the window's
+        notices — with the meter at silence meanwhile (no block moves it)."""
+        if not ok:
+            if not self._input_lost and self.state in ("connecting", "live", "reconnecting"):
+                self._input_lost = True
+                self._set_state("reconnecting", INPUT_LOST)
+            self._peak = -120.0
+            self.level.emit(-120.0)
+        elif self._input_lost:
+            self._input_lost = False
+            if self.state == "reconnecting" and self.detail == INPUT_LOST:
+                self._set_state(*self._session_state)
 
     def _on_level(self, dbfs: float) -> None:
         """Emit the loudest block of each interval, so short peaks still show.
@@ -480,6 +511,9 @@ class CaptionController(QObject):
         if transcript is None:
             raise LookupError("nothing to export yet: start captioning first")
         await asyncio.to_thread(export, transcript, fmt, path)
+
+
+_SESSION_RUNNING = (SessionState.CONNECTING, SessionState.LIVE, SessionState.RECONNECTING)
 
 
 def _error_text(exc: BaseException | None) -> str:
