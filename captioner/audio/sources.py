@@ -13,6 +13,7 @@ no silence skipping, so provider times map one-to-one onto the source.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import threading
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import numpy as np
 
 from captioner.audio.feed import AudioFeed, AudioSourceError, FeedStats
 
+log = logging.getLogger(__name__)
 
 #: InputDevice.kind values
 KIND_INPUT = "input"
@@ -57,7 +59,12 @@ class InputDevice:
 
 
 def _sd() -> Any:
-    """sounddevice, imported on first use (it loads PortAudio, ~100 ms)."""
+    """sounddevice, imported on first use (it loads PortAudio, ~100 ms).
+    On Linux, libasound's error lines are kept off stderr first (alsa.py)."""
+    if sys.platform.startswith("linux"):
+        from captioner.audio import alsa
+
+        alsa.quiet_errors()
     try:
         import sounddevice
     except OSError as exc:  # PortAudio library missing
@@ -413,6 +420,7 @@ class MicrophoneSource:
                     raise
                 if lost_at is None:
                     lost_at = loop.time()
+                    _log_loss(exc)
                     self._device_state(False)
                 self._notice(f"{exc}; trying to reopen it…")
                 if not await self._reopen(loop.time() + self.reopen_timeout):
@@ -469,6 +477,14 @@ class MicrophoneSource:
                 return True
             await asyncio.sleep(0.5)
         return False
+
+
+def _log_loss(exc: Exception) -> None:
+    """The loss, and what libasound said about it (kept off stderr), for the debug log."""
+    if log.isEnabledFor(logging.DEBUG):
+        from captioner.audio import alsa
+
+        log.debug("%s; libasound's last messages: %s", exc, list(alsa.recent) or "none")
 
 
 _open_streams = 0  # PortAudio streams this process holds open
