@@ -19,10 +19,10 @@ from __future__ import annotations
 import collections
 import math
 import re
-from typing import Any
+from typing import Any, Iterator
 
 from PySide6.QtCore import QPointF, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPainterPath, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPainterPath, QPen, QTextLayout, QTextOption
 
 WORD = re.compile(r"\S+")
 #: Hebrew, Arabic, Syriac, Thaana, N'Ko … and their presentation forms.
@@ -292,6 +292,28 @@ def _split(v: float) -> tuple[int, int]:
     """A device coordinate as (whole pixel, 1/64 fraction)."""
     q = round(v * _SUB)
     return q // _SUB, q % _SUB
+
+
+def wrapped_rows(text: str, font: QFont, width: int) -> Iterator[tuple[int, str]]:
+    """`text` wrapped at `width` px the way Qt wraps it (between words, inside
+    a word only when it alone is wider): (start in UTF-16 units, row text)
+    for each row, trailing spaces kept. Lazy: a caller may stop early."""
+    layout = QTextLayout(text, font)
+    option = QTextOption()
+    option.setWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
+    layout.setTextOption(option)
+    utf16 = text.encode("utf-16-le")
+    layout.beginLayout()
+    try:
+        while True:
+            row = layout.createLine()
+            if not row.isValid():
+                return
+            row.setLineWidth(max(1, width))
+            start = row.textStart()
+            yield start, utf16[2 * start : 2 * (start + row.textLength())].decode("utf-16-le", errors="ignore")
+    finally:
+        layout.endLayout()
 
 
 def dpi_of(device: Any) -> tuple[int, int]:

@@ -37,14 +37,12 @@ from PySide6.QtGui import (
     QPen,
     QRegion,
     QScreen,
-    QTextLayout,
-    QTextOption,
 )
 from PySide6.QtWidgets import QMenu, QWidget
 
 from captioner.stt.events import Final, Gap, Partial, ProviderError, SessionState, StateChanged
 from captioner.transcript.spacing import single_spaced
-from captioner.ui.caption_text import RowImages, Runs, dpi_of, starts_rtl
+from captioner.ui.caption_text import RowImages, Runs, dpi_of, starts_rtl, wrapped_rows
 from captioner.ui.theme import OverlayStyle
 
 MARGIN = 14  # px around the text
@@ -164,22 +162,7 @@ class CaptionRenderer:
         if line.cache_key == key:
             return line.rows
         self.layouts_made += 1
-        full = line.full
-        layout = QTextLayout(full, self.font)
-        option = QTextOption()
-        option.setWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
-        layout.setTextOption(option)
-        utf16 = full.encode("utf-16-le")
-        rows: list[str] = []
-        layout.beginLayout()
-        while True:
-            row = layout.createLine()
-            if not row.isValid():
-                break
-            row.setLineWidth(max(1, width))
-            start, length = row.textStart(), row.textLength()
-            rows.append(utf16[2 * start : 2 * (start + length)].decode("utf-16-le", errors="ignore").rstrip())
-        layout.endLayout()
+        rows = [row.rstrip() for _, row in wrapped_rows(line.full, self.font, width)]
         line.rows, line.cache_key = rows or [""], key
         return line.rows
 
@@ -762,25 +745,13 @@ class CaptionOverlay(QWidget):
         fm = self._status_metrics
         room = max(1, int(width - self._status_text_x() - 10))
         max_rows = max(1, (height - 4) // fm.lineSpacing())
-        layout = QTextLayout(text, self._status_font)
-        option = QTextOption()
-        option.setWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
-        layout.setTextOption(option)
-        utf16 = text.encode("utf-16-le")
         rows: list[str] = []
-        layout.beginLayout()
-        while True:
-            row = layout.createLine()
-            if not row.isValid():
-                break
-            row.setLineWidth(room)
-            start = row.textStart()
+        for start, row in wrapped_rows(text, self._status_font, room):
             if len(rows) == max_rows - 1:  # the last row there is room for: the rest, elided if need be
-                rest = utf16[2 * start:].decode("utf-16-le", errors="ignore").strip()
+                rest = text.encode("utf-16-le")[2 * start:].decode("utf-16-le", errors="ignore").strip()
                 rows.append(fm.elidedText(rest, Qt.TextElideMode.ElideRight, room))
                 break
-            rows.append(utf16[2 * start : 2 * (start + row.textLength())].decode("utf-16-le", errors="ignore").strip())
-        layout.endLayout()
+            rows.append(row.strip())
         return rows or [""]
 
     def status_layout(self, text: str, width: int) -> tuple[str, str]:
