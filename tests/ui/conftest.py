@@ -52,3 +52,29 @@ def collect_on_main_thread():
     yield
     gc.collect()
     gc.enable()
+
+
+@pytest.fixture
+def a11y_app(qtbot, settings, monkeypatch):  # noqa: ANN001, ANN201
+    """The app as a keyboard or screen-reader user meets it: no keys, a tray,
+    no devices; its windows hidden again afterwards."""
+    import shiboken6
+
+    from captioner.app import CaptionerApp, build_parser
+
+    for name in ("AUDIOPOD", "UGLABS", "VOICERUN", "SMALLEST", "INWORLD"):
+        monkeypatch.delenv(f"CAPTIONER_{name}_KEY", raising=False)
+    app = CaptionerApp(settings, build_parser().parse_args([]), tray_available=True, device_lister=lambda: [])
+    qtbot.addWidget(app.window)
+    qtbot.addWidget(app.overlay)
+    yield app
+    for shown in (app.window, app.overlay, app.tray):
+        if shown is not None and shiboken6.isValid(shown):  # async tests: qtbot may have closed them first
+            shown.hide()
+
+
+def show_active(qtbot, w) -> None:  # noqa: ANN001
+    """Shown and the active window (keyboard events go to it)."""
+    w.show()
+    w.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is w, timeout=2000)

@@ -10,29 +10,14 @@ from PySide6.QtGui import QColor, QImage, QKeySequence
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QWidget
 
-from captioner.app import CaptionerApp, build_parser
 from captioner.ui import control_window
 from captioner.ui.control_window import ControlWindow
+from tests.ui.conftest import show_active
 
 
 @pytest.fixture
-def capp(qtbot, settings, monkeypatch):  # noqa: ANN001
-    for name in ("AUDIOPOD", "UGLABS", "VOICERUN", "SMALLEST", "INWORLD"):
-        monkeypatch.delenv(f"CAPTIONER_{name}_KEY", raising=False)
-    app = CaptionerApp(settings, build_parser().parse_args([]), tray_available=True, device_lister=lambda: [])
-    qtbot.addWidget(app.window)
-    qtbot.addWidget(app.overlay)
-    yield app
-    app.window.hide()
-    app.overlay.hide()
-    if app.tray is not None:
-        app.tray.hide()
-
-
-def show_active(qtbot, w: QWidget) -> None:  # noqa: ANN001
-    w.show()
-    w.activateWindow()
-    qtbot.waitUntil(lambda: QApplication.activeWindow() is w, timeout=2000)
+def capp(a11y_app):  # noqa: ANN001, ANN201
+    return a11y_app
 
 
 def tabbable(w: QWidget) -> list[QWidget]:

@@ -12,19 +12,18 @@ import re
 import time
 
 import pytest
-import shiboken6
 from PySide6.QtCore import QPoint, QRect, Qt
 from PySide6.QtGui import QAccessible
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QAbstractButton, QApplication, QWidget
 
-from captioner.app import CaptionerApp, build_parser
 from captioner.stt.events import Final, Partial
 from captioner.transcript.journal import sessions_dir
 from captioner.ui import accessible, control_window
 from captioner.ui.controller import CaptionController
 from captioner.ui.history import HistoryWindow
 from captioner.ui.live_widgets import LevelMeter, LiveTextLine
+from tests.ui.conftest import show_active
 
 POLITE = QAccessible.AnnouncementPoliteness.Polite
 ASSERTIVE = QAccessible.AnnouncementPoliteness.Assertive
@@ -44,22 +43,9 @@ def spoken(monkeypatch) -> list[tuple[str, object]]:  # noqa: ANN001
 
 
 @pytest.fixture
-def capp(qtbot, settings, monkeypatch, spoken):  # noqa: ANN001
-    for name in ("AUDIOPOD", "UGLABS", "VOICERUN", "SMALLEST", "INWORLD"):
-        monkeypatch.delenv(f"CAPTIONER_{name}_KEY", raising=False)
-    app = CaptionerApp(settings, build_parser().parse_args([]), tray_available=True, device_lister=lambda: [])
-    qtbot.addWidget(app.window)
-    qtbot.addWidget(app.overlay)
-    yield app
-    for shown in (app.window, app.overlay, app.tray):
-        if shown is not None and shiboken6.isValid(shown):  # async tests: qtbot may have closed them first
-            shown.hide()
-
-
-def show_active(qtbot, w: QWidget) -> None:  # noqa: ANN001
-    w.show()
-    w.activateWindow()
-    qtbot.waitUntil(lambda: QApplication.activeWindow() is w, timeout=2000)
+def capp(spoken, a11y_app):  # noqa: ANN001, ANN201
+    """The app, made after `spoken` records announcements."""
+    return a11y_app
 
 
 def name_of(w: QWidget) -> str:
