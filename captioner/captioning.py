@@ -14,7 +14,7 @@ from captioner.stt.events import CaptionEvent
 from captioner.stt.options import OptionError
 from captioner.stt.registry import ProviderInfo, get_provider
 from captioner.stt.session import RetryPolicy, SessionConfig, StreamSession
-from captioner.stt.urls import validate_endpoint
+from captioner.stt.urls import carries_secret, redact_url, validate_endpoint
 from captioner.transcript.model import Transcript
 
 
@@ -28,8 +28,9 @@ class MissingKey(LookupError):
 
 def describe_options(options: Any) -> tuple[str | None, dict[str, Any]]:
     """(language, every option's value) of a session, for its journal and
-    JSON export, from the CLI and the app alike. Only plain values: options
-    hold no secret (keys are kept apart)."""
+    JSON export, from the CLI and the app alike. Only plain values; keys are
+    kept apart, and a value that carries credentials anyway (a model URL with
+    user:password@ or ?token=) is written redacted."""
     if not dataclasses.is_dataclass(options):
         return None, {}
     values = {
@@ -37,6 +38,7 @@ def describe_options(options: Any) -> tuple[str | None, dict[str, Any]]:
         for f in dataclasses.fields(options)
         if isinstance(getattr(options, f.name), (str, int, float, bool, type(None)))
     }
+    values = {k: redact_url(v) if isinstance(v, str) and carries_secret(v) else v for k, v in values.items()}
     language = values.get("language")
     return (language if isinstance(language, str) else None), values
 
@@ -73,6 +75,9 @@ def make_session(
 ) -> Any:
     """A StreamSession, or a LocalSession for the offline engine (same surface)."""
     provider, options, endpoint = job.validated()
+    problem = keys.key_problem(key) if provider.needs_key else None
+    if problem is not None:  # from an environment variable (or stored before keys were checked)
+        raise keys.BadKey(f"the {provider.name} key cannot be used: {problem}")
     if not provider.needs_key:
         from captioner.stt.local.session import LocalSession
 

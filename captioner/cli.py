@@ -261,7 +261,10 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, str, Any]:
     except keys.KeyStoreError as exc:
         raise CliError(f"no API key for {job.provider.name}: {exc}", EXIT_KEYRING) from None
     logs.add_secret(key)
-    return make_session(job, key), provider.id, options
+    try:
+        return make_session(job, key), provider.id, options
+    except keys.BadKey as exc:  # make_session checks the key; say where it came from
+        raise CliError(f"{exc} (it comes from the {keys.key_source(provider.id)})", EXIT_USAGE) from None
 
 
 class _ShownAsWarning(logging.Filter):
@@ -618,6 +621,8 @@ def _keys(args: argparse.Namespace) -> int:
                 print(f"no {provider.name} key was stored")
             return EXIT_OK
     except UnknownProvider as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    except keys.BadKey as exc:  # the keyring is fine: the key is not
         raise CliError(str(exc), EXIT_USAGE) from None
     except keys.KeyStoreError as exc:
         raise CliError(str(exc), EXIT_KEYRING) from None

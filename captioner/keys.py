@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import unicodedata
 
 import keyring
 from keyring.backends import null
@@ -20,6 +21,24 @@ SERVICE = "captioner"
 
 class KeyStoreError(RuntimeError):
     """The OS keyring is unavailable or refused the operation (message is safe to show)."""
+
+
+class BadKey(KeyStoreError):
+    """A key that cannot be one (a character pasted along with it)."""
+
+
+def key_problem(key: str) -> str | None:
+    """Why `key` cannot be an API key, or None. Keys are printable ASCII
+    (they travel in HTTP headers and URLs; a space only as in Inworld's
+    "Basic <key>", pasted with its scheme); a pasted "…", a zero-width space
+    or a line break inside would otherwise fail as a network error, retried
+    for half a minute. Names the character, never the key."""
+    for i, ch in enumerate(key, 1):
+        if not " " <= ch <= "~":
+            name = unicodedata.name(ch, "").lower() or "a control character"
+            return (f"it holds {name} (U+{ord(ch):04X}) at character {i}, which no API key has: "
+                    "copy the key again from the provider's page")
+    return None
 
 
 def env_var(provider: str) -> str:
@@ -87,6 +106,9 @@ def set_key(provider: str, key: str) -> None:
     key = key.strip()
     if not key:
         raise KeyStoreError("an empty key cannot be stored")
+    problem = key_problem(key)
+    if problem is not None:
+        raise BadKey(f"the key was not stored: {problem}")
     try:
         keyring.set_password(SERVICE, provider, key)
     except KeyringError as exc:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from captioner.stt.urls import redact_text
+from captioner.stt.urls import proxy_secrets, redact_text, remember_secret
 
 
 class RedactingFilter(logging.Filter):
@@ -34,6 +34,8 @@ def setup_logging(verbose: bool = False) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     handler.addFilter(_filter)
+    for secret in proxy_secrets():
+        add_secret(secret)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.WARNING)
@@ -44,6 +46,8 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 def add_secret(secret: str | None) -> None:
-    """Make every log line redact `secret` from now on."""
+    """Make every log line (and every message redacted with `redact_text`)
+    leave out `secret` from now on."""
+    remember_secret(secret)
     if secret and secret not in _filter.secrets:
         _filter.secrets = _filter.secrets + (secret,)

@@ -6,6 +6,7 @@ import asyncio
 import os
 import re
 import sys
+import time
 
 import pytest
 
@@ -271,3 +272,26 @@ def test_help_names_the_desktop_apps_options(capsys):
     assert "the desktop app (no command):" in out
     for flag in ("--provider ID", "--device NAME", "--endpoint URL", "--start"):
         assert flag in out
+
+
+@pytest.mark.parametrize("bad", ["ap_key_0123\u2026", "ap_key\u200b0123", "ap_key\t0123"])
+def test_a_key_with_a_pasted_character_is_refused_at_once_and_not_stored(memory_keyring, monkeypatch, capsys, tone_wav, bad):
+    """A pasted "…", zero-width space or tab cannot travel in an HTTP
+    header: it is refused when stored, and a key from the environment is
+    refused before connecting, instead of 30 s of retried network errors."""
+    import io
+
+    from captioner.cli import main
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO(bad + "\n"))
+    assert main(["keys", "set", "audiopod", "--stdin"]) == 2
+    err = capsys.readouterr().err
+    assert "was not stored" in err and "character" in err and "ap_key" not in err
+    assert memory_keyring.store == {}
+    monkeypatch.setenv("CAPTIONER_AUDIOPOD_KEY", bad)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    started = time.monotonic()
+    assert main(["transcribe", str(tone_wav[0]), "--provider", "audiopod"]) == 2
+    err = capsys.readouterr().err
+    assert "AudioPod key cannot be used" in err and "comes from the environment" in err and "ap_key" not in err
+    assert time.monotonic() - started < 5

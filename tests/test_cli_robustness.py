@@ -423,7 +423,7 @@ async def test_json_says_how_long_the_audio_was_how_the_session_ended_and_with_w
     assert data["outcome"] == "completed" and "error" not in data
     assert data["audio_duration"] == pytest.approx(length, abs=0.01)
     assert data["language"] == "fr"
-    assert data["options"] == {"language": "fr", "diarize": False, "word_units": "auto"}
+    assert data["options"] == {"language": "fr", "diarize": False, "word_units": "auto", "rollover_margin_s": 20.0}
     # the saved session says the same, and `export` writes it again
     code, out, _ = await captioner("sessions")
     code, _, err = await captioner("export", out.split("\t")[0], "--json", str(tmp_path / "again.json"))

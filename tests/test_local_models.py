@@ -191,3 +191,31 @@ def test_the_pinned_table_is_honest() -> None:
         assert spec.url.startswith("https://")
         assert spec.sha256 is None or (len(spec.sha256) == 64 and int(spec.sha256, 16) >= 0)
         assert spec.note, "say where the checksum comes from (or that there is none)"
+
+
+def test_a_model_url_with_credentials_never_shows_them(tmp_path: Path) -> None:
+    """A private mirror's URL may carry user:password@ or ?token=: the
+    errors name the server, never those."""
+    body = make_zip()
+    with ModelServer(body) as server:
+        port = server.httpd.server_address[1]
+        with pytest.raises(ModelError) as missing:  # HTTP 404 from the mirror
+            ensure_model(spec_for(body), tmp_path, url=f"http://127.0.0.1:{port}/nope.zip?token=TOKLEAK77")
+    with pytest.raises(ModelError) as gone:  # nothing listens there any more
+        ensure_model(spec_for(body), tmp_path, url=f"http://alice:PWLEAK99@127.0.0.1:{port}/model.zip?token=TOKLEAK77")
+    for exc in (missing.value, gone.value):
+        assert "PWLEAK99" not in str(exc) and "TOKLEAK77" not in str(exc), str(exc)
+    assert "HTTP 404" in str(missing.value) and "cannot reach 127.0.0.1" in str(gone.value)
+    # (urllib takes no user:password@ in an http URL: it looks the whole up as a host name)
+
+
+def test_journal_options_keep_no_credentials() -> None:
+    """Options go into the journal and the JSON export: a value carrying a
+    password or token is written redacted (Settings refuses to store one)."""
+    from captioner.captioning import describe_options
+    from captioner.stt.registry import get_provider
+
+    options = get_provider("local").options({"model_url": "https://alice:PWLEAK99@mirror.example/m.zip?token=TOKLEAK77"})
+    _, values = describe_options(options)
+    assert "PWLEAK99" not in str(values) and "TOKLEAK77" not in str(values)
+    assert values["model_url"].startswith("https://***@mirror.example/m.zip")

@@ -112,9 +112,22 @@ async def test_a_proxy_that_wants_a_password_fails_at_once_and_says_how_to_give_
     assert len(proxy.refused) == 1 and proxy.tunnels == []
 
 
-async def test_a_broken_proxy_setting_is_a_clear_error_that_keeps_its_password(tls_certificate, tone_wav, monkeypatch):
+@pytest.mark.parametrize(
+    "setting, password, named, hidden, where",
+    [
+        # no such kind of proxy: the whole user:password@ goes
+        ("ftp://alice:hunter2secret@proxy.example:21", "hunter2secret", "proxy.example", "alice", "proxy.example:21"),
+        # curl takes user:password@host:port without a scheme; websockets does
+        # not, and its error quotes the setting whole ("scheme alice": a user
+        # name is no secret, its password is), and says what a setting looks like
+        ("alice:PWLEAK99@127.0.0.1:9", "PWLEAK99", "http://host:port", "alice:", "127.0.0.1:9"),
+    ],
+    ids=["unknown-scheme", "no-scheme"],
+)
+async def test_a_broken_proxy_setting_is_a_clear_error_that_keeps_its_password(tls_certificate, tone_wav, monkeypatch,
+                                                                               setting, password, named, hidden, where):
     wav, _ = tone_wav
-    monkeypatch.setenv("https_proxy", "ftp://alice:hunter2secret@proxy.example:21")  # no such kind of proxy
+    monkeypatch.setenv("https_proxy", setting)
     fake = _tls_fake("audiopod", tls_certificate, monkeypatch)
     async with fake:
         endpoint = _remote(fake)
@@ -123,9 +136,10 @@ async def test_a_broken_proxy_setting_is_a_clear_error_that_keeps_its_password(t
         with pytest.raises(ProviderFailure) as info:
             await asyncio.wait_for(caption_source(WavFileSource(wav, speed=0), session, [log], live=False), 5)
     assert info.value.error.code == "PROXY_CONFIG"
-    assert "proxy.example" in info.value.error.message
+    assert named in info.value.error.message
     shown = " ".join([str(info.value), *(str(e) for e in log.events)])
-    assert "hunter2secret" not in shown and "alice" not in shown
+    assert password not in shown and hidden not in shown
+    assert where in shown  # where the setting points is still said
     assert fake.records == []
 
 
@@ -163,3 +177,58 @@ def test_which_proxy_an_endpoint_gets(monkeypatch):
     monkeypatch.delenv("no_proxy")
     monkeypatch.setenv("https_proxy", "http://proxy.corp:3128")
     assert proxy_for("wss://api.audiopod.ai/x") is True  # a scheme's own setting wins; websockets reads it
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("provider", ["audiopod", "uglabs"])
+async def test_a_proxy_that_refuses_connections_is_named_not_the_provider(provider, tls_certificate, tone_wav, monkeypatch):
+    from captioner.stt.session import RetryPolicy
+
+    wav, _ = tone_wav
+    port = _closed_port()
+    monkeypatch.setenv("https_proxy", f"http://bob:s3cretpass@127.0.0.1:{port}")
+    fake = _tls_fake(provider, tls_certificate, monkeypatch)
+    async with fake:
+        endpoint = _remote(fake)
+        session = make_session(CaptionJob(provider, {}, endpoint), _key(fake), SessionConfig(endpoint),
+                               retry=RetryPolicy(first_delay=0.01, base_delay=0.01, max_delay=0.02, max_attempts=2))
+        with pytest.raises(ProviderFailure) as info:
+            await asyncio.wait_for(caption_source(WavFileSource(wav, speed=0), session, [], live=False), 10)
+    message = info.value.error.message
+    assert f"nothing is listening on the proxy at 127.0.0.1:{port}" in message, message
+    assert "check the proxy setting" in message and "stt.example" not in message
+    assert "s3cretpass" not in str(info.value) and "bob" not in str(info.value)
+    assert fake.records == []
+
+
+def test_proxy_passwords_are_known_secrets_with_or_without_a_scheme(monkeypatch):
+    from captioner.stt.urls import proxy_address, proxy_secrets, redact_text
+
+    monkeypatch.setenv("https_proxy", "alice:p@ss-99@proxy.corp:3128")  # an unencoded @ inside the password
+    monkeypatch.setenv("all_proxy", "socks5h://carol:pw-carol@127.0.0.1:1080")
+    assert sorted(proxy_secrets()) == ["p@ss-99", "pw-carol"]
+    assert redact_text("bad setting alice:p@ss-99@proxy.corp:3128", proxy_secrets()) == "bad setting ***@proxy.corp:3128"
+    assert proxy_address("wss://api.audiopod.ai/x") == "proxy.corp:3128"
+    assert proxy_address("https://api.uglabs.io/login") == "proxy.corp:3128"
+    monkeypatch.setenv("no_proxy", "uglabs.io")
+    assert proxy_address("https://api.uglabs.io/login") is None
+    assert proxy_address("ws://127.0.0.1:8765/") is None
+
+
+def test_a_secret_is_redacted_as_a_url_carries_it_too():
+    """A server may echo the query value it received: percent-encoded."""
+    from captioner.stt.urls import redact_text, remember_secret
+
+    key = "KEY/LEAK+1234="
+    assert redact_text("no such key: KEY%2FLEAK%2B1234%3D", (key,)) == "no such key: ***"
+    assert redact_text("no such key: key%2fleak%2b1234%3d", (key,)) == "no such key: ***"
+    assert redact_text("no such key: KEY/LEAK+1234=", (key,)) == "no such key: ***"
+    remember_secret("remembered-9f8e7d")  # as logs.add_secret does for a key in use
+    assert redact_text("echo remembered-9f8e7d") == "echo ***"

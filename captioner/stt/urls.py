@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import urllib.request
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 #: Query parameters whose values are secrets wherever they appear.
 SECRET_PARAMS = frozenset({"api_key", "apikey", "key", "token", "access_token", "authorization", "auth"})
@@ -18,6 +18,13 @@ _SECRET_IN_TEXT = re.compile(
 
 #: Credentials in a URL's userinfo (a proxy's http://user:password@host:port).
 _USERINFO_IN_TEXT = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"<>]+@")  # not a <placeholder>
+#: The same without a scheme (`https_proxy=alice:password@host:port`, which
+#: curl accepts): a user name, a colon, a password, an @ and a host.
+_BARE_USERINFO_IN_TEXT = re.compile(r"(?<![\w.%+/:-])([\w.%+-]+):[^\s/@'\"<>]+@(?=[\w\[])")
+
+#: Secrets known to this process (keys, a login's token, proxy passwords):
+#: `redact_text` removes them from every text, whoever calls it.
+_known: tuple[str, ...] = ()
 
 
 class EndpointError(ValueError):
@@ -82,15 +89,54 @@ def redact_url(url: str) -> str:
     return redact_text(url)
 
 
+def remember_secret(secret: str | None) -> None:
+    """Redact `secret` from every text `redact_text` sees from now on."""
+    global _known
+    if secret and len(secret) >= 4 and secret not in _known:
+        _known = _known + (secret,)
+
+
 def redact_text(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """Text with secret query values, URL credentials (user:password@) and
-    any known secret strings replaced."""
-    out = _SECRET_IN_TEXT.sub(lambda m: f"{m.group(1)}=***", text)
+    """Text with secret query values, URL credentials (user:password@), and
+    `secrets` and every remembered secret replaced, also as a URL carries them
+    (percent-encoded: a server may echo the query value it received)."""
+    out = text
+    for secret in sorted(_spellings(secrets + _known), key=len, reverse=True):
+        out = out.replace(secret, "***")
+    out = _SECRET_IN_TEXT.sub(lambda m: f"{m.group(1)}=***", out)
     out = _USERINFO_IN_TEXT.sub(lambda m: f"{m.group(1)}***@", out)
+    return _BARE_USERINFO_IN_TEXT.sub("***@", out)
+
+
+def _spellings(secrets: tuple[str, ...]) -> set[str]:
+    out = set()
     for secret in secrets:
         if secret and len(secret) >= 4:
-            out = out.replace(secret, "***")
+            out.update((secret, quote(secret, safe=""), quote_plus(secret, safe="")))
+            out.add(quote(secret, safe="").lower())  # %2f as well as %2F
     return out
+
+
+def proxy_secrets() -> tuple[str, ...]:
+    """The passwords in this machine's proxy settings (environment variables
+    or the OS's), with or without a scheme: an error about a proxy quotes its
+    setting, and `redact_text` must know what to take out."""
+    out = []
+    try:
+        proxies = urllib.request.getproxies()
+    except Exception:  # an unreadable OS setting: nothing to redact
+        return ()
+    for value in proxies.values():
+        if not isinstance(value, str) or "@" not in value:
+            continue
+        try:
+            parts = urlsplit(value if "://" in value else "http://" + value)
+            password = parts.password
+        except ValueError:
+            continue
+        if password:
+            out.append(password)
+    return tuple(out)
 
 
 def http_base(url: str) -> str:
@@ -98,6 +144,46 @@ def http_base(url: str) -> str:
     parts = urlsplit(url)
     scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
     return urlunsplit((scheme, parts.netloc, "", "", ""))
+
+
+def proxy_address(url: str) -> str | None:
+    """host:port of the proxy a connection to `url` goes through, or None when
+    it goes direct: an error on the way must name the proxy, not the provider,
+    or the user is sent to the wrong fix. Never the proxy's credentials.
+    ws/wss follow websockets' lookup, http/https urllib's (stt/http.py)."""
+    choice = proxy_for(url)
+    if choice is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https"):
+        if isinstance(choice, str):  # an all_proxy: urllib takes only an HTTP one
+            return _address(choice) if choice.startswith(("http://", "https://")) else None
+        found = urllib.request.getproxies().get(parts.scheme)
+        if found is None or urllib.request.proxy_bypass(parts.hostname or ""):
+            return None
+        return _address(found)
+    if isinstance(choice, str):
+        return _address(choice)
+    from websockets.proxy import get_proxy
+    from websockets.uri import parse_uri
+
+    try:
+        found = get_proxy(parse_uri(url))
+    except Exception:  # an unparsable URL or setting: the connection's own error says so
+        return None
+    return None if found is None else _address(found)
+
+
+def _address(proxy: str) -> str | None:
+    try:
+        parts = urlsplit(proxy if "://" in proxy else "http://" + proxy)
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.hostname:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{host}:{port}" if port else host
 
 
 def proxy_for(url: str) -> str | bool | None:

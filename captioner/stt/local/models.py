@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
 
+from captioner.stt.urls import redact_url
+
 Progress = Callable[[int, "int | None"], None]  # (bytes done, total or None)
 
 CHUNK = 64 * 1024
@@ -144,10 +146,11 @@ def _download(
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and have:
             return  # nothing left to send: the part is whole (the checksum decides)
-        raise ModelError(f"{spec.label}: the server answered HTTP {exc.code} for {url}") from None
+        raise ModelError(f"{spec.label}: the server answered HTTP {exc.code} for {redact_url(url)}") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise ModelError(f"{spec.label}: cannot reach {urlsplit(url).netloc}: {reason}") from None
+        host = urlsplit(url).hostname or "the server"  # never the netloc: it may hold user:password@
+        raise ModelError(f"{spec.label}: cannot reach {host}: {redact_url(str(reason))}") from None
     with response:
         if have and response.status == 206:
             first = _content_range_start(response.headers.get("Content-Range", ""))
