@@ -94,3 +94,35 @@ class FlakyFile:
 
     def close(self) -> None:
         self.real.close()
+
+
+class ScriptedInput:
+    """A live input for tests that script a device's life (lost, back): the
+    source surface MicrophoneSource offers (name, sample_rate, stats, the
+    on_notice / on_gap / on_device_state callbacks, async context and
+    iteration); a subclass writes `_gen`, the blocks it delivers."""
+
+    def __init__(self, name: str, sample_rate: int) -> None:
+        from captioner.audio.feed import FeedStats
+
+        self.name, self.sample_rate = name, sample_rate
+        self.on_notice = self.on_gap = self.on_device_state = None
+        self.stats = FeedStats()
+
+    async def __aenter__(self) -> "ScriptedInput":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    def __aiter__(self) -> Any:
+        return self._gen()
+
+    def _gen(self) -> Any:
+        raise NotImplementedError
+
+    def tell(self, callback: str, *args: Any) -> None:
+        """Call `on_<callback>` if anyone listens."""
+        listener = getattr(self, f"on_{callback}")
+        if listener is not None:
+            listener(*args)

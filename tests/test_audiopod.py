@@ -277,3 +277,32 @@ async def test_invalid_utf8_text_frame_reconnects_without_losing_words(tone_wav)
     reasons = [e.detail for e in log.events if isinstance(e, StateChanged) and e.state.value == "reconnecting"]
     assert len(reasons) == 1 and "1007" in reasons[0]  # the client closed: invalid UTF-8
     assert_times_match(log.finals, spoken)
+
+
+def _talk(seconds: float, tmp_path):
+    """Continuous talk in the tone language: utterances of 3-5 words."""
+    from tests.fakes.tones import VOCAB, synthesize, write_wav
+
+    script, t, i = [], 0.5, 0
+    while t < seconds:
+        n = 3 + i % 3
+        script.append([VOCAB[(i * 7 + k) % len(VOCAB)] for k in range(n)])
+        t += n * 0.35 + 0.8
+        i += 1
+    audio, spoken = synthesize(script, rate=16000)
+    return write_wav(tmp_path / "talk.wav", audio, 16000), spoken
+
+
+@pytest.mark.parametrize("limit", [12.0, 13.5])
+async def test_the_session_limit_is_met_between_utterances_so_no_word_is_heard_twice(tmp_path, limit):
+    """ready.max_duration_seconds: the client starts the next session right
+    after an utterance's final once it is near the limit, instead of letting
+    AudioPod cut the session (and a word) at the limit."""
+    wav, spoken = _talk(40.0, tmp_path)
+    async with FakeAudioPod(max_duration_seconds=limit) as fake:
+        transcript, log, session = await run(fake, wav, speed=5)  # paced, as live audio is
+    assert transcript.text.split() == [w for w, _, _ in spoken.words]
+    assert_times_match(log.finals, spoken)
+    assert len(fake.records) >= 3 and session.stats.rollovers >= 2
+    assert all(len(r.audio) / 32000 < limit for r in fake.records)  # the limit was never reached
+    assert not any(getattr(e, "code", "") == "MAX_DURATION_REACHED" for e in log.events)

@@ -9,7 +9,6 @@ import asyncio
 import numpy as np
 import pytest
 
-from captioner.audio.feed import FeedStats
 from captioner.audio.mixer import MixedSource, Mixer
 from captioner.captioning import CaptionJob, caption_source, make_session
 from captioner.stt.events import Gap
@@ -17,7 +16,7 @@ from captioner.stt.session import RetryPolicy, SessionConfig
 from tests.conftest import SCRIPT
 from tests.fakes.audiopod import FakeAudioPod
 from tests.fakes.tones import synthesize
-from tests.helpers import EventLog
+from tests.helpers import EventLog, ScriptedInput
 
 FAST = RetryPolicy(first_delay=0.01, base_delay=0.02, max_delay=0.05)
 
@@ -72,24 +71,14 @@ def test_an_input_out_while_the_other_delivers_stays_aligned():
     assert where == 12 * n  # at its true place: not 10 blocks late
 
 
-class OutageSource:
+class OutageSource(ScriptedInput):
     """An input that speaks `audio` in 20 ms blocks and loses its device for
     `outage` (start, seconds): that audio is never delivered, and it reports
     the loss like MicrophoneSource does (on_device_state, then on_gap)."""
 
     def __init__(self, audio: np.ndarray, rate: int, outage: tuple[float, float], name: str) -> None:
-        self.audio, self.sample_rate, self.outage, self.name = audio, rate, outage, name
-        self.on_gap = self.on_device_state = self.on_notice = None
-        self.stats = FeedStats()
-
-    async def __aenter__(self) -> "OutageSource":
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-    def __aiter__(self):
-        return self._gen()
+        super().__init__(name, rate)
+        self.audio, self.outage = audio, outage
 
     async def _gen(self):
         step = self.sample_rate // 50

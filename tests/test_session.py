@@ -30,8 +30,9 @@ async def test_live_backlog_overflow_drops_audio_but_keeps_time_true():
     second = np.zeros(16000, "<i2").tobytes()
     for _ in range(3):
         s._append(second)  # nothing is being sent: the backlog fills
+    s._end_drop()  # the session's end (or a block kept again) ends the run of drops
     gaps = [e for e in log.events if isinstance(e, Gap)]
-    assert [(g.start, g.end) for g in gaps] == [(1.0, 2.0), (2.0, 3.0)]
+    assert [(g.start, g.end) for g in gaps] == [(1.0, 3.0)]  # blocks dropped in a row are one gap
     assert s.audio_time == 3.0  # session time counts the dropped audio
     assert s.stats.dropped_seconds == 2.0
     # positions after the hole map past it
@@ -109,7 +110,8 @@ async def test_replay_overflow_is_a_visible_gap(tone_wav):
         log = EventLog()
         transcript = await caption_source(WavFileSource(wav, speed=4), s, [log], live=False)
     gaps = [e for e in log.events if isinstance(e, Gap)]
-    assert len(gaps) == 1 and gaps[0].start == pytest.approx(2.86, abs=0.05)
+    # it starts in the pause after "echo" (2.86 s): the pause the provider heard is not lost audio
+    assert len(gaps) == 1 and 2.86 <= gaps[0].start <= 3.2
     assert any(seg.gap and seg.text == "[…]" for seg in transcript.segments)
     words = [w.text for f in log.finals for w in f.words]
     assert words[:5] == ["alpha", "bravo", "charlie", "delta", "echo"]

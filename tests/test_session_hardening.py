@@ -184,8 +184,9 @@ async def test_inworld_going_quiet_before_the_end_is_not_a_clean_finish(after_cl
     assert_times_match(log.finals, spoken)
     reconnecting = [e.detail for e in log.events if isinstance(e, StateChanged) and e.state.value == "reconnecting"]
     assert len(reconnecting) == 1 and "without captions for the last" in reconnecting[0]
-    # the new connection started at the end of the last final, not at zero
-    assert len(fake.records[1].audio) / 32000 == pytest.approx(5.55 - 1.45, abs=0.1)
+    # the new connection started 0.5 s before the first sound after the last
+    # final (2.24 s; the pause before it was heard), not at zero
+    assert len(fake.records[1].audio) / 32000 == pytest.approx(5.55 - (2.24 - 0.5), abs=0.1)
     assert log.states[-1] == "closed"
 
 
@@ -199,7 +200,8 @@ async def test_a_provider_that_never_captions_the_tail_ends_with_a_gap(tone_wav)
     assert len(fake.records) == 2 and log.states[-1] == "closed"
     assert spoken_words(log) == SCRIPT[0]
     (gap,) = [e for e in log.events if isinstance(e, Gap)]
-    assert gap.start == pytest.approx(1.45 + 0.25, abs=0.05) and gap.end == pytest.approx(5.55, abs=0.01)
+    # from the replay's start (0.5 s before the first sound after the last final) plus the tail's grace
+    assert gap.start == pytest.approx(2.24 - 0.5 + 0.25, abs=0.05) and gap.end == pytest.approx(5.55, abs=0.01)
     assert "no captions" in gap.reason and "sent 2 times" in gap.reason and session.stats.gaps == 1
 
 

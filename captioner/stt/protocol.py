@@ -93,6 +93,10 @@ class WireProtocol(abc.ABC):
     #: a backlog, a replay after a reconnect or a file is spaced so; live
     #: audio comes slower than that by itself.
     min_frame_interval: float = 0.0
+    #: Seconds of sound within which the service answers (a partial, a
+    #: final): more without a word from it and the captions are behind, as
+    #: `StreamSession.lag` says. None: it answers in pages (UG Labs).
+    reply_within: float | None = 3.0
     #: The largest server message accepted.
     max_message_bytes: int = 4 * 1024 * 1024
     #: Names of query parameters that carry secrets (redacted in displays).
@@ -108,6 +112,11 @@ class WireProtocol(abc.ABC):
 
     def accept_login(self, status: int, body: bytes) -> None:
         """Take the login reply; raise `ProtocolError` when it refuses."""
+
+    def secrets(self) -> tuple[str, ...]:
+        """Credentials the login gave (an access token): redacted from every
+        message and log, as the key is."""
+        return ()
 
     def on_open(self) -> list[Outgoing]:
         """Messages to send as soon as the socket is open."""

@@ -56,14 +56,26 @@ from captioner.stt.paging import frame_levels
 from captioner.stt.pcm_buffer import PcmBuffer
 from captioner.stt.protocol import ProtocolError, WireProtocol, http_detail, short_text
 from captioner.stt.tls import client_context
-from captioner.stt.urls import proxy_for, redact_text, validate_endpoint
+from captioner.stt.urls import proxy_address, proxy_for, proxy_secrets, redact_text, remember_secret, validate_endpoint
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
 class RetryPolicy:
-    """Backoff with jitter: the first retry is fast, later ones back off to a cap."""
+    """Backoff with jitter: the first retry is fast, later ones back off to a cap.
+
+    A connection that delivered a final (one that moved the captioned
+    position) was healthy however briefly it lived: the attempt count, the
+    back-off and the quick-death count start again after it. Wall time alone
+    misjudged both ways: a file sent unpaced captions a minute of audio in
+    under `quick_death`, and a real-time connection that captioned its 15 s
+    before each drop never reached `healthy_after`, so such sessions failed
+    ("died right after opening", "gave up after 8 reconnect attempts")
+    although every connection worked. A connection that captions something
+    every time cannot loop for ever on a file: each one moves the position.
+    So does one whose audio the provider heard for `healthy_progress`
+    seconds of silence (no final can come in a pause)."""
 
     first_delay: float = 0.05
     base_delay: float = 0.5
@@ -72,11 +84,13 @@ class RetryPolicy:
     healthy_after: float = 20.0  # seconds live that end an outage
     quick_death: float = 2.0  # a connection that dies this soon after opening...
     max_quick_deaths: int = 3  # ...this many times in a row is a fatal error
+    healthy_progress: float = 5.0  # seconds of audio covered (silence heard) that make a connection healthy
 
     def delay(self, attempt: int) -> float:
         if attempt <= 0:
             return self.first_delay
-        return min(self.max_delay, self.base_delay * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+        # (the exponent bounded: a live session retries for hours, and 2.0 ** 1024 overflows)
+        return min(self.max_delay, self.base_delay * 2.0 ** min(attempt - 1, 64)) * random.uniform(0.5, 1.0)
 
 
 @dataclass(slots=True)
@@ -170,6 +184,8 @@ class _Connection:
     watch_handle: asyncio.TimerHandle | None = None
     watch_at: float = 0.0
     awaiting_credit: bool = False  # the sender waits for the protocol to take audio again
+    captioned: int = 0  # finals on this connection that moved the covered position (a healthy connection)
+    covered_from: int = 0  # the covered position when it opened
 
     def wake_receiver(self, _: object = None) -> None:
         """End the pending receive wait now (the timeout that applies changed)."""
@@ -208,6 +224,12 @@ _STOP_OPEN_TIMEOUT = 5.0  # opening the one connection tried after Stop
 _TAIL_LEVEL_DBFS = -40.0
 _TAIL_SOUND = 0.25
 _TAIL_GRACE = 0.25
+# Silence the provider already heard counts as covered (see `_cover_quiet`).
+# Quieter than this is never speech (as paging judges pauses): a conservative
+# bound, lower than the tail's, so quiet speech is still replayed.
+_QUIET_DBFS = -50.0
+_QUIET_POWER = 32768.0**2 * 10 ** (_QUIET_DBFS / 10)  # that mean power of Int16 samples
+_SOUND_LEAD = 0.5  # a replay starts this long before the first sound no final covers
 _OLD_HTTP = re.compile(r"expected HTTP/1\.1: HTTP/1\.0 (\d{3})")  # websockets' words for an HTTP/1.0 reply
 
 
@@ -226,6 +248,17 @@ def _clamped(final: Final, sent: float) -> Final:
 
     words = tuple(replace(w, start=at(w.start), end=at(w.end)) for w in final.words)
     return replace(final, start=at(final.start), end=at(final.end), words=words)
+
+
+_CHECK_PROXY = "check the proxy setting (https_proxy, all_proxy or the system's)"
+
+
+def _refused(url: str) -> str:
+    """Why a connection to `url` was refused, naming the proxy when there is one."""
+    proxy = proxy_address(url)
+    if proxy is not None:
+        return f"nothing is listening on the proxy at {proxy} (connection refused): {_CHECK_PROXY}"
+    return f"nothing is listening on {_host_port(url)} (connection refused)"
 
 
 def _host_port(url: str) -> str:
@@ -293,7 +326,8 @@ class StreamSession(SessionCore):
         self._factory = protocol_factory
         self.config = config
         self.retry = retry or RetryPolicy()
-        self._secrets = tuple(s for s in secrets if s)
+        # A proxy's password too: an error about the proxy quotes its setting.
+        self._secrets = tuple(s for s in secrets if s) + proxy_secrets()
         probe = protocol_factory()
         self._init_core(probe.sample_rate)
         self._frame_samples = max(1, probe.sample_rate * probe.frame_ms // 1000)
@@ -314,6 +348,7 @@ class StreamSession(SessionCore):
         self._trim_at = 0  # stream position at which _append next looks for audio to forget
         self._final_end = 0  # stream position up to which finals cover the audio
         self._said_to = 0  # stream position the latest final's end reached (no replay margin)
+        self._dropping: Gap | None = None  # the Gap of the blocks being dropped (see `_drop`)
         self._tail_tries = 0  # end-of-stream tails sent again (see `_check_tail`)
         self._live_pace = 0.0  # samples a second a live replay may go at; 0: unpaced
         self._sent_high = 0  # the furthest stream position ever sent
@@ -324,6 +359,10 @@ class StreamSession(SessionCore):
         self._conn: _Connection | None = None
         self._stop_requested = asyncio.Event()  # set by stop(); also wakes a reconnect's back-off
         self._tries_after_stop = 0
+        self._live = True  # run() sets it: a device's session outlasts any outage (see `_run_connections`)
+        # (stream position of the last server frame, measured to, first sound after it): `_unanswered`
+        self._unanswered_at: tuple[int, int, int | None] = (-1, 0, None)
+        self._went_live = False  # a connection was accepted at least once
         self.provider_time = 0.0  # latest session time a provider reported
         self._event_latency = 0.0  # sent audio beyond the latest caption's end, at its arrival
         self.last_error: ProviderError | None = None
@@ -338,7 +377,33 @@ class StreamSession(SessionCore):
         the sent audio the provider's latest caption was when it arrived.
         Silence is not lag: a provider that has nothing to say is not behind."""
         backlog = (self._stream_end - self._sent_high) / self.sample_rate
-        return max(0.0, backlog) + self._event_latency
+        return max(0.0, backlog) + max(self._event_latency, self._unanswered())
+
+    def _unanswered(self) -> float:
+        """Seconds of sound sent live since the provider last said anything,
+        once more than its protocol's `reply_within`. A connection that died
+        without a reset looks like a quiet room until the watchdog gives up
+        (30 s), unless what went out had sound in it: then the captions are
+        behind, and the user is told so. Each call measures only the audio
+        sent since the previous one."""
+        conn = self._conn
+        if conn is None or not self._live or conn.ending:
+            return 0.0
+        wait, rate = conn.protocol.reply_within, self.sample_rate
+        start, end = conn.origin + conn.sent_at_last_frame, conn.origin + conn.sent
+        if wait is None or end - start <= wait * rate:
+            return 0.0
+        mark, checked, sound = self._unanswered_at
+        if mark != start:
+            checked, sound = start, None
+        if sound is None:
+            lo = max(checked, self._buf.start)
+            found = self._first_sound(lo, end) if lo < end else end
+            sound = found if found < end else None
+            checked = end
+        self._unanswered_at = (start, checked, sound)
+        seconds = 0.0 if sound is None else (end - sound) / rate
+        return seconds if seconds > wait else 0.0
 
     # --------------------------------------------------------------- input
     def stop(self) -> None:
@@ -362,8 +427,10 @@ class StreamSession(SessionCore):
         if self._backlog() + samples > self._backlog_cap:
             # The network is slower than the audio: drop this block, keep time true.
             self.stats.dropped_seconds += samples / self.sample_rate
-            self._add_hole(samples, "network too slow; audio dropped")
+            self._drop(samples)
             return
+        if self._dropping is not None:  # (per block: no call unless a drop just ended)
+            self._end_drop()
         self._buf.append(pcm)
         self._stream_end += samples
         if self._stream_end >= self._trim_at:  # every 2 s of audio, not every block: trimming is only memory
@@ -371,6 +438,92 @@ class StreamSession(SessionCore):
             self._trim(conn.origin + conn.sent if conn else self._final_end)
             self._trim_at = self._stream_end + 2 * self.sample_rate
         self._data.set()
+
+    def _drop(self, samples: int) -> None:
+        """A block dropped for the backlog bound: a hole in the clock and a
+        Gap. Blocks dropped in a row are one hole and one Gap, given when the
+        run ends (`_end_drop`): a live session now outlasts a long outage,
+        and a block at a time was 300 Gaps ("[…]" in the transcript) and 300
+        holes (each event's time walks them) for every half minute of it."""
+        gap = self._dropping
+        if gap is not None and self._holes and self._holes[-1][0] == self._stream_end:
+            at, held = self._holes[-1]
+            self._holes[-1] = (at, held + samples)
+            self._dropping = Gap(gap.start, gap.end + samples / self.sample_rate, gap.reason)
+            return
+        self._end_drop()
+        start = self.session_time(self._stream_end)
+        self._holes.append((self._stream_end, samples))
+        self.stats.gaps += 1
+        self._dropping = Gap(start, start + samples / self.sample_rate, "network too slow; audio dropped")
+
+    def _end_drop(self) -> None:
+        """Give the Gap of the blocks dropped in a row so far, if any."""
+        gap, self._dropping = self._dropping, None
+        if gap is not None:
+            self._emit(gap)
+
+    def mark_gap(self, seconds: float, reason: str) -> None:
+        self._end_drop()  # first the drop before it, and its hole stays its own
+        super().mark_gap(seconds, reason)
+
+    def _cover_quiet(self) -> None:
+        """Count silence the provider already received as covered, as a final
+        covers speech: move the covered position (`_final_end`) over sent
+        audio up to `_SOUND_LEAD` before the first sound after it (or before
+        the end of what was sent: a replay gives the provider that much
+        silence before the speech it is to caption).
+
+        Only finals used to mark audio covered, so after a long quiet stretch
+        a drop replayed up to the whole replay window of silence, and called
+        what did not fit "replay buffer exceeded; audio lost" although it had
+        reached the provider; and a session limit (AudioPod's
+        MAX_DURATION_REACHED) met in a quiet stretch replayed that stretch to
+        the next session, which met the limit again at once. Silence has no
+        words to lose, so it need not be sent twice; speech after the last
+        final still is (the replay exists for it), and so is any sound the
+        level cannot tell from speech. A sound ending within `_TAIL_GRACE`
+        of the latest final's end is the fading tail of a word it captioned
+        (as the end-of-stream tail check judges it). Sent means handed to
+        the socket: silence lost in flight with a dropped connection had no
+        words either, and a connection's times count from its own first
+        sample.
+
+        Judged only when it matters (a connection ended, or uncovered audio
+        is about to leave the replay window), from the kept audio: nothing
+        is measured while audio streams."""
+        covered, sent = self._final_end, min(self._sent_high, self._buf.end)
+        lead = int(_SOUND_LEAD * self.sample_rate)
+        if sent - lead <= covered or covered < self._buf.start:
+            return  # nothing to cover, or audio before the kept audio is unknown
+        start = covered
+        if covered >= self._said_to:  # a captioned word's fading tail is not new sound
+            start = max(covered, min(self._said_to + int(_TAIL_GRACE * self.sample_rate), sent))
+        to = min(self._first_sound(start, sent), sent) - lead
+        if to > covered:
+            self._final_end = to
+            self._space.set()  # a file held back for finals may read on
+
+    def _first_sound(self, start: int, end: int) -> int:
+        """Stream position of the first 20-ms frame (as the tail check
+        measures) in kept audio [start, end) whose mean power reaches
+        _QUIET_DBFS, or `end`. A second at a time: it stops at the first."""
+        frame = max(1, self.sample_rate // 50)
+        step = 50 * frame
+        pos = start
+        while pos < end:
+            n = min(step, end - pos)
+            x = np.frombuffer(self._buf.read(pos, n), "<i2").astype(np.int64)
+            whole = n // frame
+            energy = np.square(x[: whole * frame]).reshape(whole, frame).sum(axis=1)
+            loud = np.flatnonzero(energy >= _QUIET_POWER * frame)
+            if len(loud):
+                return pos + int(loud[0]) * frame
+            rest = x[whole * frame :]
+            if len(rest) and float(np.square(rest).sum()) >= _QUIET_POWER * len(rest):
+                return pos + whole * frame
+            pos += n
+        return end
 
     @property
     def _backlog_cap(self) -> int:
@@ -389,8 +542,10 @@ class StreamSession(SessionCore):
     def _trim(self, sent_pos: int) -> None:
         """Forget audio that is both sent and covered by a final, or older than
         the replay bound."""
-        keep_from = min(self._final_end, sent_pos)
         floor = sent_pos - self._replay_window()
+        if self._final_end < floor:
+            self._cover_quiet()  # before uncovered audio is forgotten: was it silence?
+        keep_from = min(self._final_end, sent_pos)
         self._buf.forget_before(max(keep_from, floor))
 
     def _replay_start(self) -> tuple[int, Gap | None]:
@@ -483,6 +638,7 @@ class StreamSession(SessionCore):
         (see `_file_room`), and for a protocol whose times are estimates, to
         its `estimate_pace`. A live source's replay after a reconnect to such a
         protocol is paced too, faster, to catch up (`_catch_up_pace`)."""
+        self._live = live
         self._pace = 0.0 if live or self._estimate_pace is None else self._estimate_pace * self.sample_rate
         if live and self._estimate_pace is not None:
             self._live_pace = self._estimate_pace * max(1.0, self.config.live_catch_up) * self.sample_rate
@@ -493,10 +649,24 @@ class StreamSession(SessionCore):
             if not reader.done():
                 reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
+            self._end_drop()
         if self._source_error is not None:
             raise self._source_error
 
     async def _run_connections(self) -> None:
+        """Connect, and reconnect after every retryable error.
+
+        A file (`live=False`), and a live source that never got through
+        (a wrong endpoint or proxy says so at once), give up after
+        `RetryPolicy.max_attempts` or `max_quick_deaths`. A live source
+        (microphone, system audio) that was captioning does not: an outage of
+        any length (Wi-Fi off for a minute) used to end the session for good
+        after ~30 s of attempts, and nothing resumed when the network came
+        back. It keeps trying at the capped back-off (`max_delay`), in the
+        reconnecting state with the reason, until a connection gets through,
+        the user stops it or the source ends; the caption times stay on the
+        session's clock and the audio the replay buffer could not keep is a
+        Gap. Fatal errors (a refused key) still end it at once."""
         attempt = 0
         quick_deaths = 0
         origin = 0
@@ -512,6 +682,7 @@ class StreamSession(SessionCore):
             except _Retry as exc:
                 err = exc.error
                 self.last_error = err
+                self._cover_quiet()  # before judging the connection and where to replay from
                 lived = (time.monotonic() - exc.opened_at) if exc.opened_at is not None else None
                 if err.kind is ErrorKind.FATAL:
                     await self._fail(err)
@@ -530,23 +701,34 @@ class StreamSession(SessionCore):
                     attempt = 0
                     delay = 0.0
                 else:
+                    if self._healthy(self._conn):
+                        # It captioned (or the provider heard a pause on it):
+                        # whatever its age, it worked, so this is a new outage.
+                        attempt, quick_deaths, lived = 0, 0, None
                     if lived is not None and lived >= self.retry.healthy_after:
                         attempt, quick_deaths = 0, 0
                     if lived is not None and lived < self.retry.quick_death:
                         quick_deaths += 1
                     elif lived is not None:
                         quick_deaths = 0
-                    if quick_deaths >= self.retry.max_quick_deaths:
+                    # A live source that was captioning outlasts any outage: it
+                    # tries again, the back-off capped, until it gets through or
+                    # the user stops it (see `_run_connections`). Once the
+                    # source has ended, what is left is finished like a file's.
+                    endless = self._live and self._went_live and not self._source_done
+                    if quick_deaths >= self.retry.max_quick_deaths and not endless:
                         await self._fail(
                             ProviderError(
                                 err.code,
                                 f"{quick_deaths} connections in a row died right after opening; last: {err.message}",
                             )
                         )
-                    if attempt >= self.retry.max_attempts:
+                    if attempt >= self.retry.max_attempts and not endless:
                         await self._fail(
                             ProviderError(err.code, f"gave up after {attempt} reconnect attempts; last: {err.message}")
                         )
+                    if endless and quick_deaths >= self.retry.max_quick_deaths:
+                        attempt = max(attempt, self.retry.max_attempts)  # no storm: the capped back-off
                     delay = 0.0 if self._stopping else self.retry.delay(attempt)
                     attempt += 1
                     self.stats.reconnects += 1
@@ -561,6 +743,15 @@ class StreamSession(SessionCore):
                     except asyncio.TimeoutError:
                         pass
 
+    def _healthy(self, conn: _Connection | None) -> bool:
+        """Whether a connection that ended worked, whatever its age: it
+        delivered a final, or the provider heard `healthy_progress` s of
+        silence on it (see `RetryPolicy`)."""
+        if conn is None:
+            return False
+        progress = (min(self._final_end, conn.origin + conn.sent) - conn.covered_from) / self.sample_rate  # its own audio
+        return bool(conn.captioned) or progress >= self.retry.healthy_progress
+
     @property
     def _open_timeout(self) -> float:
         """How long opening a connection may take; after Stop, at most
@@ -571,6 +762,7 @@ class StreamSession(SessionCore):
         """Stop while the provider cannot be reached: the audio no final
         covers is a Gap with the reason, and the session is closed (stopped,
         not failed)."""
+        self._end_drop()
         start, gap = self._replay_start()
         if gap is not None:
             self.stats.gaps += 1
@@ -589,6 +781,7 @@ class StreamSession(SessionCore):
         return ProviderError("TLS_FAILED", f"the server's certificate was not accepted: {reason}")
 
     async def _fail(self, error: ProviderError) -> None:
+        self._end_drop()
         error = ProviderError(error.code, self._redact(error.message), ErrorKind.FATAL)
         self.last_error = error
         self._emit(error)
@@ -598,7 +791,7 @@ class StreamSession(SessionCore):
     # ---------------------------------------------------------- connection
     async def _connection(self, origin: int) -> None:
         proto = self._factory()
-        conn = _Connection(proto, origin)
+        conn = _Connection(proto, origin, covered_from=self._final_end)
         self._conn = conn
         self.stats.connections += 1
         # a reconnection of a live source: its replay goes paced (see `_catch_up_pace`)
@@ -612,11 +805,15 @@ class StreamSession(SessionCore):
             except ProxyRefused as exc:
                 raise _Retry(_proxy_refused(exc.status), None) from None
             except NotHttp:
+                proxy = proxy_address(login.url)
+                if proxy is not None:
+                    raise _Retry(ProviderError("PROXY_NOT_HTTP", f"the proxy at {proxy} did not answer in HTTP: "
+                                               f"{_CHECK_PROXY}"), None) from None
                 raise _Retry(ProviderError("NOT_HTTP", f"the login at {_host_port(login.url)} did not answer in HTTP: "
                                            "check the endpoint URL"), None) from None
             except ConnectionRefusedError:
-                raise _Retry(ProviderError("LOGIN_FAILED", f"login failed: nothing is listening on {_host_port(login.url)} "
-                                           "(connection refused)", ErrorKind.RETRYABLE), None) from None
+                raise _Retry(ProviderError("LOGIN_FAILED", f"login failed: {_refused(login.url)}", ErrorKind.RETRYABLE),
+                             None) from None
             except OSError as exc:
                 if login.url.startswith("http:") and await _speaks_tls(login.url):
                     raise _Retry(ProviderError("NOT_TLS_URL", f"{_host_port(login.url)} speaks TLS: use wss:// instead of ws://"),
@@ -627,6 +824,9 @@ class StreamSession(SessionCore):
                 proto.accept_login(status, body)
             except ProtocolError as exc:
                 raise _Retry(exc.error, None) from None
+            for secret in proto.secrets():  # a login's token is a credential as much as the key
+                remember_secret(secret)
+                self._secrets += (secret,)
         request = proto.connect_request(self.config.endpoint)
         try:
             ws = await asyncio.wait_for(
@@ -648,8 +848,8 @@ class StreamSession(SessionCore):
                 self._open_timeout + 1,
             )
         except InvalidProxy as exc:
-            raise _Retry(ProviderError("PROXY_CONFIG", f"the configured proxy cannot be used: {self._redact(str(exc))}"),
-                         None) from None
+            raise _Retry(ProviderError("PROXY_CONFIG", f"the configured proxy cannot be used: {self._redact(str(exc))} "
+                                       "(a proxy setting is a URL: http://host:port, or socks5h://host:port)"), None) from None
         except InvalidProxyStatus as exc:
             raise _Retry(_proxy_refused(exc.response.status_code), None) from None
         except InvalidStatus as exc:
@@ -662,8 +862,7 @@ class StreamSession(SessionCore):
         except InvalidMessage as exc:
             raise _Retry(await self._no_handshake(request.url, exc), None) from None
         except ConnectionRefusedError:
-            raise _Retry(ProviderError("CONNECT_FAILED", f"nothing is listening on {_host_port(request.url)} (connection refused)",
-                                       ErrorKind.RETRYABLE), None) from None
+            raise _Retry(ProviderError("CONNECT_FAILED", _refused(request.url), ErrorKind.RETRYABLE), None) from None
         except ssl.SSLError as exc:
             if exc.reason == "WRONG_VERSION_NUMBER":  # the server answered the TLS hello in plain text
                 raise _Retry(ProviderError("NOT_TLS", f"{_host_port(request.url)} does not speak TLS: use ws:// instead of wss://"),
@@ -789,6 +988,7 @@ class StreamSession(SessionCore):
     def _mark_live(self, conn: _Connection) -> None:
         if not conn.ready.is_set():
             conn.ready.set()
+            self._went_live = True
             self._set_state(SessionState.LIVE)
 
     async def _send(self, ws: websockets.ClientConnection, message: str | bytes) -> None:
@@ -1053,6 +1253,7 @@ class StreamSession(SessionCore):
             covered = min(end_pos, conn.origin + conn.sent)
             if covered > self._final_end:
                 self._final_end = covered
+                conn.captioned += 1
                 self._space.set()  # a file held back for finals may read on
             event = event.shifted(self._offset(conn, event.start))
             self.provider_time = max(self.provider_time, event.end)

@@ -10,61 +10,43 @@ import asyncio
 
 from captioner import keys
 from captioner.app import CaptionerApp, build_parser
-from captioner.audio.feed import FeedStats
 from captioner.stt.events import SessionState, StateChanged
 from captioner.stt.session import RetryPolicy
 from captioner.ui.controller import CaptionController
 from tests.conftest import SCRIPT
 from tests.fakes.audiopod import FakeAudioPod
 from tests.fakes.tones import synthesize
+from tests.helpers import ScriptedInput
 
 INPUT_LOST = "input device lost"
 FAST_RETRY = RetryPolicy(first_delay=0.01, base_delay=0.02, max_delay=0.05, max_attempts=2)
 
 
-class LosingInput:
+class LosingInput(ScriptedInput):
     """A live input (tone speech in 20 ms blocks) whose device is lost after
     `lose_at` seconds and back when `back` is set, reporting it as
     MicrophoneSource does: on_device_state(False) … on_gap, on_device_state(True)."""
 
-    name = "USB Mic"
-
     def __init__(self, lose_at: float) -> None:
-        self.sample_rate = 16000
+        super().__init__("USB Mic", 16000)
         self.audio, _ = synthesize(SCRIPT, rate=self.sample_rate, amplitude=0.5)
         self.lose_at = int(lose_at * self.sample_rate)
-        self.on_notice = self.on_gap = self.on_device_state = None
-        self.stats = FeedStats()
         self.lost = asyncio.Event()
         self.back = asyncio.Event()
-
-    async def __aenter__(self) -> "LosingInput":
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-    def __aiter__(self):
-        return self._gen()
 
     async def _gen(self):
         step = self.sample_rate // 50
         for at in range(0, len(self.audio), step):
             if at == self.lose_at:
-                _call(self.on_notice, "the input device 'USB Mic' stopped delivering audio; trying to reopen it…")
-                _call(self.on_device_state, False)
+                self.tell("notice", "the input device 'USB Mic' stopped delivering audio; trying to reopen it…")
+                self.tell("device_state", False)
                 self.lost.set()
                 await self.back.wait()
-                _call(self.on_gap, 0.5, "input device interrupted for 0.5 s")
-                _call(self.on_notice, "capturing again from 'USB Mic'")
-                _call(self.on_device_state, True)
+                self.tell("gap", 0.5, "input device interrupted for 0.5 s")
+                self.tell("notice", "capturing again from 'USB Mic'")
+                self.tell("device_state", True)
             yield self.audio[at : at + step]
             await asyncio.sleep(0.002)
-
-
-def _call(callback, *args) -> None:  # noqa: ANN001
-    if callback is not None:  # whoever listens
-        callback(*args)
 
 
 async def _until(predicate, timeout: float = 10.0) -> None:  # noqa: ANN001

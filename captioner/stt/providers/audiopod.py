@@ -37,10 +37,16 @@ class AudioPodOptions:
         "auto", "unit of word start/end, undocumented by AudioPod: auto (told from the words' lengths), s or ms",
         ("auto", "s", "ms"),
     )
+    rollover_margin_s: float = option(
+        20.0, "start a new session up to this long before the session limit (ready.max_duration_seconds), right after "
+        "an utterance's final, so the limit never cuts a word in two; 0: wait for MAX_DURATION_REACHED",
+    )
 
     def validate(self) -> None:
         if self.language is not None and not (2 <= len(self.language) <= 12):
             raise OptionError(f"language {self.language!r} does not look like a language code")
+        if not self.rollover_margin_s >= 0:
+            raise OptionError("rollover_margin_s must not be negative")
 
 
 _FATAL = {
@@ -66,6 +72,7 @@ class AudioPodProtocol(WireProtocol):
         self._ready = False
         self._last_end = 0.0
         self._word_times = UnitlessWordTimes(options.word_units)
+        self._roll_at: float | None = None  # seconds of this session's audio after which to roll over at a pause
 
     def connect_request(self, endpoint: str) -> ConnectRequest:
         # A short-lived JWT (browser/session clients) travels as ?token=, a key as ?api_key=.
@@ -95,6 +102,10 @@ class AudioPodProtocol(WireProtocol):
             raise ProtocolError(ProviderError("BAD_FRAME", f"AudioPod sent {kind!r} before ready", ErrorKind.RETRYABLE))
         if kind == "ready":
             self._ready = True
+            limit = as_float(msg.get("max_duration_seconds"))
+            margin = self.options.rollover_margin_s
+            if limit is not None and limit > 0 and margin > 0:
+                self._roll_at = limit - min(margin, limit / 3)
             return Decoded(ready=True)
         if kind == "partial":
             text = msg.get("text")
@@ -102,7 +113,16 @@ class AudioPodProtocol(WireProtocol):
                 raise _bad("partial without text")
             return Decoded([Partial(text.strip(), start=self._last_end)])
         if kind == "final":
-            return Decoded([self._final(msg, audio_sent)])
+            final = self._final(msg, audio_sent)
+            if self._roll_at is not None and final.end_of_utterance and audio_sent >= self._roll_at:
+                # At the limit AudioPod finalizes mid-word, and the audio after
+                # the last final is sent again to the next session: the cut
+                # word would be heard twice. Between utterances nothing is cut.
+                self._roll_at = None
+                return Decoded([final, ProviderError(
+                    "SESSION_LIMIT_NEAR", "the AudioPod session is near its length limit; continuing on a new session",
+                    ErrorKind.ROLLOVER)])
+            return Decoded([final])
         if kind == "usage":
             return Decoded([Usage(credits=as_float(msg.get("credits_used")), raw=msg)])
         if kind == "completed":

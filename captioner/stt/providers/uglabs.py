@@ -135,6 +135,7 @@ def _now_iso() -> str:
 
 
 class UgLabsProtocol(WireProtocol):
+    reply_within = None  # captions come a page at a time (~8 s and more), never sooner
     frame_ms = 100
 
     def __init__(self, options: UgLabsOptions, key: str, clock: Callable[[], float] | None = None) -> None:
@@ -179,6 +180,9 @@ class UgLabsProtocol(WireProtocol):
             ttl = DEFAULT_TOKEN_TTL_S
         self._token = token.strip()
         self._refresh_at = self._time() + ttl - min(self.options.token_margin_s, ttl / 2)
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self._token,) if self._token else ()
 
     def _time(self) -> float:
         return self._clock() if self._clock is not None else monotonic()
