@@ -384,13 +384,80 @@ def load_journal(path: Path) -> tuple[Transcript, SessionInfo]:
     return transcript, info
 
 
+_FINAL_FIELD = b'"type": "final"'  # as json.dumps writes it; inside a caption's text a quote is escaped
+_TAIL_BYTES = 256 * 1024
+_CHUNK = 1 << 20
+
+
+def session_info(path: Path) -> SessionInfo:
+    """What a session list shows, without parsing every caption: the header
+    (the first line), the finals counted by their type field, and the last
+    lines (summary, end, title, the last caption's end). `load_journal` parses
+    every line: a few hundred ms for an 8-hour journal, so listing twenty of
+    them stalled the app's start-up check and History for seconds."""
+    with open(path, "rb") as f:
+        first = f.readline()
+        finals, carry = first.count(_FINAL_FIELD), b""
+        while chunk := f.read(_CHUNK):
+            block = carry + chunk
+            finals += block.count(_FINAL_FIELD)
+            carry = block[-(len(_FINAL_FIELD) - 1):]  # a field cut by a chunk's end is counted in the next block
+        size = f.tell()
+        f.seek(max(len(first), size - _TAIL_BYTES))
+        tail = f.read()
+    lines = tail.split(b"\n")
+    if size - _TAIL_BYTES > len(first):
+        lines = lines[1:]  # the first is probably a piece of a line
+    header = _json_dict(first) or {}
+    last_end: float | None = None
+    audio: float | None = None
+    finished, title = False, ""
+    for raw in lines:
+        item = _json_dict(raw)
+        if item is None:
+            finals -= raw.count(_FINAL_FIELD)  # a line a crash cut short: load_journal skips it too
+            continue
+        kind = item.get("type")
+        if kind in ("final", "gap"):
+            try:
+                last_end = finite_time(item["end"])
+            except (KeyError, TypeError, ValueError):
+                if kind == "final":
+                    finals -= 1
+        elif kind == "summary":
+            try:
+                audio = float(item["audio_duration"]) if item.get("audio_duration") is not None else audio
+            except (TypeError, ValueError):
+                pass
+            finished = finished or bool(item.get("outcome"))
+        elif kind == "end":
+            finished = True
+        elif kind == "title":
+            title = str(item.get("title", ""))
+    if last_end is None and finals > 0:  # captions only before the tail: rare enough to read it all
+        return load_journal(path)[1]
+    provider, source, started = (str(header.get(k, "")) for k in ("provider", "source", "started_at"))
+    return SessionInfo(
+        path, provider, source, started, finished, max(0, finals), (last_end or 0.0) if audio is None else audio, title,
+        running=not finished and in_use(path), audio_duration=audio,
+    )
+
+
+def _json_dict(raw: bytes) -> dict[str, Any] | None:
+    try:
+        item = json.loads(raw.decode("utf-8", errors="replace"))
+    except ValueError:
+        return None
+    return item if isinstance(item, dict) else None
+
+
 def list_sessions(directory: Path | None = None) -> list[SessionInfo]:
     """All journals, newest first."""
     directory = directory or sessions_dir()
     infos = []
     for path in directory.glob(f"*{SUFFIX}"):
         try:
-            infos.append(load_journal(path)[1])
+            infos.append(session_info(path))
         except OSError:
             continue
         except Exception:  # one damaged file must not hide every other session
