@@ -214,8 +214,10 @@ class CaptionerApp(QObject):
             return
         dialog = SettingsDialog(self.settings, self.window, self.window.provider_id)
         dialog.setStyleSheet(CONTROL_STYLE)
-        dialog.style_previewed.connect(self.overlay.set_style)
+        # A preview is not remembered: only Save makes the overlay's new size the one to reopen with.
+        dialog.style_previewed.connect(lambda style: self.overlay.set_style(style, remember=False))
         dialog.applied.connect(self._settings_applied)
+        dialog.key_stored.connect(self.controller.key_stored)  # "no API key for …" goes
         dialog.finished.connect(lambda _r: self.spawn(self.window.refresh_key_status()))
         self.dialog = dialog
         dialog.show()
@@ -224,6 +226,13 @@ class CaptionerApp(QObject):
     def _settings_applied(self) -> None:
         self.window.apply_hotkeys(self.settings.hotkeys())
         self.overlay.set_style(self.settings.style())
+        self.overlay.save_geometry()  # the size the saved style gave it (the preview did not remember it)
+
+    def cancel_settings(self) -> None:
+        """Close an open Settings dialog as Cancel does: a previewed style,
+        and the overlay size it brought, are put back."""
+        if self.dialog is not None and self.dialog.isVisible():
+            self.dialog.reject()
 
     # --------------------------------------------------------------- quit
     def quit(self) -> None:
@@ -231,7 +240,10 @@ class CaptionerApp(QObject):
 
     async def shutdown(self) -> None:
         """Stop captioning gracefully (the journal is closed), remember where
-        the overlay was, and let the loop end."""
+        the overlay was, and let the loop end. Settings left open count as
+        Cancel, first: the overlay's size is saved for its saved style, not
+        for a preview (a 3-line style in a full-height window at next start)."""
+        self.cancel_settings()
         await self.controller.stop_and_wait()
         self.overlay.save_geometry()
         self.settings.sync()

@@ -623,6 +623,7 @@ class ControlWindow(QMainWindow):
         if self.settings.removed_secrets and hasattr(self, "_base_notes"):
             self._show_notes()  # "the saved endpoint held a key: it was removed"
         self._order_tabs()
+        self.controller.provider_selected(p.id)  # the last session's error about another provider goes
         if check_key:
             self.spawn(self.refresh_key_status())
 

@@ -54,6 +54,11 @@ def _journal_factory(provider: str, source: str, **facts: Any) -> Any:
     return SessionJournal.create(provider, source, **facts)
 
 
+#: Error codes that mean the provider refused the key: storing a new key
+#: answers them (the rest of what a provider says stays until it is retried).
+_KEY_REFUSED = frozenset({"KEY_REJECTED", "INVALID_API_KEY", "UNAUTHORIZED", "AUTHENTICATION_FAILED", "UNAUTHENTICATED"})
+
+
 class CaptionController(QObject):
     """Starts and stops captioning sessions and publishes what happens."""
 
@@ -92,6 +97,11 @@ class CaptionController(QObject):
         self.source_name = ""
         self.state = "idle"
         self.detail = ""
+        #: What the error shown is about, so it goes once that is fixed: ("key",
+        #: provider) none or a refused one, ("keyring", provider), ("provider",
+        #: provider) anything else that provider's session said; None (the
+        #: input, our own failure) stays until the next start.
+        self.error_cause: tuple[str, str] | None = None
         self._task: asyncio.Task | None = None
         self._starting = False
         self._started_at: float | None = None
@@ -128,12 +138,42 @@ class CaptionController(QObject):
         end = self._stopped_at if self._stopped_at is not None else time.monotonic()
         return max(0.0, end - self._started_at)
 
-    def _set_state(self, state: str, detail: str = "") -> None:
+    def _set_state(self, state: str, detail: str = "", cause: tuple[str, str] | None = None) -> None:
         self.state, self.detail = state, detail
+        self.error_cause = cause if state == "error" else None
         self.state_changed.emit(state, detail)
 
-    def _fail(self, message: str) -> None:
-        self._set_state("error", redact_text(message, (self._secret,) if self._secret else ()))
+    def _fail(self, message: str, cause: tuple[str, str] | None = None) -> None:
+        self._set_state("error", redact_text(message, (self._secret,) if self._secret else ()), cause)
+
+    # An error about something the user has since fixed must not stay on an
+    # always-on-top overlay (nor in the window); one still true stays.
+    def key_stored(self, provider_id: str) -> None:
+        """A key was stored for `provider_id`: "no API key", "rejected the
+        API key" (about the old one) and "keyring not available" are no
+        longer true."""
+        cause = self.error_cause
+        if cause is not None and (cause[0] == "keyring" or cause == ("key", provider_id)):
+            self._clear_error()
+
+    def provider_selected(self, provider_id: str) -> None:
+        """Another provider was chosen: what the last session said about
+        its own provider (key, options, endpoint, service) does not apply to
+        it. A keyring failure still does to any provider that needs a key."""
+        cause = self.error_cause
+        if cause is None or cause[1] == provider_id:
+            return
+        if cause[0] == "keyring":
+            from captioner.stt.registry import PROVIDERS
+
+            provider = PROVIDERS.get(provider_id)
+            if provider is None or provider.needs_key:
+                return
+        self._clear_error()
+
+    def _clear_error(self) -> None:
+        if self.state == "error" and not self.running:
+            self._set_state("idle", "")
 
     # --------------------------------------------------------------- start
     async def start(
@@ -181,10 +221,10 @@ class CaptionController(QObject):
         try:
             provider, provider_options, valid_endpoint = job.validated()
         except (UnknownProvider, OptionError, EndpointError) as exc:
-            self._fail(str(exc))
+            self._fail(str(exc), ("provider", provider_id))
             return False
         except ImportError as exc:
-            self._fail(f"the {provider_id} provider is not available in this build ({exc.name})")
+            self._fail(f"the {provider_id} provider is not available in this build ({exc.name})", ("provider", provider_id))
             return False
         from captioner import keys
 
@@ -192,10 +232,10 @@ class CaptionController(QObject):
             # The built-in offline engine needs no key (and no keyring).
             key = await self.key_getter(provider.id) if provider.needs_key else ""
         except keys.KeyStoreError as exc:
-            self._fail(str(exc))
+            self._fail(str(exc), ("keyring", provider.id))
             return False
         if provider.needs_key and not key:
-            self._fail(f"no API key for {provider.name}: add one in Settings → API keys")
+            self._fail(f"no API key for {provider.name}: add one in Settings → API keys", ("key", provider.id))
             return False
         self._secret = key
         from captioner import logs
@@ -210,7 +250,10 @@ class CaptionController(QObject):
         try:
             session = make_session(job, key, config, self.retry)
         except (OptionError, EndpointError) as exc:
-            self._fail(str(exc))
+            self._fail(str(exc), ("provider", provider.id))
+            return False
+        except keys.BadKey as exc:  # a pasted character in a key from the environment
+            self._fail(str(exc), ("key", provider.id))
             return False
         del key
         self.session = session
@@ -270,7 +313,8 @@ class CaptionController(QObject):
         except ProviderFailure as exc:
             name = _provider_name(self.provider_id)
             error_code = exc.error.code
-            self._fail(f"{name}: {exc.error.message} ({exc.error.code})")
+            kind = "key" if exc.error.code in _KEY_REFUSED else "provider"
+            self._fail(f"{name}: {exc.error.message} ({exc.error.code})", (kind, self.provider_id))
         except AudioSourceError as exc:
             error_code = "AUDIO_ERROR"
             self._fail(str(exc))

@@ -3,9 +3,11 @@
 Unpinned it can be dragged and resized; pinned it is click-through
 (`Qt.WindowTransparentForInput`): the mouse reaches the window below.
 
-Rendering is O(1) per event: the renderer keeps only the last N caption
-lines plus the live partial, each line is wrapped once (its rows are cached
-until the width or the font changes), and a paint touches at most N lines.
+Rendering is O(1) per event: the renderer keeps only the last MAX_LINES
+captions (the most any style shows: a preview of fewer lines, put back,
+loses none) plus the live partial and shows the newest N; each line is
+wrapped once (its rows are cached until the width or the font changes),
+and a paint touches at most N lines.
 Painting is cheap: text is drawn once per word into cached images and rows
 are composed from them (caption_text.RowImages), the panel/status layer is
 one cached image, and a changed partial repaints only the rows it changed.
@@ -43,7 +45,7 @@ from PySide6.QtWidgets import QMenu, QWidget
 from captioner.stt.events import Final, Gap, Partial, ProviderError, SessionState, StateChanged
 from captioner.transcript.spacing import single_spaced
 from captioner.ui.caption_text import RowImages, Runs, dpi_of, starts_rtl, wrapped_rows
-from captioner.ui.theme import OverlayStyle
+from captioner.ui.theme import MAX_LINES, OverlayStyle
 
 MARGIN = 14  # px around the text
 EDGE = 10  # px from the border that resize instead of move
@@ -69,7 +71,9 @@ class CaptionRenderer:
     the style preview in the settings dialog."""
 
     def __init__(self, style: OverlayStyle | None = None) -> None:
-        self.lines: collections.deque[CaptionLine] = collections.deque(maxlen=3)
+        # As many as the largest style shows, whatever this style's lines: a
+        # preview of 1 line, cancelled, must show the same 3 captions again.
+        self.lines: collections.deque[CaptionLine] = collections.deque(maxlen=MAX_LINES)
         self.partial: CaptionLine | None = None
         self._last_speaker: str | None = None
         self.layouts_made = 0  # how many lines were wrapped (tests check O(1))
@@ -91,8 +95,6 @@ class CaptionRenderer:
         self._line_height = self.metrics.lineSpacing()
         self._font_key = (font.toString(), self.style.font_size, self.style.bold)
         self.version += 1
-        if self.lines.maxlen != self.style.lines:
-            self.lines = collections.deque(self.lines, maxlen=self.style.lines)
 
     @property
     def line_height(self) -> int:
@@ -323,6 +325,7 @@ class CaptionOverlay(QWidget):
         #: (geometry the user gave, (lines, line height) it was for): style changes size from it
         self._style_anchor: tuple[QRect, tuple[int, int]] | None = None
         self._style_placed = QRect()  # the geometry the last style change set
+        self._style_remembered = True  # whether that geometry is to be saved (not for a preview)
         self.setWindowTitle("Captioner overlay")
         self.setAccessibleName("Captions overlay")
         self.setWindowFlags(
@@ -466,20 +469,22 @@ class CaptionOverlay(QWidget):
     def moveEvent(self, event: Any) -> None:  # noqa: N802
         super().moveEvent(event)
         if not self._adjusting:
-            self._forget_anchor_if_moved()
-            self._save_timer.start()
+            self._geometry_reported()
 
     def resizeEvent(self, event: Any) -> None:  # noqa: N802
         super().resizeEvent(event)
         if not self._adjusting:
-            self._forget_anchor_if_moved()
-            self._save_timer.start()
+            self._geometry_reported()
 
-    def _forget_anchor_if_moved(self) -> None:
+    def _geometry_reported(self) -> None:
         # A window manager reports our own setGeometry later, outside
         # _adjusting: only a geometry we did not set is the user's.
-        if self._style_anchor is not None and self.geometry() != self._style_placed:
-            self._style_anchor = None
+        if self._style_anchor is not None and self.geometry() == self._style_placed:
+            if self._style_remembered:  # a preview's size is not saved
+                self._save_timer.start()
+            return
+        self._style_anchor = None
+        self._save_timer.start()
 
     # ------------------------------------------------------------- pin
     @property
@@ -545,8 +550,11 @@ class CaptionOverlay(QWidget):
             self.shown_changed.emit(False)
 
     # ----------------------------------------------------------- content
-    def set_style(self, style: OverlayStyle, fit_height: bool = True) -> None:
-        """Apply a style at once (the settings dialog previews live through this)."""
+    def set_style(self, style: OverlayStyle, fit_height: bool = True, remember: bool = True) -> None:
+        """Apply a style at once (the settings dialog previews live through
+        this, with `remember` off: the size a preview gives is not saved)."""
+        if not remember and self._save_timer.isActive():
+            self.save_geometry()  # the user's last move, before the preview changes the size
         old_lines = self.renderer.style.lines
         old_height = self.renderer.line_height
         before = QRect(self.geometry())  # a new minimum size may grow the window at once
@@ -558,12 +566,12 @@ class CaptionOverlay(QWidget):
         finally:
             self._adjusting = False
         if fit_height and (old_lines != self.renderer.style.lines or old_height != self.renderer.line_height):
-            self._fit_height_to_style(before, (old_lines, old_height))
+            self._fit_height_to_style(before, (old_lines, old_height), remember)
         if not self.renderer.style.clear_after:
             self._clear_timer.stop()
         self.update()
 
-    def _fit_height_to_style(self, before: QRect, old_key: tuple[int, int]) -> None:
+    def _fit_height_to_style(self, before: QRect, old_key: tuple[int, int], remember: bool = True) -> None:
         """Grow or shrink to the style's lines, keeping the bottom edge, always
         from the geometry the user last gave: a preview of a huge font may push
         the overlay up against the screen edge, and going back to the old style
@@ -579,13 +587,14 @@ class CaptionOverlay(QWidget):
             screen = self._current_screen()
             if screen is not None:
                 rect = fit_into(rect, screen.availableGeometry())
-        self._style_placed = rect
+        self._style_placed, self._style_remembered = rect, remember
         self._adjusting = True
         try:
             self.setGeometry(rect)
         finally:
             self._adjusting = False
-        self._save_timer.start()
+        if remember:
+            self._save_timer.start()
 
     def on_event(self, event: Any) -> None:
         """Take one caption event: O(1) work, one repaint scheduled."""

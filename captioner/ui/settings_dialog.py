@@ -223,6 +223,7 @@ class HotkeyEdit(QKeySequenceEdit):
 class SettingsDialog(QDialog):
     style_previewed = Signal(object)  # OverlayStyle, while editing
     applied = Signal()  # settings were saved
+    key_stored = Signal(str)  # a provider's key is now in the keyring
 
     def __init__(self, settings: Settings, parent: QWidget | None = None, provider_id: str = "") -> None:
         super().__init__(parent)
@@ -371,6 +372,7 @@ class SettingsDialog(QDialog):
         edit.clear()
         edit.setPlaceholderText("stored — type a new key to replace it")
         self._key_state(pid, "Saved in the OS keyring.")
+        self.key_stored.emit(pid)
         return True
 
     async def delete_key(self, pid: str) -> None:

@@ -17,7 +17,7 @@ from captioner.audio.sources import WavFileSource
 from captioner.stt.session import RetryPolicy
 from captioner.ui import control_window
 from captioner.ui.controller import CaptionController
-from tests.conftest import SCRIPT
+from tests.conftest import SCRIPT, MemoryKeyring
 from tests.fakes.audiopod import FakeAudioPod
 
 FAST_RETRY = RetryPolicy(first_delay=0.01, base_delay=0.02, max_delay=0.05, max_attempts=2)
@@ -36,6 +36,14 @@ def make_app(settings, wav: Path, args: list[str] | None = None, speed: float = 
     capp = CaptionerApp(settings, build_parser().parse_args(args or []), controller, tray_available=False, device_lister=lambda: [])
     capp.sources = sources  # type: ignore[attr-defined]
     return capp
+
+
+async def shown(qtbot, capp: CaptionerApp) -> None:  # noqa: ANN001
+    """Both windows on screen, as after start-up, and closed with the test."""
+    qtbot.addWidget(capp.window)
+    qtbot.addWidget(capp.overlay)
+    capp.show()
+    await capp.after_first_paint()
 
 
 async def finish(capp: CaptionerApp) -> None:
@@ -86,7 +94,7 @@ async def test_start_button_captions_a_session_end_to_end(qtbot, settings, tone_
     items = [json.loads(line) for line in journals[0].read_text().splitlines()]
     assert [i["text"] for i in items if i["type"] == "final"] == FINALS
     assert items[-1]["type"] == "end"
-    facts = {"language": "fr", "options": {"language": "fr", "diarize": False, "word_units": "auto"}}
+    facts = {"language": "fr", "options": {"language": "fr", "diarize": False, "word_units": "auto", "rollover_margin_s": 20.0}}
     assert {k: items[0].get(k) for k in facts} == facts  # what a recovered session's export says
     # exports through the same buttons' code path
     for fmt in ("srt", "vtt", "txt", "json"):
@@ -106,10 +114,7 @@ async def test_command_line_start_begins_at_once(qtbot, settings, tone_wav):
     async with FakeAudioPod() as fake:
         keys.set_key("audiopod", fake.key)
         capp = make_app(settings, wav, ["--provider", "audiopod", "--device", "Fake Mic", "--endpoint", fake.url, "--start"])
-        qtbot.addWidget(capp.window)
-        qtbot.addWidget(capp.overlay)
-        capp.show()
-        await capp.after_first_paint()
+        await shown(qtbot, capp)
         await finish(capp)
     assert capp.window.provider_id == "audiopod"
     assert capp.sources == ["Fake Mic"]  # the device reached the source factory
@@ -247,6 +252,87 @@ async def test_missing_key_and_missing_keyring_are_explained(qtbot, settings, to
     assert not await capp.window.start()
     assert "the OS keyring is not available" in capp.window.status_label.text()
     assert capp.sources == []  # nothing was opened
+    await capp.shutdown()
+
+
+def shown_status(capp: CaptionerApp) -> tuple[str, str]:
+    """(the window's status line, the overlay's status colour key)."""
+    return capp.window.status_label.text(), capp.overlay.status_text()[1]
+
+
+NOT_CAPTIONING = ("Not captioning", "idle")
+
+
+async def store_key_in_settings(capp: CaptionerApp, pid: str, key: str) -> None:
+    capp.open_settings()
+    d = capp.dialog
+    d.key_edits[pid].setText(key)
+    d.save()  # stores it in the keyring, then closes
+    await d.settle()
+    await capp.settle()
+
+
+async def test_a_no_key_error_goes_once_a_key_is_stored_for_that_provider(qtbot, settings, tone_wav):
+    """The key line said "stored in the OS keyring" while the overlay (always
+    on top) and the window still said "Error: no API key for AudioPod"."""
+    capp = make_app(settings, tone_wav[0], ["--provider", "audiopod"])
+    await shown(qtbot, capp)
+    assert not await capp.window.start()
+    no_key = ("Error: no API key for AudioPod: add one in Settings → API keys", "error")
+    assert shown_status(capp) == no_key
+    await store_key_in_settings(capp, "uglabs", "ug_some_key_1234")
+    assert shown_status(capp) == no_key  # still true: AudioPod has no key
+    await store_key_in_settings(capp, "audiopod", "ap_new_key_5678")
+    assert capp.window.key_status.text() == "Key: stored in the OS keyring"
+    assert shown_status(capp) == NOT_CAPTIONING
+    await capp.shutdown()
+
+
+async def test_a_refused_key_error_goes_once_a_new_key_is_stored(qtbot, settings, tone_wav):
+    async with FakeAudioPod() as fake:
+        keys.set_key("audiopod", "ap_wrong_key_zzzz")
+        capp = make_app(settings, tone_wav[0], ["--provider", "audiopod", "--endpoint", fake.url])
+        await shown(qtbot, capp)
+        await capp.window.start()
+        await finish(capp)
+        assert shown_status(capp)[1] == "error" and "KEY_REJECTED" in shown_status(capp)[0]
+        await store_key_in_settings(capp, "audiopod", fake.key)
+        assert shown_status(capp) == NOT_CAPTIONING
+        await capp.window.start()  # and the new key works
+        await finish(capp)
+        assert transcript_lines(capp) == FINALS
+    await capp.shutdown()
+
+
+async def test_choosing_another_provider_clears_only_errors_about_the_last_one(qtbot, settings, tone_wav):
+    from captioner.audio.feed import AudioSourceError
+
+    capp = make_app(settings, tone_wav[0], ["--provider", "audiopod"])
+    await shown(qtbot, capp)
+    combo = capp.window.provider_combo
+    assert not await capp.window.start()
+    assert shown_status(capp)[1] == "error"
+    combo.setCurrentIndex(combo.findData("local"))  # needs no key
+    assert shown_status(capp) == NOT_CAPTIONING
+    # The OS keyring failing is still true for any provider that needs a key.
+    combo.setCurrentIndex(combo.findData("audiopod"))
+    keyring.set_keyring(FailKeyring())
+    assert not await capp.window.start()
+    keyring_error = shown_status(capp)
+    assert keyring_error[1] == "error" and "keyring" in keyring_error[0]
+    combo.setCurrentIndex(combo.findData("uglabs"))
+    assert shown_status(capp) == keyring_error
+    combo.setCurrentIndex(combo.findData("local"))
+    assert shown_status(capp) == NOT_CAPTIONING
+    # The input failing is true whatever the provider.
+    capp.controller.source_factory = lambda device: (_ for _ in ()).throw(AudioSourceError("the microphone is gone"))
+    combo.setCurrentIndex(combo.findData("audiopod"))
+    keyring.set_keyring(MemoryKeyring())
+    keys.set_key("audiopod", "ap_some_key_1234")
+    assert not await capp.window.start()
+    assert shown_status(capp) == ("Error: the microphone is gone", "error")
+    combo.setCurrentIndex(combo.findData("local"))
+    assert shown_status(capp) == ("Error: the microphone is gone", "error")
     await capp.shutdown()
 
 
@@ -503,3 +589,36 @@ async def test_a_notice_about_the_last_session_goes_when_the_next_one_starts(qtb
     await w.start()
     await finish(capp)
     assert "trying to reopen" not in w.banner.text()
+
+
+async def test_a_key_with_a_pasted_character_is_named_at_once_as_a_key_problem(qtbot, settings, tone_wav, monkeypatch):
+    """A key from the environment holding a pasted "…" is refused before
+    connecting, as a key error (not "could not start"), without the key."""
+    monkeypatch.setenv("CAPTIONER_AUDIOPOD_KEY", "ap_key_1234\u2026")
+    capp = make_app(settings, tone_wav[0], ["--provider", "audiopod"])
+    await shown(qtbot, capp)
+    assert not await capp.window.start()
+    status, colour = shown_status(capp)
+    assert colour == "error" and "AudioPod key cannot be used" in status and "U+2026" in status, status
+    assert "could not start" not in status and "ap_key_1234" not in status
+    assert capp.controller.error_cause == ("key", "audiopod")
+    await capp.shutdown()
+
+
+async def test_a_key_refused_in_a_providers_own_words_goes_once_a_new_key_is_stored(qtbot, settings, tone_wav):
+    """AudioPod's INVALID_API_KEY (Inworld's UNAUTHENTICATED, …) is about the
+    key as much as KEY_REJECTED is."""
+    from tests.fakes.base import Fault
+
+    async with FakeAudioPod() as fake:
+        fake.faults.append(Fault("error", after_bytes=1, payload={"type": "error", "code": "INVALID_API_KEY",
+                                                                 "message": "no such key"}))
+        keys.set_key("audiopod", fake.key)
+        capp = make_app(settings, tone_wav[0], ["--provider", "audiopod", "--endpoint", fake.url])
+        await shown(qtbot, capp)
+        await capp.window.start()
+        await finish(capp)
+        assert shown_status(capp)[1] == "error" and "INVALID_API_KEY" in shown_status(capp)[0]
+        await store_key_in_settings(capp, "audiopod", "ap_new_key_5678")
+        assert shown_status(capp) == NOT_CAPTIONING
+    await capp.shutdown()

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QApplication
 from captioner.settings import Settings, open_qsettings
 from captioner.stt.events import Final, Gap, Partial, SessionState, StateChanged
 from captioner.ui.overlay import CaptionOverlay, CaptionRenderer
-from captioner.ui.theme import OverlayStyle
+from captioner.ui.theme import MAX_LINES, OverlayStyle
 
 PLAIN = OverlayStyle(
     font_family="DejaVu Sans", font_size=20, bold=False, text_color="#ff0000", partial_color="#00ff00",
@@ -145,7 +145,7 @@ def test_updates_are_o1_whatever_the_session_length(qtbot):
         ov.on_event(Partial(f"word {i}"))
         ov.on_event(Final(f"word {i} done", i, i + 1))
         r.visible_rows(600, 3)
-    assert len(r.lines) == 3  # only the last N are kept
+    assert len(r.lines) == MAX_LINES  # only as many as the largest style shows are kept
     before = r.layouts_made
     for _ in range(5):
         r.visible_rows(600, 3)
@@ -153,6 +153,28 @@ def test_updates_are_o1_whatever_the_session_length(qtbot):
     ov.on_event(Final("one more", 0, 1))
     r.visible_rows(600, 3)
     assert r.layouts_made == before + 1  # a new line wraps itself only
+
+
+def shown_rows(ov: CaptionOverlay) -> list[str]:
+    """The caption rows a paint draws now, top to bottom."""
+    return ["".join(run[0] for run in runs) for _, runs in ov.renderer.row_layout(ov._text_rect())]
+
+
+def test_a_preview_of_fewer_lines_put_back_shows_the_same_captions(qtbot):
+    """Settings previewing 1 line, then Cancel, left 1 caption under a blank
+    row until new finals came (even 3 -> 2 -> 3 with the spin box kept 2)."""
+    ov = make(qtbot)
+    for i, text in enumerate(["alpha bravo", "charlie delta", "echo foxtrot"]):
+        ov.on_event(Final(text, i, i + 1))
+    assert shown_rows(ov) == ["alpha bravo", "charlie delta", "echo foxtrot"]
+    for lines in (2, 3, 1):
+        ov.set_style(replace(PLAIN, lines=lines), remember=False)
+    assert shown_rows(ov) == ["echo foxtrot"]  # the preview shows the newest only
+    ov.set_style(PLAIN, remember=False)  # Cancel
+    assert shown_rows(ov) == ["alpha bravo", "charlie delta", "echo foxtrot"]
+    ov.set_style(replace(PLAIN, lines=5))  # more lines than were ever shown: the older ones come back too
+    ov.on_event(Final("golf", 3, 4))
+    assert shown_rows(ov) == ["alpha bravo", "charlie delta", "echo foxtrot", "golf"]
 
 
 def test_long_captions_wrap_within_width(qtbot):

@@ -4,6 +4,7 @@ key test against the fake provider, and: no key ever lands in QSettings."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from captioner import keys
 from captioner.app import CaptionerApp, build_parser
 from captioner.settings import SecretInSettings, Settings, StartOptions, open_qsettings
 from captioner.ui.controller import CaptionController, test_key
+from captioner.ui.overlay import CaptionOverlay, screen_key
 from captioner.ui.settings_dialog import SettingsDialog
 from captioner.ui.theme import PRESETS, OverlayStyle
 from tests.fakes.audiopod import FakeAudioPod
@@ -182,6 +184,57 @@ async def test_style_preview_is_live_and_cancel_restores(qtbot, settings):
     d.reject()
     assert capp.overlay.renderer.style.font_size == 30  # cancelled: back as it was
     assert settings.style().font_size == 30
+    await capp.settle()
+
+
+def _saved_overlay_rect(path: Path, overlay: CaptionOverlay) -> QRect | None:
+    """The overlay geometry a new start would read, in global coordinates."""
+    screen = overlay._current_screen()
+    saved = reopen(path).overlay_geometry(screen_key(screen))
+    return None if saved is None else saved.translated(screen.geometry().topLeft())
+
+
+def _shown_app(qtbot, settings) -> CaptionerApp:  # noqa: ANN001
+    capp = CaptionerApp(settings, build_parser().parse_args([]), CaptionController(), tray_available=False, device_lister=lambda: [])
+    qtbot.addWidget(capp.window)
+    qtbot.addWidget(capp.overlay)
+    capp.show()
+    qtbot.waitExposed(capp.overlay)
+    return capp
+
+
+async def test_quitting_with_a_style_preview_open_is_cancel_overlay_size_and_all(qtbot, settings, settings_path):
+    """Quit (tray, menu, Ctrl+Q) with Settings previewing 72 pt / 8 lines
+    saved the preview's full-height overlay with the old 28 pt / 3 lines."""
+    capp = _shown_app(qtbot, settings)
+    before = QRect(capp.overlay.geometry())
+    capp.overlay.save_geometry()
+    capp.open_settings()
+    d = capp.dialog
+    d.size_spin.setValue(72)
+    d.lines_spin.setValue(8)
+    assert capp.overlay.height() > before.height() + 100  # the preview grew the overlay
+    await asyncio.sleep(capp.overlay._save_timer.interval() / 1000 + 0.2)
+    assert _saved_overlay_rect(settings_path, capp.overlay) == before  # a preview's size is not saved meanwhile
+    await capp.shutdown()
+    assert not d.isVisible()  # closed as Cancel
+    again = reopen(settings_path)
+    assert (again.style().font_size, again.style().lines) == (28, 3)
+    assert _saved_overlay_rect(settings_path, capp.overlay) == before
+    await capp.settle()
+
+
+async def test_saving_a_previewed_style_remembers_the_overlay_size_it_gave(qtbot, settings, settings_path):
+    capp = _shown_app(qtbot, settings)
+    before = QRect(capp.overlay.geometry())
+    capp.open_settings()
+    capp.dialog.lines_spin.setValue(6)
+    capp.dialog.save()
+    grown = QRect(capp.overlay.geometry())
+    assert grown.height() > before.height() and grown.bottom() == before.bottom()
+    assert _saved_overlay_rect(settings_path, capp.overlay) == grown
+    await capp.shutdown()
+    assert _saved_overlay_rect(settings_path, capp.overlay) == grown
     await capp.settle()
 
 
