@@ -2,10 +2,11 @@
 process; the child side runs as `python -m bench.gui <command>` under
 QT_QPA_PLATFORM=offscreen and exits 3 when the GUI has not landed.
 
-  app <url> <key> <seconds> <wav> [control-hidden]
+  app <url> <key> <seconds> <wav> [control-hidden] [real-capture]
                               the whole app captioning live: CPU % of one core,
                               then (probes on) server frame received → overlay repainted;
-                              with control-hidden, the control window hidden (no probes)
+                              with control-hidden, the control window hidden (no probes);
+                              with real-capture, the default input device instead of the fake mic
   overlay-cost <quick>        overlay on_event + repaint at 10 vs 10,000 finals
   first-paint                 prints PAINT <monotonic> at the overlay's first paint
 """
@@ -32,7 +33,7 @@ def app_cpu(seconds: float, control_window: bool = True) -> list:
     """With `control_window=False`, the all-day set-up: the control window
     closed to the tray (hidden, as `ControlWindow.closeEvent` does with a
     tray), only the overlay shown; an informational row, no latency probes."""
-    from bench.common import FakeProcess, Result, bench_dir, na, percentile, speech_wav, warm_up_s
+    from bench.common import NotAvailable, Result, na, percentile, warm_up_s
 
     name, target = "app CPU, live + overlay", "<= 2 % core"
     if not control_window:
@@ -42,24 +43,11 @@ def app_cpu(seconds: float, control_window: bool = True) -> list:
         import captioner.app  # noqa: F401
     except ImportError as exc:
         return [na(name, target, f"GUI not landed: {exc}"), na(name2, target2, "GUI not landed")]
-    wav = speech_wav(bench_dir() / "speech48k2ch.wav")
-    import tempfile
-
-    with FakeProcess("audiopod", chatty=True) as fake, tempfile.TemporaryDirectory() as home:
-        env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(ROOT), XDG_CONFIG_HOME=home,
-                   CAPTIONER_DATA_DIR=home, HOME=home)
-        proc = subprocess.run(
-            [sys.executable, "-m", "bench.gui", "app", fake.url, fake.key, str(seconds), str(wav)]
-            + ([] if control_window else ["control-hidden"]),
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=seconds + 120,
-        )
-    if proc.returncode == NA_EXIT:
-        why = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else "GUI not available"
+    try:
+        r = run_app_child(seconds, [] if control_window else ["control-hidden"])
+    except NotAvailable as exc:
+        why = str(exc)
         return [na(name, target, why)] + ([na(name2, target2, why)] if control_window else [])
-    line = next((x for x in proc.stdout.splitlines() if x.startswith("{")), None)
-    if proc.returncode != 0 or line is None:
-        raise RuntimeError(f"the app run failed (exit {proc.returncode}): {proc.stderr.strip()[-600:]}")
-    r = json.loads(line)
     # The least loaded third of the run: another process on the machine (or a
     # VM neighbour) only ever adds CPU time; all three and the whole are shown.
     thirds = [c / w * 100 for c, w in r["windows"]]
@@ -86,7 +74,55 @@ def app_cpu(seconds: float, control_window: bool = True) -> list:
     ]
 
 
+def run_app_child(seconds: float, args: list[str], env: dict[str, str] | None = None) -> dict:
+    """Runs `python -m bench.gui app` against a chatty AudioPod fake in its own
+    process and returns the child's figures; NotAvailable when the GUI has not
+    landed. `env` is added to the child's environment."""
+    import tempfile
+
+    from bench.common import FakeProcess, NotAvailable, bench_dir, speech_wav
+
+    wav = speech_wav(bench_dir() / "speech48k2ch.wav")
+    with FakeProcess("audiopod", chatty=True) as fake, tempfile.TemporaryDirectory() as home:
+        child_env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(ROOT), XDG_CONFIG_HOME=home,
+                         CAPTIONER_DATA_DIR=home, HOME=home, **(env or {}))
+        proc = subprocess.run(
+            [sys.executable, "-m", "bench.gui", "app", fake.url, fake.key, str(seconds), str(wav)] + args,
+            cwd=ROOT, env=child_env, capture_output=True, text=True, timeout=seconds + 120,
+        )
+    if proc.returncode == NA_EXIT:
+        raise NotAvailable(proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else "GUI not available")
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("{")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"the app run failed (exit {proc.returncode}): {proc.stderr.strip()[-600:]}")
+    return json.loads(line)
+
+
 # ------------------------------------------------------------------- child
+def _thread_cpu() -> dict[str, float]:
+    """CPU seconds so far of each of this process's threads, by kind: the main
+    thread, libpulse's ("threaded-ml": the ALSA pulse plugin's), and the rest
+    (PortAudio's callback thread, the journal writer…). Linux only; else {}."""
+    out = {"main": 0.0, "libpulse": 0.0, "other": 0.0}
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return {}
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                comm = f.read().strip()
+        except OSError:  # the thread ended meanwhile
+            continue
+        cpu = (int(fields[11]) + int(fields[12])) / tick
+        kind = "main" if int(tid) == os.getpid() else "libpulse" if comm == "threaded-ml" else "other"
+        out[kind] += cpu
+    return out
+
+
 def _gui_or_exit() -> Any:
     try:
         from PySide6.QtWidgets import QApplication
@@ -170,7 +206,10 @@ def _first_paint() -> None:
     capp.main([])
 
 
-def _app(url: str, key: str, seconds: float, wav: str, control_window: bool = True) -> None:
+def _app(url: str, key: str, seconds: float, wav: str, control_window: bool = True, real_capture: bool = False) -> None:
+    """With `real_capture`, the app's own microphone source on the default
+    device (PortAudio) instead of the fake mic: bench/pulse_capture.py points
+    it at a private PulseAudio daemon whose sink plays the WAV."""
     app, ov = _gui_or_exit()
     import asyncio
 
@@ -188,7 +227,10 @@ def _app(url: str, key: str, seconds: float, wav: str, control_window: bool = Tr
     from bench.common import warm_up_s
     from captioner.stt.events import Final, Partial
 
-    sources = fakemic.install(Path(wav))
+    if real_capture:
+        import captioner.audio.sources as sources
+    else:
+        sources = fakemic.install(Path(wav))
     recv_times: list[float] = []
     changed_times: list[float] = []  # frames whose event changed what the overlay shows
     paint_times: list[float] = []
@@ -238,7 +280,9 @@ def _app(url: str, key: str, seconds: float, wav: str, control_window: bool = Tr
     async def key_getter(provider: str) -> str:
         return key
 
-    controller = CaptionController(source_factory=lambda device: sources.MicrophoneSource(device or None), key_getter=key_getter)
+    controller = CaptionController(
+        source_factory=None if real_capture else lambda device: sources.MicrophoneSource(device or None), key_getter=key_getter
+    )
     from captioner.ui.event_loop import CaptionerEventLoop
 
     collector = MainThreadGC()  # the app's garbage collection, as captioner.app.main sets it up
@@ -266,6 +310,7 @@ def _app(url: str, key: str, seconds: float, wav: str, control_window: bool = Tr
         await asyncio.sleep(warm_up_s(seconds))  # connect, first frames, first paints
         counts.update(partials=0, finals=0)
         painted0 = paints[0]
+        threads0 = _thread_cpu()
         c0, t0 = time.process_time(), time.perf_counter()
         windows = []  # (CPU-s, wall-s) of each third of the run
         for _ in range(3):
@@ -273,6 +318,7 @@ def _app(url: str, key: str, seconds: float, wav: str, control_window: bool = Tr
             await asyncio.sleep(seconds / 3)
             windows.append((time.process_time() - cw, time.perf_counter() - tw))
         cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+        threads = {k: v - threads0[k] for k, v in _thread_cpu().items()}
         painted = paints[0] - painted0
         counted = dict(counts)
         if control_window:
@@ -287,7 +333,8 @@ def _app(url: str, key: str, seconds: float, wav: str, control_window: bool = Tr
             i = bisect.bisect_left(paint_times, t, 0, n_paint)
             if i < n_paint:
                 lat.append((paint_times[i] - t) * 1000)
-        return {"cpu": cpu, "wall": wall, "windows": windows, "latency_ms": lat, "paints": painted, "frames": n_recv, **counted}
+        return {"cpu": cpu, "wall": wall, "windows": windows, "latency_ms": lat, "paints": painted, "frames": n_recv,
+                "threads": threads, **counted}
 
     with loop:
         result = loop.run_until_complete(main())
@@ -301,6 +348,7 @@ if __name__ == "__main__":
     elif cmd == "first-paint":
         _first_paint()
     elif cmd == "app":
-        _app(sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5], control_window=sys.argv[6:] != ["control-hidden"])
+        _app(sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5], control_window="control-hidden" not in sys.argv[6:],
+             real_capture="real-capture" in sys.argv[6:])
     else:
         raise SystemExit(f"unknown command {cmd}")

@@ -30,7 +30,7 @@ from bench.common import NotAvailable, Result  # noqa: E402
 
 def plan(quick: bool) -> list[tuple[str, str, str, Callable[[], list[Result]]]]:
     """(group, name, target, thunk) for every benchmark."""
-    from bench import cli_live, exports, floor, gui, latency, local_engine, longrun, reconnect, startup, streaming
+    from bench import cli_live, exports, floor, gui, latency, local_engine, longrun, pulse_capture, reconnect, startup, streaming
 
     audio_s = 60.0 if quick else 3600.0
     items: list[tuple[str, str, str, Callable[[], list[Result]]]] = []
@@ -44,6 +44,8 @@ def plan(quick: bool) -> list[tuple[str, str, str, Callable[[], list[Result]]]]:
     items.append(("app", "app CPU, overlay only", "info", lambda: gui.app_cpu(2.0 if quick else 60.0, control_window=False)))
     items.append(("app", "app floor", "info", lambda: [floor.run(1.5 if quick else 30.0)]))
     items.append(("app", "live without Qt", "info", lambda: [cli_live.run(1.5 if quick else 60.0)]))
+    items.append(("capture", "app CPU, real capture of a PulseAudio monitor, nothing else playing", "info", lambda: [pulse_capture.run(2.0 if quick else 60.0, call_app=False)]))
+    items.append(("capture", "app CPU, real capture of a PulseAudio monitor, a call app playing (20 ms)", "info", lambda: [pulse_capture.run(2.0 if quick else 60.0, call_app=True)]))
     items.append(("tls", "live without Qt over TLS", "info", lambda: [cli_live.run(1.5 if quick else 60.0, tls=True)]))
     items.append(("sdk", "CPU vs AudioPod SDK", "<= 1.00", lambda: [streaming.versus_sdk(30.0 if quick else 1200.0)]))
     items.append(("latency", "latency callback→socket", "<= 5 ms p99", lambda: [latency.callback_to_socket(4.0 if quick else 60.0)]))
@@ -59,7 +61,7 @@ def plan(quick: bool) -> list[tuple[str, str, str, Callable[[], list[Result]]]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short runs (seconds), for CI")
-    ap.add_argument("--only", help="comma-separated groups: cpu, tls, app, sdk, latency, long, events, export, startup, reconnect, local")
+    ap.add_argument("--only", help="comma-separated groups: cpu, tls, app, capture, sdk, latency, long, events, export, startup, reconnect, local")
     args = ap.parse_args(argv)
     only = set(args.only.split(",")) if args.only else None
     results: list[Result] = []

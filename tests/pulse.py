@@ -15,8 +15,13 @@ import pytest
 
 
 class PulseServer:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, keepalive_latency_ms: int = 20) -> None:
         self.root = root
+        #: The latency the sinks' keep-alive players ask for. A player asking
+        #: for little (a call app: ~20 ms) makes the sink render, and its
+        #: monitor deliver, in small pieces: every recorder of the monitor
+        #: then wakes ~200 times a second (bench/pulse_capture.py).
+        self.keepalive_latency_ms = keepalive_latency_ms
         self.env: dict[str, str] = {}
         self._keepalive: subprocess.Popen | None = None
         self._more: list[subprocess.Popen] = []
@@ -61,12 +66,18 @@ class PulseServer:
     def _busy(self, sink: str) -> subprocess.Popen:
         return subprocess.Popen(
             ["pacat", "--playback", "--raw", "--format=s16le", "--rate=48000", "--channels=1",
-             f"--device={sink}", "--latency-msec=20", "/dev/zero"],
+             f"--device={sink}", f"--latency-msec={self.keepalive_latency_ms}", "/dev/zero"],
             env=self.env, stdin=subprocess.DEVNULL,
         )
 
     def play(self, wav: Path, sink: str = "captions") -> subprocess.Popen:
         return subprocess.Popen(["paplay", f"--device={sink}", str(wav)], env=self.env)
+
+    def play_looped(self, wav: Path, latency_ms: int, sink: str = "captions") -> subprocess.Popen:
+        """Plays `wav` into `sink` over and over until terminated (paplay has
+        no loop option: one paplay after another, in a shell of its own)."""
+        loop = f'while paplay --latency-msec={latency_ms} --device="$1" "$2"; do :; done'
+        return subprocess.Popen(["sh", "-c", loop, "sh", sink, str(wav)], env=self.env, start_new_session=True)
 
     def stop(self) -> None:
         for proc in [self._keepalive, *self._more]:

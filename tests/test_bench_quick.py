@@ -3,6 +3,7 @@ its table (figures are not asserted: benchmarks are not timed unit tests)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,3 +29,10 @@ def test_bench_quick_runs_and_prints_the_table() -> None:
     for name in ("CPU/audio-hour audiopod over TLS", "CPU/audio-hour voicerun over TLS", "live captioning without Qt (CLI) over TLS"):
         row = next(line for line in proc.stdout.splitlines() if line.startswith(name + " "))
         assert row.split()[-1] == "info", row
+    # Real capture from a PulseAudio monitor: "info" means captions flowed from
+    # the device (n/a only where no PulseAudio is installed; CI installs it).
+    expected = "info" if shutil.which("pulseaudio") and shutil.which("paplay") else "n/a"
+    for name in ("app CPU, real capture of a PulseAudio monitor, nothing else playing",
+                 "app CPU, real capture of a PulseAudio monitor, a call app playing (20 ms)"):
+        row = next(line for line in proc.stdout.splitlines() if line.startswith(name + " "))
+        assert row.split()[-1] == expected, row
