@@ -350,8 +350,9 @@ async def test_voicerun_live_replay_is_paced_so_its_times_hold(tone_wav):
     wav, spoken = tone_wav
     async with FakeVoiceRun() as fake:
         fake.faults.append(Fault("drop", after_bytes=80000))
-        # this test's "real time" is 4x (the source's speed): its 100 ms bursts are 25 ms
-        config = SessionConfig(fake.url, estimate_pace=4.0, pace_burst=0.025)
+        # this test's "real time" is 4x (the source's speed); a burst is 0.1 s
+        # of audio at any pace (25 ms of wall time here)
+        config = SessionConfig(fake.url, estimate_pace=4.0)
         retry = RetryPolicy(first_delay=0.4, base_delay=0.4, max_delay=0.4)
         began = time.monotonic()
         log, session = await transcribe("voicerun", fake, wav, config=config, retry=retry, live=True, speed=4.0)

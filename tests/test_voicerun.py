@@ -211,6 +211,42 @@ async def test_reconnect_loses_and_doubles_nothing(tone_wav, fault):
     assert len(fake.records[0].audio) + len(fake.records[1].audio) > total
 
 
+async def test_a_paced_replay_never_runs_more_than_a_burst_ahead(tone_wav):
+    """A file paced at 4x: the lead a burst may take is the burst's audio at
+    that pace (25 ms of wall time), not 0.1 s of wall time (0.4 s of audio).
+    That lead put the reconnected connection's estimates 0.3-0.5 s late, and
+    a busy machine made it 0.7 s (a CI failure). Send times are what the
+    client controls: a slow machine only makes them later, never earlier."""
+    wav, spoken = tone_wav
+    async with FakeVoiceRun() as fake:
+        fake.faults.append(Fault("drop", after_bytes=80000))
+        session = make_session(CaptionJob("voicerun", {}, fake.url), fake.key, SessionConfig(fake.url, estimate_pace=PACED), FAST_RETRY)
+        sends: dict[int, list[tuple[float, int]]] = {}
+        plain_send = session._send
+
+        async def timed_send(ws, message):
+            msg = json.loads(message)
+            if msg.get("type") == "audio.append":
+                samples = len(base64.b64decode(msg["audio"])) // 2
+                sends.setdefault(id(ws), []).append((asyncio.get_running_loop().time(), samples))
+            await plain_send(ws, message)
+
+        session._send = timed_send
+        log = EventLog()
+        await caption_source(WavFileSource(wav, speed=0), session, [log], live=False, provider="voicerun")
+    assert session.stats.reconnects == 1 and len(sends) == 2
+    burst, frame = SessionConfig("ws://x").pace_burst, VoiceRunProtocol.frame_ms / 1000
+    for connection in sends.values():
+        began, sent, most = connection[0][0], 0, 0.0
+        for at, samples in connection:
+            sent += samples
+            most = max(most, sent / 16000 - (at - began) * PACED)
+        # The first wake-up may send from one lead behind the clock to one
+        # ahead; 10 ms of audio more for when each send was timed.
+        assert most <= 2 * burst + frame + 0.01, most
+    assert_plausible(log.finals, spoken)
+
+
 async def test_unknown_and_malformed_frames_are_skipped(tone_wav):
     wav, spoken = tone_wav
     junk = [

@@ -1026,7 +1026,10 @@ class StreamSession(SessionCore):
                     # one catch up by more than a burst. A live source's replay
                     # goes so too, faster (`_catch_up_pace`).
                     n = min(frame, available)
-                    lead = burst if self._pace else burst / self.config.live_catch_up  # the same audio a burst
+                    # `burst` is audio; the lead is the wall time it lasts at
+                    # this pace (at 4x a 0.1-s burst is 25 ms ahead, not 0.4 s
+                    # of audio, which would put every estimate that much late).
+                    lead = burst * self.sample_rate / pace
                     now = loop.time()
                     if conn.next_send > now + lead:
                         await asyncio.sleep(conn.next_send - now)
