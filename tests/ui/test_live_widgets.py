@@ -84,7 +84,9 @@ def test_live_line_keeps_the_newest_characters_of_text_without_spaces(qtbot):
     line = LiveTextLine(lines=2)
     qtbot.addWidget(line)
     line.resize(220, line.height())
-    text = "今日は良い天気です明日も晴れるでしょう東京では桜が咲き始めました週末には多くの人が花見に出かける予定です"
+    # Three sentences: too long for two lines whatever font draws them (with
+    # no CJK font installed, Qt draws narrow boxes and one sentence fits).
+    text = "今日は良い天気です明日も晴れるでしょう東京では桜が咲き始めました週末には多くの人が花見に出かける予定です" * 3
     for long in (text, "https://example.com/" + "abcdefghij" * 20):
         line.setText(long)
         shown = line.visible_text()
