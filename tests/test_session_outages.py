@@ -6,13 +6,16 @@ reported lost."""
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
+import ssl
 
 import pytest
 
 from captioner.audio.sources import WavFileSource
 from captioner.captioning import CaptionJob, caption_source, make_session
 from captioner.stt.events import Gap, ProviderFailure
-from captioner.stt.session import RetryPolicy, SessionConfig
+from captioner.stt.session import RetryPolicy, SessionConfig, _unreachable
 from tests.fakes.audiopod import FakeAudioPod
 from tests.fakes.base import Fault
 from tests.fakes.tones import synthesize, write_wav
@@ -68,6 +71,10 @@ class Network:
     def off(self) -> None:
         assert self._server is not None
         self._server.close()
+        self.reset()
+
+    def reset(self) -> None:
+        """Open connections are reset; new ones still get through."""
         for writer in list(self._writers):
             writer.transport.abort()
 
@@ -155,6 +162,92 @@ async def test_a_live_session_that_never_got_through_still_gives_up(tone_wav):
     with pytest.raises(ProviderFailure) as info:
         await asyncio.wait_for(caption_source(WavFileSource(wav, speed=1), s, [], live=True), 10)
     assert info.value.error.code == "CONNECT_FAILED" and "gave up after 3 reconnect attempts" in info.value.error.message
+
+
+# A back-off that waits 4-8 s after the first quick retry, and tries every 0.15-0.3 s while nothing answers.
+SLOW_BACKOFF = RetryPolicy(first_delay=0.01, base_delay=8.0, max_delay=8.0, max_attempts=3, unreachable_delay=0.3)
+
+
+async def _live_talk_with(fake: FakeAudioPod, url: str, tmp_path, at: float, fault, mend, log: EventLog):
+    """The talk at 2x, live, to `url`; `fault()` at `at` s of wall time and
+    `mend()` 1.5 s later. Returns the loop times (mended, first "live" after)."""
+    audio, spoken = synthesize(UTTERANCES, rate=16000)
+    wav = write_wav(tmp_path / "talk.wav", audio, 16000)
+    loop = asyncio.get_running_loop()
+    s = make_session(CaptionJob("audiopod", {}, url), fake.key, SessionConfig(url), SLOW_BACKOFF)
+    times: dict[str, float] = {}
+
+    def watch(event) -> None:
+        if getattr(event, "state", None) is not None and event.state.value == "live" and "mended" in times:
+            times.setdefault("live", loop.time())
+
+    def mended() -> None:
+        times["mended"] = loop.time()
+        mend()
+
+    loop.call_later(at, fault)
+    loop.call_later(at + 1.5, mended)
+    await asyncio.wait_for(caption_source(WavFileSource(wav, speed=2), s, [log, watch], live=True), 30)
+    return s, spoken, times
+
+
+async def test_captions_resume_soon_after_the_network_comes_back(tmp_path):
+    """Wi-Fi off for 1.5 s under a back-off that waits 4-8 s: nothing
+    answered (connection refused), so each try cost the service nothing,
+    and the session tried every 0.3 s at most. It was live again within a
+    second of the network; it waited out the 4-8 s before."""
+    async with FakeAudioPod() as fake:
+        net = Network(fake.port)
+        await net.on()
+        log = EventLog()
+        s, spoken, times = await _live_talk_with(fake, net.url(fake), tmp_path, 1.0, net.off,
+                                                 lambda: asyncio.ensure_future(net.on()), log)
+        net.off()
+    assert times["live"] - times["mended"] < 1.0, times
+    assert s.stats.reconnects >= 3 and log.states[-1] == "closed"
+    assert_times_match(log.finals, spoken)
+
+
+async def test_a_service_that_answers_but_fails_is_spared_the_quick_retries(tmp_path):
+    """The same outage, but the service answers every handshake with 503:
+    it is up and struggling, so the back-off holds (one quick retry, then
+    4-8 s), however soon a try would be answered."""
+    async with FakeAudioPod() as fake:
+        net = Network(fake.port)
+        await net.on()
+        plain, refused = fake.check_request, []
+
+        def busy(request):
+            refused.append(request)
+            return 503, "overloaded"
+
+        def fail() -> None:
+            fake.check_request = busy
+            net.reset()  # the open connection drops too
+
+        def mend() -> None:
+            fake.check_request = plain
+
+        log = EventLog()
+        s, spoken, times = await _live_talk_with(fake, net.url(fake), tmp_path, 1.0, fail, mend, log)
+        net.off()
+    assert len(refused) <= 2, len(refused)  # the quick first retry, then the back-off
+    assert log.states[-1] == "closed"
+    assert_times_match(log.finals, spoken)
+
+
+@pytest.mark.parametrize("exc, unreachable", [
+    (socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution"), True),
+    (ConnectionRefusedError(errno.ECONNREFUSED, "refused"), True),
+    (OSError(errno.ENETUNREACH, "Network is unreachable"), True),
+    (OSError(errno.EHOSTUNREACH, "No route to host"), True),
+    (asyncio.TimeoutError(), True),
+    (ConnectionResetError(errno.ECONNRESET, "reset by peer"), False),  # something answered
+    (ssl.SSLError(1, "handshake failure"), False),
+    (OSError("no errno"), False),
+])
+def test_what_counts_as_nothing_answering(exc, unreachable):
+    assert _unreachable(exc) is unreachable
 
 
 def _talk_quiet_talk(tmp_path, quiet: float):

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import math
 import random
 import re
+import socket
 import ssl
 import time
 from dataclasses import dataclass, field, replace
@@ -75,7 +77,13 @@ class RetryPolicy:
     although every connection worked. A connection that captions something
     every time cannot loop for ever on a file: each one moves the position.
     So does one whose audio the provider heard for `healthy_progress`
-    seconds of silence (no final can come in a pause)."""
+    seconds of silence (no final can come in a pause).
+
+    The back-off spares a service that answers but fails. When nothing
+    answers at all (no route, no name, refused, no reply to the connect),
+    a try costs the service nothing, so a live session that was captioning
+    tries every `unreachable_delay` s at most: captions come back within
+    ~2 s of the Wi-Fi, not up to `max_delay` (10 s) later."""
 
     first_delay: float = 0.05
     base_delay: float = 0.5
@@ -85,6 +93,7 @@ class RetryPolicy:
     quick_death: float = 2.0  # a connection that dies this soon after opening...
     max_quick_deaths: int = 3  # ...this many times in a row is a fatal error
     healthy_progress: float = 5.0  # seconds of audio covered (silence heard) that make a connection healthy
+    unreachable_delay: float = 2.0  # the cap while the service cannot be reached at all (live, once captioning)
 
     def delay(self, attempt: int) -> float:
         if attempt <= 0:
@@ -149,10 +158,13 @@ def _proxy_refused(status: int) -> ProviderError:
 
 
 class _Retry(Exception):
-    def __init__(self, error: ProviderError, opened_at: float | None) -> None:
+    def __init__(self, error: ProviderError, opened_at: float | None, unreachable: bool = False) -> None:
         super().__init__(str(error))
         self.error = error
         self.opened_at = opened_at
+        #: Nothing answered (no route, no name, refused, the connect timed
+        #: out): a try cost the service nothing (`RetryPolicy.unreachable_delay`).
+        self.unreachable = unreachable
 
 
 class _Done(Exception):
@@ -251,6 +263,19 @@ def _clamped(final: Final, sent: float) -> Final:
 
 
 _CHECK_PROXY = "check the proxy setting (https_proxy, all_proxy or the system's)"
+
+
+_NO_ROUTE = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EHOSTDOWN, errno.ETIMEDOUT,
+                       errno.EADDRNOTAVAIL})
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether a failed connect or login means nothing answered: no name,
+    no route, refused, or no reply in time (each such try already took the
+    whole open timeout). A TLS, HTTP or proxy answer is not this."""
+    if isinstance(exc, (socket.gaierror, ConnectionRefusedError, asyncio.TimeoutError, TimeoutError)):
+        return True
+    return isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError) and exc.errno in _NO_ROUTE
 
 
 def _refused(url: str) -> str:
@@ -730,6 +755,8 @@ class StreamSession(SessionCore):
                     if endless and quick_deaths >= self.retry.max_quick_deaths:
                         attempt = max(attempt, self.retry.max_attempts)  # no storm: the capped back-off
                     delay = 0.0 if self._stopping else self.retry.delay(attempt)
+                    if endless and exc.unreachable:
+                        delay = min(delay, self.retry.unreachable_delay * random.uniform(0.5, 1.0))
                     attempt += 1
                     self.stats.reconnects += 1
                 origin, gap = self._replay_start()
@@ -813,13 +840,14 @@ class StreamSession(SessionCore):
                                            "check the endpoint URL"), None) from None
             except ConnectionRefusedError:
                 raise _Retry(ProviderError("LOGIN_FAILED", f"login failed: {_refused(login.url)}", ErrorKind.RETRYABLE),
-                             None) from None
+                             None, unreachable=True) from None
             except OSError as exc:
                 if login.url.startswith("http:") and await _speaks_tls(login.url):
                     raise _Retry(ProviderError("NOT_TLS_URL", f"{_host_port(login.url)} speaks TLS: use wss:// instead of ws://"),
                                  None) from None
                 reason = self._redact(str(exc) or type(exc).__name__)
-                raise _Retry(ProviderError("LOGIN_FAILED", f"login failed: {reason}", ErrorKind.RETRYABLE), None) from None
+                raise _Retry(ProviderError("LOGIN_FAILED", f"login failed: {reason}", ErrorKind.RETRYABLE), None,
+                             unreachable=_unreachable(exc)) from None
             try:
                 proto.accept_login(status, body)
             except ProtocolError as exc:
@@ -862,7 +890,8 @@ class StreamSession(SessionCore):
         except InvalidMessage as exc:
             raise _Retry(await self._no_handshake(request.url, exc), None) from None
         except ConnectionRefusedError:
-            raise _Retry(ProviderError("CONNECT_FAILED", _refused(request.url), ErrorKind.RETRYABLE), None) from None
+            raise _Retry(ProviderError("CONNECT_FAILED", _refused(request.url), ErrorKind.RETRYABLE), None,
+                         unreachable=True) from None
         except ssl.SSLError as exc:
             if exc.reason == "WRONG_VERSION_NUMBER":  # the server answered the TLS hello in plain text
                 raise _Retry(ProviderError("NOT_TLS", f"{_host_port(request.url)} does not speak TLS: use ws:// instead of wss://"),
@@ -871,7 +900,8 @@ class StreamSession(SessionCore):
             raise _Retry(ProviderError("CONNECT_FAILED", f"could not connect: {reason}", ErrorKind.RETRYABLE), None) from None
         except (OSError, InvalidHandshake, asyncio.TimeoutError) as exc:
             reason = self._redact(str(exc) or type(exc).__name__)
-            raise _Retry(ProviderError("CONNECT_FAILED", f"could not connect: {reason}", ErrorKind.RETRYABLE), None) from None
+            raise _Retry(ProviderError("CONNECT_FAILED", f"could not connect: {reason}", ErrorKind.RETRYABLE), None,
+                         unreachable=_unreachable(exc)) from None
         conn.opened_at = time.monotonic()
         conn.last_frame_at = conn.opened_at
         try:
