@@ -286,6 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: unknown provider {args.provider!r}; choose one of: {', '.join(PROVIDERS)}", file=sys.stderr)
             return 2
 
+    held = _hold_signals()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Captioner")
     app.setOrganizationName("Captioner")
@@ -324,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             collector.freeze_startup()
 
         QTimer.singleShot(0, lambda: capp.spawn(start_up()))
-    signalled = _quit_on_signals(loop, capp)
+    signalled = _quit_on_signals(loop, capp, held)
     with loop:
         try:
             loop.run_until_complete(capp.closed.wait())
@@ -336,11 +337,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 128 + signalled[0] if signalled and signalled[0] != signal.SIGINT else 0
 
 
-def _quit_on_signals(loop: Any, capp: CaptionerApp) -> list[int]:
+_QUIT_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
+class _HeldSignals(list):
+    """Quit signals that came during start-up, and the handlers they replaced."""
+
+    previous: dict[int, Any]
+
+
+def _hold_signals() -> _HeldSignals:
+    """Until the loop takes them (`_quit_on_signals`), Ctrl-C, SIGTERM and
+    SIGHUP are noted, not fatal: start-up takes seconds on a busy machine,
+    and a signal in them killed the app on the spot (SIGTERM) or printed a
+    KeyboardInterrupt traceback (Ctrl-C). The same signal twice still ends
+    it at once."""
+    held = _HeldSignals()
+    held.previous = {}
+
+    def hold(signum: int, _frame: Any) -> None:
+        if held:
+            os._exit(128 + signum)
+        held.append(signum)
+
+    for name in _QUIT_SIGNALS:
+        signum = getattr(signal, name, None)
+        if signum is not None:
+            try:
+                held.previous[signum] = signal.signal(signum, hold)
+            except (ValueError, OSError):  # not the main thread (tests), or not settable here
+                pass
+    return held
+
+
+def _quit_on_signals(loop: Any, capp: CaptionerApp, held: _HeldSignals | None = None) -> list[int]:
     """Ctrl-C in the terminal, SIGTERM and SIGHUP quit as the Quit button
     does (the session finishes, its journal is closed); the same signal again
     ends the process at once. Without this, Ctrl-C printed a traceback from
-    whichever Qt callback was running and the app went on."""
+    whichever Qt callback was running and the app went on. A signal `held`
+    during start-up quits now."""
     received: list[int] = []
 
     def on_signal(signum: int) -> None:
@@ -349,12 +384,15 @@ def _quit_on_signals(loop: Any, capp: CaptionerApp) -> list[int]:
         received.append(signum)
         capp.quit()
 
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+    for name in _QUIT_SIGNALS:
         signum = getattr(signal, name, None)
         if signum is None:
             continue
         try:
             loop.add_signal_handler(signum, on_signal, signum)
         except (NotImplementedError, RuntimeError, ValueError):  # Windows: Ctrl-C stays Python's
-            pass
+            if held is not None and signum in held.previous:
+                signal.signal(signum, held.previous[signum])
+    if held:
+        loop.call_soon(on_signal, held[0])
     return received
