@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also capture DEVICE and caption both mixed, e.g. --device Mic --mix-with monitor for your voice "
         "plus the meeting",
     )
-    lst.add_argument("--duration", type=float, help="stop after S seconds")
+    lst.add_argument("--duration", type=float, help="stop after S seconds of audio")
     _add_session_args(lst)
 
     sub.add_parser("devices", help="list input devices, system audio (what you hear) included")
@@ -342,7 +342,23 @@ async def _caption(args: argparse.Namespace, source: Any, live: bool, banner: st
         except (NotImplementedError, RuntimeError, ValueError):
             pass
     duration = getattr(args, "duration", None)
-    timer = loop.call_later(duration, session.stop) if duration else None
+    timers: list[asyncio.TimerHandle] = []
+
+    def stop_at_duration(heard_before: float = -1.0, idle: int = 0) -> None:
+        # S seconds of the audio's own time (lost stretches included), not of
+        # the wall clock: after the computer slept, the session ended the
+        # moment it woke, and the audio the sound server had kept was thrown
+        # away. A source that delivers nothing for 5 s past the time still ends.
+        heard = getattr(session, "audio_time", duration)
+        idle = idle + 1 if heard <= heard_before else 0
+        left = duration - heard
+        if left <= 0.05 or idle >= 5:
+            session.stop()
+        else:  # checked every second: what a wake hands over comes within a few
+            timers[:] = [loop.call_later(min(left, 1.0), stop_at_duration, heard, idle)]
+
+    if duration:
+        timers.append(loop.call_later(duration, stop_at_duration))
     listeners = [_printer(args.partials)]
     journal = None
     if not args.no_save:
@@ -380,7 +396,7 @@ async def _caption(args: argparse.Namespace, source: Any, live: bool, banner: st
                 await asyncio.to_thread(close)
                 if journal.error is not None:
                     print(f"warning: the session journal is incomplete: {journal.error}", file=sys.stderr)
-            if timer is not None:
+            for timer in timers:
                 timer.cancel()
         if transcript is not None:
             transcript.audio_duration = audio_duration

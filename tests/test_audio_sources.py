@@ -243,3 +243,68 @@ def test_a_missing_portaudio_names_the_package_to_install(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_portaudio)
     with pytest.raises(AudioSourceError, match=r"PortAudio library not found \(install it: libportaudio2 on Debian"):
         sources.list_input_devices()
+
+
+async def test_audio_lost_in_a_stall_is_a_gap_where_it_was_lost(monkeypatch):
+    """PulseAudio keeps ~11-22 s for a client that cannot take its audio (the
+    computer slept, the process was stopped or starved); past that it throws
+    the oldest away and sets no overflow flag. PortAudio's capture times show
+    the skip, over the blocks that follow the stall (at once, or a little
+    per block while the kept audio drains). The blocks after a stall are held
+    until the timeline is steady, and the skip is one gap before them, where
+    the audio was lost. Jitter is no gap, a host API without capture times
+    (0) is not checked, and a reopened stream starts a timeline of its own."""
+    import captioner.audio.sources as sources
+
+    fake_sd = types.SimpleNamespace(
+        InputStream=FakeStream,
+        query_devices=lambda: [{"name": "Mic A", "max_input_channels": 1, "hostapi": 0, "default_samplerate": 16000.0}],
+        query_hostapis=lambda: [{"name": "ALSA"}],
+        default=types.SimpleNamespace(device=(0, 0)),
+    )
+    monkeypatch.setattr(sources, "_sd", lambda: fake_sd)
+    clock = [0.0]  # when the callback runs (the module's own clock only)
+    monkeypatch.setattr(sources, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
+    mic = MicrophoneSource("mic a", reopen_timeout=5)
+    seen: list = []
+    mic.on_gap = lambda seconds, reason: seen.append(("gap", round(seconds, 3), reason))
+    await mic.start()
+    ok = types.SimpleNamespace(input_overflow=False)
+
+    def deliver(stream, value: int, captured_at: float, arrives: float) -> None:
+        clock[0] = arrives
+        stream.kwargs["callback"](np.full((1600, 1), value, np.float32), 1600,
+                                  types.SimpleNamespace(inputBufferAdcTime=captured_at), ok)
+
+    first = FakeStream.instances[-1]
+    script = [(1, 100.0, 0.0), (2, 100.1, 0.1), (3, 100.23, 0.2)]  # 30 ms of jitter: no gap
+    script += [(4, 100.33, 20.0)]  # 20 s later: a stall; the timeline goes on where it was...
+    script += [(5, 100.43, 20.01), (6, 100.53, 20.02)]  # ...through the kept audio's burst...
+    script += [(7, 104.33, 20.1), (8, 104.53, 20.2), (9, 104.73, 20.3)]  # ...then skips 3.7 + 0.1 + 0.1 s
+    script += [(10 + i, 104.83 + 0.1 * i, 20.4 + 0.1 * i) for i in range(5)]  # steady again
+    script += [(15, 0.0, 20.9), (16, 200.0, 21.0), (17, 200.1, 21.1)]  # no capture time; a new start
+    for value, at, arrives in script:
+        deliver(first, value, at, arrives)
+    await asyncio.sleep(0)
+    first.kwargs["finished_callback"]()  # unplugged, reopened: a timeline of its own
+    await asyncio.sleep(0)
+
+    async def consume():
+        async for block in mic:
+            seen.append(int(block[0, 0]))
+            if block[0, 0] == 19:
+                mic.stop()
+
+    consumer = asyncio.ensure_future(consume())
+    while FakeStream.instances[-1] is first:
+        await asyncio.sleep(0.01)
+    deliver(FakeStream.instances[-1], 18, 3.0, 30.0)  # far from the old timeline and 9 s on: not a stall
+    deliver(FakeStream.instances[-1], 19, 3.1, 30.1)
+    await asyncio.wait_for(consumer, 10)
+    gaps = [s for s in seen if isinstance(s, tuple)]
+    assert seen[:3] == [1, 2, 3] and seen[3][:2] == ("gap", 3.9)
+    assert seen[3][2] == "audio lost: Captioner could not take it in time (the computer slept or was too busy)"
+    assert seen[4:18] == list(range(4, 18))
+    assert [s for s in seen[18:] if not isinstance(s, tuple)] == [18, 19]
+    assert len(gaps) == 2 and "interrupted" in gaps[1][2]  # the unplugging, not a stall
+    assert mic.stats.stalls == 1 and mic.stats.stalled_frames == int(3.9 * 16000)

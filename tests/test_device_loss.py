@@ -285,3 +285,51 @@ def test_a_source_watch_reports_a_removed_source_and_stops_quietly(pulse, monkey
     missing = threading.Event()
     pulse_mod.SourceWatch("no.such.monitor", missing.set).start().join(5)
     assert missing.is_set()
+
+
+def test_listen_duration_counts_the_audio_not_the_wall_clock(monkeypatch, tmp_path):
+    """`listen --duration 3` with the process standing still from 1 s to 4 s
+    (the computer slept): the wall clock ran out while it stood still, and
+    the session ended the moment it woke, throwing away the 3 s the sound
+    server had kept. Now it ends after 3 s of audio, the kept audio in."""
+    import json
+    import time
+
+    from bench.common import FakeProcess
+    from captioner import cli
+
+    monkeypatch.setattr(sources, "_sd", lambda: fake_sd([device("Mic")]))
+    monkeypatch.setattr(sources, "_pulse_monitors", lambda: [])
+    ok = types.SimpleNamespace(input_overflow=False)
+    stop = threading.Event()
+
+    def drive() -> None:  # PortAudio's thread: 100-ms blocks of a tone, with their capture times
+        while not FakeStream.instances:
+            time.sleep(0.01)
+        stream, captured, t = FakeStream.instances[-1], 1000.0, np.arange(1600) / 16000
+        block = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32).reshape(-1, 1)
+        began = time.monotonic()
+        for i in range(200):
+            if stop.is_set():
+                return
+            if i == 10:
+                time.sleep(3.0)  # asleep: then what the server kept comes at once
+            if i < 10 or i >= 40:
+                time.sleep(max(0.0, began + 0.1 * i + (3.0 if i >= 10 else 0.0) - time.monotonic()))
+            stream.kwargs["callback"](block, 1600, types.SimpleNamespace(inputBufferAdcTime=captured), ok)
+            captured += 0.1
+
+    driver = threading.Thread(target=drive, daemon=True)
+    FakeStream.instances.clear()
+    with FakeProcess("audiopod") as fake:
+        monkeypatch.setenv("CAPTIONER_AUDIOPOD_KEY", fake.key)
+        driver.start()
+        try:
+            code = cli.main(["listen", "--provider", "audiopod", "--endpoint", fake.url, "--device", "Mic",
+                             "--duration", "3", "--json", str(tmp_path / "out.json"), "--no-save"])
+        finally:
+            stop.set()
+            driver.join(5)
+    assert code == 0
+    heard = json.loads((tmp_path / "out.json").read_text())["audio_duration"]
+    assert 3.0 <= heard < 5.5, heard  # not 1 s

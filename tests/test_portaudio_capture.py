@@ -53,3 +53,48 @@ def test_devices_lists_pulse(pulse):  # noqa: F811
     assert out.returncode == 0, out.stderr
     names = [line.split("\t")[1] for line in out.stdout.splitlines()]
     assert "pulse" in names
+
+
+async def test_a_freeze_past_the_sound_servers_buffer_is_a_gap_and_later_times_stay_true(pulse, tmp_path):  # noqa: F811
+    """`captioner listen` stopped (SIGSTOP: a laptop lid, a debugger, a
+    starved VM) for 16 s: PulseAudio keeps ~12 s of its 44.1 kHz stereo float
+    stream and throws the rest away, with no overflow flag. Before, the lost
+    ~4 s vanished: no gap, and every later word came ~4 s early. Now the
+    capture timeline's jump is a gap, and a word spoken after the freeze is
+    placed where it was said."""
+    import json
+    import signal
+    import time
+
+    audio, spoken = synthesize([["golf", "india", "kilo"]], rate=48000, lead_s=0.3, tail_s=1.0, amplitude=0.4)
+    wav = write_wav(tmp_path / "speech.wav", audio, 48000)
+    out_json = tmp_path / "live.json"
+    async with FakeAudioPod() as fake:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "captioner", "listen", "--provider", "audiopod", "--device", "pulse",
+            "--endpoint", fake.url, "--duration", "23", "--json", str(out_json),
+            env={**pulse.env, "CAPTIONER_AUDIOPOD_KEY": fake.key, "CAPTIONER_DATA_DIR": str(tmp_path)},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        first = await asyncio.wait_for(proc.stderr.readline(), 30)
+        assert first.startswith(b"listening on"), first
+        began = time.monotonic()
+        await asyncio.sleep(1.0)
+        proc.send_signal(signal.SIGSTOP)
+        await asyncio.sleep(16.0)
+        proc.send_signal(signal.SIGCONT)
+        await asyncio.sleep(1.5)
+        played = time.monotonic() - began
+        player = pulse.play(wav)
+        out, rest = await asyncio.wait_for(proc.communicate(), 60)
+        err = (first + rest).decode()
+        player.wait(10)
+    assert proc.returncode == 0, err
+    assert out.decode().splitlines() == ["golf india kilo"], err
+    segments = json.loads(out_json.read_text())["segments"]
+    gaps = [s for s in segments if s.get("gap")]
+    assert len(gaps) == 1 and 2.0 < gaps[0]["end"] - gaps[0]["start"] < 7.0, (gaps, err)
+    assert "audio lost" in gaps[0]["reason"] and "slept or was too busy" in err
+    (words,) = [s for s in segments if not s.get("gap")]
+    said = played + spoken.words[0][1]
+    assert abs(words["start"] - said) < 0.8, (words, said, err)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -25,6 +26,8 @@ class FeedStats:
     dropped_blocks: int = 0  # refused because the feed was full (our overflow)
     dropped_frames: int = 0
     device_overflows: int = 0  # PortAudio's own input_overflow flags
+    stalls: int = 0  # breaks in the device's timeline: audio the sound server had to throw away
+    stalled_frames: int = 0
 
 
 _END = object()
@@ -40,14 +43,29 @@ class AudioFeed:
         self.stats = FeedStats()
         self._error: AudioSourceError | None = None
         self._closed = False
+        #: Called (on the consumer's side, in order with the blocks) with the
+        #: frames lost where `mark_lost` was called.
+        self.on_lost: Callable[[int], None] | None = None
 
-    def push(self, block: np.ndarray) -> None:
+    def mark_lost(self, frames: int) -> None:
+        """The device's audio skips `frames` here (the process was stopped or
+        starved longer than the sound server's buffer): the consumer hears of
+        it between the blocks before and after, through `on_lost`."""
+        if self._closed or self._error is not None or frames <= 0:
+            return
+        self.stats.stalls += 1
+        self.stats.stalled_frames += frames
+        self._blocks.append(_Lost(frames))
+
+    def push(self, block: np.ndarray, bounded: bool = True) -> None:
         """Take one block (call on the loop thread). After `fail`, blocks are
         refused until `clear_error`: a stream the sound server moved to another
-        source may still deliver, and that is not the chosen device's audio."""
+        source may still deliver, and that is not the chosen device's audio.
+        `bounded=False`: blocks the source held back itself (bounded there),
+        handed over at once; the limit is for a consumer that stopped taking."""
         if self._closed or self._error is not None:
             return
-        if len(self._blocks) >= self._max:
+        if bounded and len(self._blocks) >= self._max:
             self.stats.dropped_blocks += 1
             self.stats.dropped_frames += len(block)
             last = self._blocks[-1]
@@ -94,11 +112,20 @@ class AudioFeed:
         block = self._blocks.popleft()
         if block is _END:
             raise StopAsyncIteration
+        if isinstance(block, _Lost):
+            if self.on_lost is not None:
+                self.on_lost(block.frames)
+            return await self.__anext__()
         if isinstance(block, _Missing):
             # Audio we could not keep: stand in silence of the same length so
             # every later caption time stays true to the source.
             return np.zeros((block.frames,) + tuple(block.tail), dtype=np.float32)
         return block
+
+
+@dataclass(slots=True)
+class _Lost:
+    frames: int
 
 
 @dataclass(slots=True)

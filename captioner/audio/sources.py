@@ -13,6 +13,8 @@ no silence skipping, so provider times map one-to-one onto the source.
 from __future__ import annotations
 
 import asyncio
+import functools
+import time
 import logging
 import sys
 import threading
@@ -34,6 +36,14 @@ KIND_SYSTEM = "system"  # what the computer plays: a monitor, a loopback
 BACKEND_PORTAUDIO = "portaudio"  # sounddevice, by index
 BACKEND_PULSE = "pulse"  # sounddevice's `pulse` device with PULSE_SOURCE=target
 BACKEND_WASAPI_LOOPBACK = "wasapi-loopback"  # PyAudioWPatch, by its own index
+#: Blocks that arrive this long after the previous one mean the process (or
+#: PortAudio's thread) stood still: the computer slept, it was stopped or starved.
+STALL_S = 1.0
+#: Lost audio shorter than this is not a gap (capture times wobble by ms).
+STALL_GAP_S = 0.5
+_JUMP_S = 0.02  # a capture-time jump of a block larger than this is audio skipped
+_STEADY_BLOCKS = 5  # blocks at the device's pace, with no jump, that end a stall
+_MAX_HOLD_S = 30.0  # audio held back while a stall settles, at most (PulseAudio keeps up to ~22 s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +273,13 @@ class MicrophoneSource:
         self.block_frames = max(1, self.sample_rate * block_ms // 1000)
         max_blocks = max(4, int(max_buffer_s * 1000 / block_ms))
         self._feed = AudioFeed(max_blocks)
+        self._feed.on_lost = self._lost_in_stall
+        self._next_capture: float | None = None  # stream time the next block's first sample should have
+        self._timeline = -1  # the stream generation `_next_capture` belongs to
+        self._last_arrival: float | None = None  # when the callback had the previous block
+        self._held: list[np.ndarray] | None = None  # blocks held while a stall settles
+        self._held_lost = 0.0  # seconds the capture timeline skipped since the stall
+        self._steady = 0  # blocks at the device's pace with no skip, since the stall
         self._stream: Any = None
         self._watch: Any = None  # pulse.SourceWatch of a pulse-backend stream
         self._generation = 0  # bumped per opened stream: a late callback of an old one is ignored
@@ -277,15 +294,72 @@ class MicrophoneSource:
     def name(self) -> str:
         return self.device.name
 
-    def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+    def _callback(self, generation: int, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         # Runs on PortAudio's thread: copy, hand over, return.
         if status.input_overflow:
             self._feed.stats.device_overflows += 1
         block = indata.copy()
         try:
-            self._loop.call_soon_threadsafe(self._feed.push, block)  # type: ignore[union-attr]
+            self._loop.call_soon_threadsafe(  # type: ignore[union-attr]
+                self._take, generation, block, getattr(time_info, "inputBufferAdcTime", 0.0) or 0.0, time.monotonic()
+            )
         except RuntimeError:  # the loop is closed: we are shutting down
             pass
+
+    def _take(self, generation: int, block: np.ndarray, captured_at: float, arrived_at: float) -> None:
+        """A block, with the stream-clock time its first sample was captured
+        (0: the host API does not say) and when the callback had it.
+
+        After a stall (no block for `STALL_S`: the computer slept, the process
+        was stopped or starved) PulseAudio hands over what it kept, ~11-22 s,
+        and throws away what did not fit, setting no overflow flag: the lost
+        stretch vanished and every later caption came that much early, with
+        no gap. The capture times show it, as jumps in their timeline, but
+        only over the next seconds (at once, or a little per block as the
+        kept audio drains). So after a stall the blocks are held until the
+        timeline is steady again; what it skipped is then a gap before them,
+        where the audio was lost, and they go on."""
+        rate = self.sample_rate
+        if generation != self._timeline:  # a (re)opened stream: a timeline of its own
+            self._release()
+            self._timeline, self._next_capture, self._last_arrival = generation, None, None
+        if captured_at <= 0.0:  # nothing to check against
+            self._release()
+            self._feed.push(block)
+            return
+        seconds = len(block) / rate
+        jump = captured_at - self._next_capture if self._next_capture is not None else 0.0
+        since = arrived_at - self._last_arrival if self._last_arrival is not None else 0.0
+        self._next_capture, self._last_arrival = captured_at + seconds, arrived_at
+        if self._held is None:
+            if since < STALL_S:
+                self._feed.push(block)
+                return
+            self._held, self._held_lost, self._steady = [], 0.0, 0
+        if jump > _JUMP_S:
+            self._held_lost += jump
+            self._steady = 0
+        elif since >= seconds / 2:  # at the device's pace again, not the kept audio's burst
+            self._steady += 1
+        self._held.append(block)
+        if self._steady >= _STEADY_BLOCKS or sum(len(b) for b in self._held) >= _MAX_HOLD_S * rate:
+            self._release()
+
+    def _release(self) -> None:
+        """Hand over the blocks held after a stall, behind a gap for what the
+        capture timeline skipped."""
+        held, self._held = self._held, None
+        if held is None:
+            return
+        if self._held_lost >= STALL_GAP_S:
+            self._feed.mark_lost(int(round(self._held_lost * self.sample_rate)))
+        for block in held:
+            self._feed.push(block, bounded=False)
+
+    def _lost_in_stall(self, frames: int) -> None:
+        if self.on_gap is not None:
+            self.on_gap(frames / self.sample_rate, "audio lost: Captioner could not take it in time "
+                                                   "(the computer slept or was too busy)")
 
     def _lost_from_thread(self, generation: int, what: str) -> None:
         # PortAudio's thread (the stream stopped, e.g. the device vanished) or
@@ -342,7 +416,7 @@ class MicrophoneSource:
             channels=self.channels,
             dtype="float32",
             blocksize=self.block_frames,
-            callback=self._callback,
+            callback=functools.partial(self._callback, generation),
             finished_callback=lambda: self._lost_from_thread(generation, "stopped delivering audio"),
         )
         if self.device.backend == BACKEND_PULSE:
@@ -364,6 +438,7 @@ class MicrophoneSource:
 
     def stop(self) -> None:
         self._stopped = True
+        self._release()
         self._stop_watch()
         self._close_stream(self._stream, stop=True)
         self._stream = None
