@@ -311,3 +311,33 @@ async def test_stop_while_connecting_to_a_server_that_never_answers_ends_within_
     assert log.states[-1] == "closed" and "failed" not in log.states
     (gap,) = [e for e in log.events if isinstance(e, Gap)]
     assert gap.reason.startswith("not captioned: stopped while") and gap.end == pytest.approx(0.5, abs=0.15)
+
+
+async def test_a_final_with_lost_audio_inside_is_split_at_the_hole():
+    """An outage longer than the backlog drops audio; the replay sends what
+    was kept before the hole and what came after, and the provider heard one
+    utterance across it. One offset from its start put the words after the
+    hole (here 30 s later) where the hole began, in a cue cut short at the
+    `[…]`. Each side of the hole is now a final on its own side; an untimed
+    final's ends are placed apart."""
+    from captioner.stt.events import Word
+    from captioner.stt.session import _Connection
+
+    s = session_for("ws://127.0.0.1:9/x", "k")
+    log = EventLog()
+    s.subscribe(log)
+    s._append(np.zeros(32000, "<i2").tobytes())  # 2 s
+    s._add_hole(30 * 16000, "replay buffer exceeded; audio lost")  # 30 s dropped in an outage
+    s._append(np.zeros(32000, "<i2").tobytes())  # 2 s more
+    conn = _Connection(s._factory(), origin=16000, sent=48000)  # the replay: from 1 s, 3 s of audio
+    words = (Word("lima", 0.2, 0.5), Word("juliet", 0.6, 0.9), Word("papa", 1.1, 1.4), Word("hotel", 1.5, 1.8))
+    s._publish(Final("Lima juliet papa hotel.", 0.2, 1.8, words), conn)
+    first, second = log.finals
+    assert [(w.text, w.start, w.end) for w in first.words] == [("lima", 1.2, 1.5), ("juliet", 1.6, 1.9)]
+    assert [(w.text, w.start, w.end) for w in second.words] == [("papa", 32.1, 32.4), ("hotel", 32.5, 32.8)]
+    assert (first.text, first.start, first.end, first.end_of_utterance) == ("lima juliet", 1.2, 1.9, False)
+    assert (second.text, second.start, second.end, second.end_of_utterance) == ("papa hotel", 32.1, 32.8, True)
+    s._publish(Final("untimed", 0.5, 2.5, (), timed=False), conn)
+    assert (log.finals[-1].start, log.finals[-1].end) == (1.5, 33.5)
+    s._publish(Final("after", 2.1, 2.5, (Word("after", 2.1, 2.5),)), conn)  # wholly after the hole: one piece
+    assert (log.finals[-1].text, log.finals[-1].start) == ("after", 33.1)

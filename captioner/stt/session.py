@@ -51,6 +51,7 @@ from captioner.stt.events import (
     SessionState,
     SpeechStarted,
     SpeechStopped,
+    Word,
 )
 from captioner.stt.core import SessionCore
 from captioner.stt.http import NotHttp, ProxyRefused, post_json
@@ -58,6 +59,7 @@ from captioner.stt.paging import frame_levels
 from captioner.stt.pcm_buffer import PcmBuffer
 from captioner.stt.protocol import ProtocolError, WireProtocol, http_detail, short_text
 from captioner.stt.tls import client_context
+from captioner.stt.words import join_words
 from captioner.stt.urls import proxy_address, proxy_for, proxy_secrets, redact_text, remember_secret, validate_endpoint
 
 log = logging.getLogger(__name__)
@@ -1266,6 +1268,42 @@ class StreamSession(SessionCore):
         offset = self.session_time(conn.origin + int(round(provider_time * self.sample_rate))) - provider_time
         return 0.0 if -1e-9 < offset < 1e-9 else offset
 
+    def _on_session_clock(self, final: Final, conn: _Connection) -> list[Final]:
+        """A final on the session's timeline. Audio lost inside it (the
+        backlog overflowed in an outage, or the input stood still) puts its
+        words on both sides of a hole: one offset from its start put the
+        words after the hole minutes early, in a cue cut short at the `[…]`.
+        Such a final is split at each hole, each part on its own side (an
+        untimed final has no words to split: its ends are placed apart)."""
+        rate = self.sample_rate
+        start = conn.origin + int(round(final.start * rate))
+        end = conn.origin + int(round(final.end * rate))
+        holes = self._holes
+        if not holes or holes[-1][0] <= start:  # holes come in order: none inside (the usual case)
+            return [final.shifted(self._offset(conn, final.start))]
+        inside = [at for at, _ in holes if start < at < end]
+        if not inside:
+            return [final.shifted(self._offset(conn, final.start))]
+        if not final.words:
+            ended = self.session_time(end)
+            return [replace(final, start=final.start + self._offset(conn, final.start), end=max(ended, final.start))]
+        parts: list[list[Word]] = [[]]
+        bounds = iter(inside)
+        bound = next(bounds, None)
+        for word in final.words:
+            while bound is not None and conn.origin + int(round(word.start * rate)) >= bound:
+                parts.append([])
+                bound = next(bounds, None)
+            parts[-1].append(word)
+        parts = [p for p in parts if p]
+        pieces = []
+        for i, words in enumerate(parts):
+            offset = self._offset(conn, words[0].start)
+            piece = Final(join_words(words), words[0].start, words[-1].end, tuple(words), final.speaker,
+                          final.end_of_utterance and i == len(parts) - 1, final.timed)
+            pieces.append(piece.shifted(offset))
+        return pieces
+
     def _publish(self, event: CaptionEvent, conn: _Connection) -> None:
         rate = self.sample_rate
         if isinstance(event, ProviderError):
@@ -1288,7 +1326,9 @@ class StreamSession(SessionCore):
                 self._final_end = covered
                 conn.captioned += 1
                 self._space.set()  # a file held back for finals may read on
-            event = event.shifted(self._offset(conn, event.start))
+            *before, event = self._on_session_clock(event, conn)
+            for piece in before:
+                self._emit(piece)
             self.provider_time = max(self.provider_time, event.end)
             self._note_latency(event.end, conn)
         elif isinstance(event, Partial):
