@@ -63,6 +63,7 @@ class Network:
         self.upstream_port, self.port = upstream_port, 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._hung: set[asyncio.StreamWriter] = set()
 
     async def on(self) -> None:
         self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
@@ -78,6 +79,11 @@ class Network:
         for writer in list(self._writers):
             writer.transport.abort()
 
+    def hang(self) -> None:
+        """Open connections go quiet both ways, as a vanished route does
+        (nothing is reset or refused); new ones still get through."""
+        self._hung |= self._writers
+
     def url(self, fake: FakeAudioPod) -> str:
         return fake.url.replace(f":{fake.port}/", f":{self.port}/")
 
@@ -88,6 +94,8 @@ class Network:
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             try:
                 while data := await src.read(65536):
+                    if dst in self._hung or writer in self._hung:
+                        continue
                     dst.write(data)
                     await dst.drain()
             except OSError:
@@ -234,6 +242,56 @@ async def test_a_service_that_answers_but_fails_is_spared_the_quick_retries(tmp_
     assert len(refused) <= 2, len(refused)  # the quick first retry, then the back-off
     assert log.states[-1] == "closed"
     assert_times_match(log.finals, spoken)
+
+
+async def test_a_route_that_vanishes_is_unanswered_pings_not_a_broken_protocol(tmp_path, monkeypatch):
+    """The connection goes quiet both ways (a route gone during sleep): our
+    keepalive pings go unanswered and websockets closes it with 1011
+    "keepalive ping timeout". That was reported as "the server sent data
+    that breaks the WebSocket protocol"; the server sent nothing at all."""
+    from captioner.stt.providers.audiopod import AudioPodProtocol
+
+    monkeypatch.setattr(AudioPodProtocol, "ping_interval", 0.5)
+    async with FakeAudioPod() as fake:
+        net = Network(fake.port)
+        await net.on()
+        log = EventLog()
+        s, spoken, _ = await _live_talk_with(fake, net.url(fake), tmp_path, 1.0, net.hang, lambda: None, log)
+        net.off()
+    reconnecting = [e.detail for e in log.events if getattr(e, "state", None) is not None and e.state.value == "reconnecting"]
+    assert reconnecting == ["the server stopped answering (no reply to a keepalive ping within 0.5 s)"], reconnecting
+    assert s.stats.reconnects == 1 and log.states[-1] == "closed"
+    assert_times_match(log.finals, spoken)
+
+
+async def test_the_watchdog_gives_the_server_a_new_window_after_this_process_stood_still(tmp_path):
+    """The server goes silent, then this process stands still for 3 s (a
+    laptop lid): its 1.5-s watchdog came due during the freeze and fired
+    the moment it woke ("no reply … while audio was flowing"), before the
+    server could have said anything. It now waits a whole window from the
+    wake, then reconnects."""
+    import time
+
+    audio, _ = synthesize(UTTERANCES, rate=16000)
+    wav = write_wav(tmp_path / "talk.wav", audio, 16000)
+    loop = asyncio.get_running_loop()
+    async with FakeAudioPod() as fake:
+        fake.faults.append(Fault("silence", after_bytes=int(0.5 * BYTES_PER_S)))
+        s = _session(fake, FAST, watchdog_seconds=1.5)
+        woke: list[float] = []
+        dog: list[float] = []
+
+        def freeze() -> None:
+            time.sleep(3.0)  # the whole process stands still
+            woke.append(loop.time())
+
+        def watch(event) -> None:
+            if getattr(event, "state", None) is not None and event.state.value == "reconnecting" and "no reply" in event.detail:
+                dog.append(loop.time())
+
+        loop.call_later(0.6, freeze)
+        await asyncio.wait_for(caption_source(WavFileSource(wav, speed=2), s, [watch], live=True), 30)
+    assert dog and woke and dog[0] - woke[0] >= 1.2, (dog, woke)
 
 
 @pytest.mark.parametrize("exc, unreachable", [

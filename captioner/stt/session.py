@@ -195,6 +195,7 @@ class _Connection:
     waiting: bool = False  # a recv() is pending: only then may the timeout fire
     recv_cut_by_sender: bool = False  # the wait began while sending: the sender's end cuts it short
     recv_due: float = 0.0  # loop time at which the pending recv() times out
+    recv_window: float = 0.0  # how long that wait was given when it was armed
     watch_handle: asyncio.TimerHandle | None = None
     watch_at: float = 0.0
     awaiting_credit: bool = False  # the sender waits for the protocol to take audio again
@@ -212,6 +213,7 @@ class _Connection:
         (since extended) due it re-arms itself. A timer per frame cost ~13 %
         of the client's CPU at 10 frames a second."""
         self.recv_due = due
+        self.recv_window = due - loop.time()
         if self.watch_handle is not None and self.watch_at <= due:
             return
         if self.watch_handle is not None:
@@ -224,7 +226,14 @@ class _Connection:
         if not self.waiting or self.recv_timeout is None:
             return  # no receive pending: the next one arms again
         now = loop.time()
-        if now >= self.recv_due:
+        if now - self.recv_due > max(_STOOD_STILL, self.recv_window / 2):
+            # This process stood still (the computer slept, it was stopped or
+            # starved): the server had no chance to answer. Not a silent server:
+            # it gets a whole window from now.
+            self.recv_due = now + self.recv_window
+            self.watch_at = self.recv_due
+            self.watch_handle = loop.call_at(self.recv_due, self._watch, loop)
+        elif now >= self.recv_due:
             self.recv_timeout.reschedule(now)  # the pending recv() ends with TimeoutError
         else:
             self.watch_at = self.recv_due
@@ -233,6 +242,7 @@ class _Connection:
 
 _HAS_TIMEOUT = hasattr(asyncio, "timeout")  # Python 3.11+
 _STOP_OPEN_TIMEOUT = 5.0  # opening the one connection tried after Stop
+_STOOD_STILL = 1.0  # a timer this late (s) means the process itself stood still
 # End of stream: sound (20 ms frames at or above this level, this much in all)
 # after the latest final's end, past this grace, was not captioned.
 _TAIL_LEVEL_DBFS = -40.0
@@ -936,6 +946,11 @@ class StreamSession(SessionCore):
                 self._check_tail(conn)
                 return
             sent = exc.sent
+            if sent is not None and sent.code == 1011 and "keepalive" in sent.reason and not exc.rcvd_then_sent:
+                # websockets closed it: our pings went unanswered. The server
+                # (or the network to it) went quiet; it sent nothing wrong.
+                raise _Retry(ProviderError("NO_PONG", f"the server stopped answering (no reply to a keepalive ping "
+                                           f"within {proto.ping_interval:g} s)", ErrorKind.RETRYABLE), conn.opened_at) from None
             if sent is not None and sent.code not in (1000, 1001) and not exc.rcvd_then_sent:
                 # We closed first because the server broke the protocol (1007
                 # invalid UTF-8, 1009 too big, 1002): that is the reason to report.
