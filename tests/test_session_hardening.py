@@ -363,3 +363,38 @@ async def test_voicerun_live_replay_is_paced_so_its_times_hold(tone_wav):
         assert abs(final.start - utterance[0][1]) <= 0.5, (final, utterance)
         assert abs(final.end - utterance[-1][2]) <= 0.6, (final, utterance)
     assert took < 5.55 / 4 + 1.0  # caught up: not a replay at 1x after the source ended
+
+
+async def test_voicerun_audio_piled_up_by_a_stall_goes_paced_so_its_times_hold(tone_wav):
+    """A live input whose process stood still for 3 s of audio (a starved
+    CPU): the device's audio piled up and went out in one burst, and every
+    VoiceRun estimate in it was placed where the burst ended (a CPU-starved
+    tester saw finals 4.5-6.7 s late). The pile goes paced, as a replay
+    after a reconnect does, and the estimates hold."""
+    import soundfile
+
+    from tests.helpers import ScriptedInput
+
+    wav, spoken = tone_wav
+    audio, rate = soundfile.read(str(wav), dtype="float32", always_2d=True)
+    block = rate // 10
+
+    class StallingInput(ScriptedInput):
+        async def _gen(self):  # 100-ms blocks at this test's 4x "real time"; 3 s of audio piled up at 1.6 s
+            for i, at in enumerate(range(0, len(audio), block)):
+                if not 16 <= i < 46:
+                    await asyncio.sleep(0.025)
+                elif i == 16:
+                    await asyncio.sleep(0.75)
+                yield audio[at:at + block]
+
+    async with FakeVoiceRun() as fake:
+        config = SessionConfig(fake.url, drain_timeout=3.0, estimate_pace=4.0)
+        session = make_session(CaptionJob("voicerun", {}, fake.url), _key(fake), config, FAST)
+        log = EventLog()
+        await caption_source(StallingInput("mic", rate), session, [log], live=True, provider="voicerun")
+    assert fake.violations == [] and session.stats.reconnects == 0
+    assert [f.text for f in log.finals] == [" ".join(u) for u in SCRIPT]
+    for final, utterance in zip(log.finals, spoken.utterances):
+        assert abs(final.start - utterance[0][1]) <= 0.6, (final, utterance)
+        assert abs(final.end - utterance[-1][2]) <= 0.7, (final, utterance)

@@ -243,6 +243,7 @@ class _Connection:
 _HAS_TIMEOUT = hasattr(asyncio, "timeout")  # Python 3.11+
 _STOP_OPEN_TIMEOUT = 5.0  # opening the one connection tried after Stop
 _STOOD_STILL = 1.0  # a timer this late (s) means the process itself stood still
+_STALL_BACKLOG = 0.5  # s of live audio waiting to go: the process stood still (paced out, `_catch_up_pace`)
 # End of stream: sound (20 ms frames at or above this level, this much in all)
 # after the latest final's end, past this grace, was not captioned.
 _TAIL_LEVEL_DBFS = -40.0
@@ -1126,7 +1127,13 @@ class StreamSession(SessionCore):
         A backlog past half the bound where a live source drops audio goes
         unpaced: audio before times."""
         if not conn.catching_up:
-            return 0.0
+            if not self._live_pace or available < int(_STALL_BACKLOG * self.sample_rate):
+                return 0.0
+            # A backlog on a live connection: this process stood still (a
+            # starved CPU, a stopped process) and the device's audio piled up.
+            # Sent at once, every reply in it was placed where the burst ended
+            # (VoiceRun finals 4-7 s late after a 12-s stall): it goes paced too.
+            conn.catching_up = True
         if available < 2 * self._frame_samples:
             conn.catching_up = False
             return 0.0
