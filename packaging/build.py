@@ -14,10 +14,12 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,6 +89,141 @@ def build_icu_stub(out_dir: Path) -> Path | None:
     target = out_dir / soname
     subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", str(target), f"-Wl,-soname,{soname}", str(source)], check=True)
     return target
+
+
+# ------------------------------------------------------------ Qt plugins (Linux)
+
+#: Qt plugins the app cannot do without on Linux: X11, Wayland with the shell every
+#: desktop compositor speaks and a title bar for desktops that leave it to the app
+#: (GNOME), and offscreen (the smoke test). The spec fails the build without them.
+REQUIRED_PLUGINS = (
+    "platforms/libqxcb.so", "platforms/libqwayland.so", "platforms/libqoffscreen.so",
+    "wayland-shell-integration/libxdg-shell.so", "wayland-decoration-client/libbradient.so",
+)
+PLUGINS_DIR = "PySide6/Qt/plugins/"
+
+
+def elf_needed(path: Path) -> list[str]:
+    """The libraries an ELF file links directly (DT_NEEDED), read from its
+    dynamic section: ldd would answer with the build host's libraries."""
+    data = path.read_bytes()
+    if data[:4] != b"\x7fELF":
+        return []
+    end = "<" if data[5] == 1 else ">"
+    if data[4] == 2:  # 64-bit
+        (shoff,), (shentsize, shnum) = struct.unpack_from(end + "Q", data, 0x28), struct.unpack_from(end + "HH", data, 0x3A)
+        header, dyn = end + "IIQQQQIIQQ", end + "qQ"
+    else:
+        (shoff,), (shentsize, shnum) = struct.unpack_from(end + "I", data, 0x20), struct.unpack_from(end + "HH", data, 0x2E)
+        header, dyn = end + "IIIIIIIIII", end + "iI"
+    sections = [struct.unpack_from(header, data, shoff + i * shentsize) for i in range(shnum)]
+    for _name, kind, _flags, _addr, offset, size, link, *_ in sections:
+        if kind != 6:  # SHT_DYNAMIC
+            continue
+        strings = sections[link][4]
+        names = []
+        for entry in range(offset, offset + size, struct.calcsize(dyn)):
+            tag, value = struct.unpack_from(dyn, data, entry)
+            if tag == 0:
+                break
+            if tag == 1:  # DT_NEEDED
+                start = strings + value
+                names.append(data[start : data.index(b"\0", start)].decode())
+        return names
+    return []
+
+
+def left_to_the_system(name: str) -> bool:
+    """True for libraries PyInstaller never bundles because every desktop has
+    its own (glibc and its loader, the GL/EGL stack, libxcb, libwayland-*)."""
+    from PyInstaller.depend.dylib import include_library
+
+    return name.startswith(("ld-linux", "ld64.so")) or not include_library(name)
+
+
+def bundled_files(binaries: Iterable[tuple[str, str, str]]) -> dict[str, Path | None]:
+    """Name → source file of every binary in the bundle (None for a symlink
+    whose target is not itself listed)."""
+    sources = {os.path.normpath(dest): Path(src) for dest, src, kind in binaries if kind != "SYMLINK"}
+    files: dict[str, Path | None] = {}
+    for dest, src, kind in binaries:
+        target = os.path.normpath(os.path.join(os.path.dirname(dest), src)) if kind == "SYMLINK" else dest
+        files.setdefault(os.path.basename(dest), sources.get(os.path.normpath(target)))
+    return files
+
+
+def unresolved_plugin_libraries(
+    binaries: Iterable[tuple[str, str, str]],
+    needed: Callable[[Path], list[str]] = elf_needed,
+    system: Callable[[str], bool] = left_to_the_system,
+) -> dict[str, set[str]]:
+    """For each Qt plugin in the bundle, the libraries it needs (directly or
+    through bundled ones) that are neither bundled nor left to the system: Qt
+    cannot load that plugin on a user's machine (for the xcb platform plugin
+    the app aborts on every X11 desktop)."""
+    binaries = list(binaries)
+    files = bundled_files(binaries)
+    problems: dict[str, set[str]] = {}
+    for dest, src, kind in binaries:
+        dest = dest.replace("\\", "/")
+        if kind == "SYMLINK" or PLUGINS_DIR not in dest:
+            continue
+        missing, seen, todo = set(), set(), [Path(src)]
+        while todo:
+            for name in needed(todo.pop()):
+                if name in seen:
+                    continue
+                seen.add(name)
+                if name in files:
+                    if files[name] is not None:
+                        todo.append(files[name])
+                elif not system(name):
+                    missing.add(name)
+        if missing:
+            problems[dest.split(PLUGINS_DIR, 1)[1]] = missing
+    return problems
+
+
+def debian_package(soname: str) -> str:
+    """The Debian package that ships a library: dpkg's answer when the build
+    host has it, else Debian's naming rule (stem + major version)."""
+    out = subprocess.run(["dpkg", "-S", f"/{soname}"], capture_output=True, text=True) if shutil.which("dpkg") else None
+    if out is not None and out.returncode == 0:
+        return out.stdout.split(":")[0]
+    stem, _, version = soname.partition(".so.")
+    stem, major = stem.lower(), version.split(".")[0]
+    return f"{stem}-{major}" if stem[-1:].isdigit() else f"{stem}{major}"
+
+
+def plugin_report(binaries: Iterable[tuple[str, str, str]]) -> str:
+    """Empty when every required Qt plugin is bundled and every bundled one can
+    load; else what is wrong and how to fix it (for the build's error)."""
+    binaries = list(binaries)
+    kept = {dest.replace("\\", "/").split(PLUGINS_DIR, 1)[1] for dest, _s, _k in binaries if PLUGINS_DIR in dest.replace("\\", "/")}
+    lines = [f"the Qt plugin {name} is not in the bundle (the spec's DROP list removes it)"
+             for name in REQUIRED_PLUGINS if name not in kept]
+    problems = unresolved_plugin_libraries(binaries)
+    qt_libs = {Path(p).name for p in _pyside_libs()}
+    host: set[str] = set()
+    for plugin, missing in sorted(problems.items()):
+        lines.append(f"the Qt plugin {plugin} cannot load: {', '.join(sorted(missing))} not in the bundle")
+        for name in sorted(missing):
+            if name in qt_libs:
+                lines.append(f"  {name} is PySide6's: the spec's DROP list removes it; keep it or drop the plugin")
+            else:
+                host.add(debian_package(name))
+    if host:
+        lines.append("the build host lacks libraries the bundle must carry; install them and build again:\n"
+                     f"  sudo apt-get install -y {' '.join(sorted(host))}")
+    return "\n".join(lines)
+
+
+def _pyside_libs() -> list[Path]:
+    try:
+        import PySide6
+    except ImportError:
+        return []
+    return list((Path(PySide6.__file__).parent / "Qt" / "lib").glob("lib*.so*"))
 
 
 def strip_binaries(target: Path) -> None:

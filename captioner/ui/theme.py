@@ -129,8 +129,10 @@ def apply_preset(current: OverlayStyle, name: str) -> OverlayStyle:
 # ------------------------------------------------------------ resources
 
 def _resources_dir() -> Path:
-    """The installed `captioner.resources` package (wheel, editable install or
-    PyInstaller bundle), else the repository's resources/ folder."""
+    """The installed `captioner.resources` package (wheel or editable install),
+    else captioner/resources beside this package (the PyInstaller bundle packs
+    the files there, as data: the package cannot be imported in it), else the
+    repository's resources/ folder."""
     try:
         from importlib.resources import files
 
@@ -139,7 +141,9 @@ def _resources_dir() -> Path:
             return folder
     except (ImportError, TypeError, ValueError):
         pass
-    return Path(__file__).resolve().parents[2] / "resources"
+    package = Path(__file__).resolve().parents[1]
+    bundled = package / "resources"
+    return bundled if (bundled / "icons").is_dir() else package.parent / "resources"
 
 
 RESOURCES = _resources_dir()
