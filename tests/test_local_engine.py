@@ -271,3 +271,16 @@ async def test_cli_captions_real_recorded_speech_offline(tmp_path):
     assert cues and 0.0 <= cues[0][0] < 1.0 and cues[-1][1] <= duration + 0.5
     assert all(a[1] <= b[0] for a, b in zip(cues, cues[1:])), "cues overlap"
     assert " ".join(" ".join(c[2]) for c in cues).split() == text.split()  # the SRT says what was printed
+
+
+def test_a_missing_engine_says_pip_only_where_pip_can_help(monkeypatch):
+    """In the installable app (frozen) "pip install 'captioner[vosk]'" was
+    advice its user could not follow."""
+    import sys
+
+    from captioner.stt.local.worker import engine_missing
+
+    assert engine_missing("vosk") == "the vosk package is not installed: pip install 'captioner[vosk]'"
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    message = engine_missing("vosk")
+    assert message.startswith("this build of Captioner does not include the vosk engine: choose the built-in one")

@@ -10,6 +10,7 @@ Messages out: ("progress", done, total) · ("ready", label) · ("results", posit
 
 from __future__ import annotations
 
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Callable
@@ -34,6 +35,15 @@ def load_engine(options: LocalOptions, progress: Callable[[int, "int | None"], N
     return VoskEngine(path)
 
 
+def engine_missing(name: str) -> str:
+    """What to do when an engine's package is not there: pip, from a Python
+    install; the installable app (frozen) cannot take packages."""
+    if getattr(sys, "frozen", False):
+        return (f"this build of Captioner does not include the {name} engine: choose the built-in one, or install "
+                f"Captioner with pip (pip install 'captioner[{name}]') to use {name}")
+    return f"the {name} package is not installed: pip install 'captioner[{name}]'"
+
+
 def worker_main(conn: Any, options: LocalOptions) -> None:
     from captioner.stt.local.models import ModelError
 
@@ -51,8 +61,7 @@ def worker_main(conn: Any, options: LocalOptions) -> None:
         conn.send(("error", "MODEL_UNAVAILABLE", str(exc)))
         return
     except ImportError as exc:
-        name = exc.name or str(exc)
-        conn.send(("error", "ENGINE_MISSING", f"the {name} package is not installed: pip install 'captioner[{name}]'"))
+        conn.send(("error", "ENGINE_MISSING", engine_missing(exc.name or str(exc))))
         return
     except Exception as exc:  # a broken model folder, an engine that will not start
         conn.send(("error", "ENGINE_FAILED", f"the offline recognizer could not start: {exc}"))
