@@ -308,3 +308,38 @@ async def test_audio_lost_in_a_stall_is_a_gap_where_it_was_lost(monkeypatch):
     assert [s for s in seen[18:] if not isinstance(s, tuple)] == [18, 19]
     assert len(gaps) == 2 and "interrupted" in gaps[1][2]  # the unplugging, not a stall
     assert mic.stats.stalls == 1 and mic.stats.stalled_frames == int(3.9 * 16000)
+
+
+async def test_input_delay_is_how_long_the_audio_waited_before_the_session_had_it(monkeypatch):
+    """At 1 % of a CPU the overlay said "Live" while captions were 5-13 s
+    behind: the audio waited in the sound server, which the session's lag
+    never saw. The capture times say how long a block had waited when the
+    callback ran; blocks not yet taken wait too."""
+    import captioner.audio.sources as sources
+
+    fake_sd = types.SimpleNamespace(
+        InputStream=FakeStream,
+        query_devices=lambda: [{"name": "Mic A", "max_input_channels": 1, "hostapi": 0, "default_samplerate": 16000.0}],
+        query_hostapis=lambda: [{"name": "ALSA"}],
+        default=types.SimpleNamespace(device=(0, 0)),
+    )
+    monkeypatch.setattr(sources, "_sd", lambda: fake_sd)
+    mic = MicrophoneSource("mic a")
+    await mic.start()
+    callback = FakeStream.instances[-1].kwargs["callback"]
+    ok = types.SimpleNamespace(input_overflow=False)
+    block = np.zeros((1600, 1), np.float32)
+    assert mic.input_delay == 0.0
+    callback(block, 1600, types.SimpleNamespace(inputBufferAdcTime=10.0, currentTime=10.12), ok)
+    await asyncio.sleep(0)
+    blocks = aiter(mic)
+    await anext(blocks)
+    assert 0.0 <= mic.input_delay < 0.1  # 20 ms in the sound server, taken at once
+    callback(block, 1600, types.SimpleNamespace(inputBufferAdcTime=10.1, currentTime=15.2), ok)  # read 5 s late
+    callback(block, 1600, types.SimpleNamespace(inputBufferAdcTime=10.2, currentTime=15.21), ok)
+    await asyncio.sleep(0)
+    assert mic.input_delay == pytest.approx(4.91 + 0.2, abs=0.05)  # what it waited, and two blocks not yet taken
+    await anext(blocks)
+    await anext(blocks)
+    assert mic.input_delay == pytest.approx(4.91, abs=0.05)
+    mic.stop()

@@ -46,6 +46,7 @@ class AudioFeed:
         #: Called (on the consumer's side, in order with the blocks) with the
         #: frames lost where `mark_lost` was called.
         self.on_lost: Callable[[int], None] | None = None
+        self.queued_frames = 0  # audio waiting for the consumer
 
     def mark_lost(self, frames: int) -> None:
         """The device's audio skips `frames` here (the process was stopped or
@@ -77,6 +78,7 @@ class AudioFeed:
             self._blocks.append(block)
             self.stats.blocks += 1
             self.stats.frames += len(block)
+        self.queued_frames += len(block)
         self._wake()
 
     def clear_error(self) -> None:
@@ -116,6 +118,7 @@ class AudioFeed:
             if self.on_lost is not None:
                 self.on_lost(block.frames)
             return await self.__anext__()
+        self.queued_frames -= len(block)
         if isinstance(block, _Missing):
             # Audio we could not keep: stand in silence of the same length so
             # every later caption time stays true to the source.

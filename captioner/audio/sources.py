@@ -280,6 +280,7 @@ class MicrophoneSource:
         self._held: list[np.ndarray] | None = None  # blocks held while a stall settles
         self._held_lost = 0.0  # seconds the capture timeline skipped since the stall
         self._steady = 0  # blocks at the device's pace with no skip, since the stall
+        self._newest: tuple[float, float] | None = None  # (when the newest block came, how long it had waited)
         self._stream: Any = None
         self._watch: Any = None  # pulse.SourceWatch of a pulse-backend stream
         self._generation = 0  # bumped per opened stream: a late callback of an old one is ignored
@@ -301,12 +302,14 @@ class MicrophoneSource:
         block = indata.copy()
         try:
             self._loop.call_soon_threadsafe(  # type: ignore[union-attr]
-                self._take, generation, block, getattr(time_info, "inputBufferAdcTime", 0.0) or 0.0, time.monotonic()
+                self._take, generation, block, getattr(time_info, "inputBufferAdcTime", 0.0) or 0.0, time.monotonic(),
+                getattr(time_info, "currentTime", 0.0) or 0.0,
             )
         except RuntimeError:  # the loop is closed: we are shutting down
             pass
 
-    def _take(self, generation: int, block: np.ndarray, captured_at: float, arrived_at: float) -> None:
+    def _take(self, generation: int, block: np.ndarray, captured_at: float, arrived_at: float,
+              stream_now: float = 0.0) -> None:
         """A block, with the stream-clock time its first sample was captured
         (0: the host API does not say) and when the callback had it.
 
@@ -320,6 +323,10 @@ class MicrophoneSource:
         timeline is steady again; what it skipped is then a gap before them,
         where the audio was lost, and they go on."""
         rate = self.sample_rate
+        seconds = len(block) / rate
+        # how long the block's last sample had waited in the sound server when the callback ran
+        buffered = stream_now - captured_at - seconds if captured_at > 0.0 and stream_now > 0.0 else 0.0
+        self._newest = (arrived_at, max(0.0, buffered))
         if generation != self._timeline:  # a (re)opened stream: a timeline of its own
             self._release()
             self._timeline, self._next_capture, self._last_arrival = generation, None, None
@@ -327,7 +334,6 @@ class MicrophoneSource:
             self._release()
             self._feed.push(block)
             return
-        seconds = len(block) / rate
         jump = captured_at - self._next_capture if self._next_capture is not None else 0.0
         since = arrived_at - self._last_arrival if self._last_arrival is not None else 0.0
         self._next_capture, self._last_arrival = captured_at + seconds, arrived_at
@@ -355,6 +361,21 @@ class MicrophoneSource:
             self._feed.mark_lost(int(round(self._held_lost * self.sample_rate)))
         for block in held:
             self._feed.push(block, bounded=False)
+
+    @property
+    def input_delay(self) -> float:
+        """Seconds the audio is behind real time before the session has it:
+        waiting in the sound server (a starved process reads late: PulseAudio
+        keeps up to ~20 s), in the feed, or held after a stall. A CPU-starved
+        tester saw captions 5-13 s behind while the overlay said "Live": the
+        session's lag starts where its input ends."""
+        if self._newest is None:
+            return 0.0
+        arrived_at, buffered = self._newest
+        held = sum(len(b) for b in self._held) if self._held else 0
+        waiting = (self._feed.queued_frames + held) / self.sample_rate
+        since = time.monotonic() - arrived_at
+        return buffered + waiting + max(0.0, since - self.block_frames / self.sample_rate)
 
     def _lost_in_stall(self, frames: int) -> None:
         if self.on_gap is not None:

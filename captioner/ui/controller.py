@@ -492,7 +492,8 @@ class CaptionController(QObject):
         self._lag_polled_at = time.monotonic()
         self._lag_timer.start()  # the fallback waits a full interval again
         if self.session is not None:
-            self.lag_changed.emit(float(self.session.lag))
+            # what the provider has not captioned yet, and what has not reached the session
+            self.lag_changed.emit(float(self.session.lag) + float(getattr(self._source, "input_delay", 0.0)))
         self._report_input_losses()
 
     def _report_input_losses(self) -> None:
