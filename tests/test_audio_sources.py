@@ -15,6 +15,23 @@ from tests.fakes.tones import ToneRecognizer, synthesize, write_wav
 from tests.helpers import FakeStream
 
 
+def device(name: str, channels: int = 1, rate: int = 16000) -> dict:
+    return {"name": name, "max_input_channels": channels, "hostapi": 0, "default_samplerate": float(rate)}
+
+
+def fake_devices(monkeypatch, devices: list[dict]) -> list[dict]:
+    """sounddevice stands in with these input devices (a list the test may
+    change: a device unplugged); its streams are FakeStreams."""
+    import captioner.audio.sources as sources
+
+    fake_sd = types.SimpleNamespace(
+        InputStream=FakeStream, query_devices=lambda: list(devices), query_hostapis=lambda: [{"name": "ALSA"}],
+        default=types.SimpleNamespace(device=(0, 0)), _terminate=lambda: None, _initialize=lambda: None,
+    )
+    monkeypatch.setattr(sources, "_sd", lambda: fake_sd)
+    return devices
+
+
 @pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "PCM_32", "FLOAT"])
 @pytest.mark.parametrize("rate,channels", [(8000, 1), (44100, 2), (48000, 6)])
 async def test_any_pcm_wav_becomes_16k_mono_that_recognizes(tmp_path, subtype, rate, channels):
@@ -96,15 +113,7 @@ async def test_feed_raises_device_errors_after_delivering_audio():
 
 
 async def test_callback_copies_and_hands_over_without_blocking(monkeypatch):
-    import captioner.audio.sources as sources
-
-    fake_sd = types.SimpleNamespace(
-        InputStream=FakeStream,
-        query_devices=lambda: [{"name": "Mic A", "max_input_channels": 2, "hostapi": 0, "default_samplerate": 48000.0}],
-        query_hostapis=lambda: [{"name": "ALSA"}],
-        default=types.SimpleNamespace(device=(0, 0)),
-    )
-    monkeypatch.setattr(sources, "_sd", lambda: fake_sd)
+    fake_devices(monkeypatch, [device("Mic A", 2, 48000)])
     mic = MicrophoneSource("mic a")
     await mic.start()
     stream = FakeStream.instances[-1]
@@ -124,15 +133,7 @@ async def test_callback_copies_and_hands_over_without_blocking(monkeypatch):
 
 
 async def test_device_vanishing_is_reported(monkeypatch):
-    import captioner.audio.sources as sources
-
-    fake_sd = types.SimpleNamespace(
-        InputStream=FakeStream,
-        query_devices=lambda: [{"name": "USB Mic", "max_input_channels": 1, "hostapi": 0, "default_samplerate": 16000.0}],
-        query_hostapis=lambda: [{"name": "ALSA"}],
-        default=types.SimpleNamespace(device=(0, 0)),
-    )
-    monkeypatch.setattr(sources, "_sd", lambda: fake_sd)
+    fake_devices(monkeypatch, [device("USB Mic", 1, 16000)])
     mic = MicrophoneSource(reopen_timeout=0)  # no reopening: the error surfaces
     await mic.start()
     FakeStream.instances[-1].kwargs["finished_callback"]()
@@ -165,18 +166,9 @@ def test_device_matching(monkeypatch):
 
 
 async def test_unplugged_device_is_reopened_and_the_outage_reported(monkeypatch):
-    import captioner.audio.sources as sources
 
     devices = [{"name": "USB Mic", "max_input_channels": 1, "hostapi": 0, "default_samplerate": 16000.0}]
-    fake_sd = types.SimpleNamespace(
-        InputStream=FakeStream,
-        query_devices=lambda: list(devices),
-        query_hostapis=lambda: [{"name": "ALSA"}],
-        default=types.SimpleNamespace(device=(0, 0)),
-        _terminate=lambda: None,
-        _initialize=lambda: None,
-    )
-    monkeypatch.setattr(sources, "_sd", lambda: fake_sd)
+    fake_devices(monkeypatch, devices)
     mic = MicrophoneSource("USB Mic", reopen_timeout=5)
     notices, gaps = [], []
     mic.on_notice, mic.on_gap = notices.append, lambda s, why: gaps.append((s, why))
@@ -209,14 +201,9 @@ async def test_unplugged_device_is_reopened_and_the_outage_reported(monkeypatch)
 
 
 async def test_device_that_never_comes_back_ends_with_a_clear_error(monkeypatch):
-    import captioner.audio.sources as sources
 
     devices = [{"name": "USB Mic", "max_input_channels": 1, "hostapi": 0, "default_samplerate": 16000.0}]
-    fake_sd = types.SimpleNamespace(
-        InputStream=FakeStream, query_devices=lambda: list(devices), query_hostapis=lambda: [{"name": "ALSA"}],
-        default=types.SimpleNamespace(device=(0, 0)), _terminate=lambda: None, _initialize=lambda: None,
-    )
-    monkeypatch.setattr(sources, "_sd", lambda: fake_sd)
+    fake_devices(monkeypatch, devices)
     mic = MicrophoneSource("USB Mic", reopen_timeout=0.3)
     await mic.start()
     devices.clear()  # gone for good
@@ -256,13 +243,7 @@ async def test_audio_lost_in_a_stall_is_a_gap_where_it_was_lost(monkeypatch):
     (0) is not checked, and a reopened stream starts a timeline of its own."""
     import captioner.audio.sources as sources
 
-    fake_sd = types.SimpleNamespace(
-        InputStream=FakeStream,
-        query_devices=lambda: [{"name": "Mic A", "max_input_channels": 1, "hostapi": 0, "default_samplerate": 16000.0}],
-        query_hostapis=lambda: [{"name": "ALSA"}],
-        default=types.SimpleNamespace(device=(0, 0)),
-    )
-    monkeypatch.setattr(sources, "_sd", lambda: fake_sd)
+    fake_devices(monkeypatch, [device("Mic A", 1, 16000)])
     clock = [0.0]  # when the callback runs (the module's own clock only)
     monkeypatch.setattr(sources, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
     mic = MicrophoneSource("mic a", reopen_timeout=5)
@@ -315,15 +296,8 @@ async def test_input_delay_is_how_long_the_audio_waited_before_the_session_had_i
     behind: the audio waited in the sound server, which the session's lag
     never saw. The capture times say how long a block had waited when the
     callback ran; blocks not yet taken wait too."""
-    import captioner.audio.sources as sources
 
-    fake_sd = types.SimpleNamespace(
-        InputStream=FakeStream,
-        query_devices=lambda: [{"name": "Mic A", "max_input_channels": 1, "hostapi": 0, "default_samplerate": 16000.0}],
-        query_hostapis=lambda: [{"name": "ALSA"}],
-        default=types.SimpleNamespace(device=(0, 0)),
-    )
-    monkeypatch.setattr(sources, "_sd", lambda: fake_sd)
+    fake_devices(monkeypatch, [device("Mic A", 1, 16000)])
     mic = MicrophoneSource("mic a")
     await mic.start()
     callback = FakeStream.instances[-1].kwargs["callback"]
