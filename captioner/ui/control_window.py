@@ -119,6 +119,7 @@ NO_INPUT_HELP = ("No microphone or other audio input was found: connect one (on 
 DEVICE_REFRESH_MS = 15_000  # re-list devices this often while idle (hot-plug)
 PARTIAL_EVERY_S = 0.2  # the live-words line follows partials this often at most
 LAG_CALM_S = 1.0  # "caught up" is said once the lag is this far under the overlay's warning
+CHOICE_SAVE_MS = 400  # a typed endpoint or option is remembered this long after the last keystroke
 
 
 class _WrappedLabel(QLabel):
@@ -304,6 +305,14 @@ class ControlWindow(QMainWindow):
         self._shortcuts: list[QShortcut] = []
         self._hotkeys: dict[str, str] = {}
         self._shortcut_owner: QWidget | None = None
+        self._shown_provider = ""  # whose endpoint and options the fields hold
+        self._filling_choices = False  # the fields are being filled from the settings: nothing to remember
+        # Typed endpoints and options are remembered once typing pauses (QSettings
+        # writes its file itself, once per burst of changes).
+        self._choice_timer = QTimer(self)
+        self._choice_timer.setSingleShot(True)
+        self._choice_timer.setInterval(CHOICE_SAVE_MS)
+        self._choice_timer.timeout.connect(self._remember_provider_choices)
         # Re-chosen after any window of the app shows, hides or takes the focus.
         self._owner_timer = QTimer(self)
         self._owner_timer.setSingleShot(True)
@@ -567,7 +576,7 @@ class ControlWindow(QMainWindow):
         c.lag_changed.connect(self._on_lag)
         c.running_changed.connect(self._on_running)
         c.notice.connect(self.show_notice)
-        self.provider_combo.currentIndexChanged.connect(lambda _i: self._provider_changed())
+        self.provider_combo.currentIndexChanged.connect(lambda _i: self._provider_chosen())
         self.refresh_devices_button.clicked.connect(lambda: self.spawn(self.load_devices()))
         self.start_button.clicked.connect(self.toggle_start)
         self.show_overlay_check.toggled.connect(self.overlay.set_shown)
@@ -582,6 +591,12 @@ class ControlWindow(QMainWindow):
         self.device_combo.activated.connect(lambda _i: self._input_chosen())
         self.mix_combo.activated.connect(lambda _i: self._input_chosen())
         self.mix_check.toggled.connect(lambda _on: self._input_chosen(only_if_testing=True))
+        # Chosen is remembered, started or not (a restart used to forget what was not started).
+        self.device_combo.currentIndexChanged.connect(lambda _i: self._remember_input())
+        self.mix_combo.currentIndexChanged.connect(lambda _i: self._remember_input())
+        self.mix_check.toggled.connect(lambda _on: self._remember_input())
+        self.endpoint_edit.textChanged.connect(lambda _t: self._choice_edited())
+        self.endpoint_edit.editingFinished.connect(self.remember_choices)
         self.test_input_button.toggled.connect(self._test_toggled)
         c.monitoring_changed.connect(self._on_monitoring)
         self._sync_overlay_checks()
@@ -605,6 +620,13 @@ class ControlWindow(QMainWindow):
     def provider_id(self) -> str:
         return str(self.provider_combo.currentData())
 
+    def _provider_chosen(self) -> None:
+        """Another provider was chosen: the last one's endpoint and options
+        are kept for it, and this one is the provider the app reopens with."""
+        self.remember_choices()
+        self.settings.provider = self.provider_id
+        self._provider_changed()
+
     def _provider_changed(self, *_: object, check_key: bool = True) -> None:
         from captioner.stt.registry import PROVIDERS
 
@@ -618,8 +640,13 @@ class ControlWindow(QMainWindow):
         self.provider_info.setToolTip(f"Languages: {p.languages}\nLimits: {p.limits}\nAuth: {p.auth}")
         self.provider_info.setAccessibleDescription(f"Languages: {p.languages}")
         self.endpoint_edit.setPlaceholderText(p.default_endpoint or "none: runs on this computer")
-        self.endpoint_edit.setText(self.settings.endpoint(p.id))
-        self._build_options(p)
+        self._filling_choices = True
+        try:
+            self.endpoint_edit.setText(self.settings.endpoint(p.id))
+            self._build_options(p)
+        finally:
+            self._filling_choices = False
+        self._shown_provider = p.id
         if self.settings.removed_secrets and hasattr(self, "_base_notes"):
             self._show_notes()  # "the saved endpoint held a key: it was removed"
         self._order_tabs()
@@ -664,20 +691,56 @@ class ControlWindow(QMainWindow):
                 w.setChecked(checked)  # type: ignore[attr-defined]
                 # Its own size, not the row's: the focus ring hugs the box.
                 w.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+                w.toggled.connect(lambda _on: self._choice_edited())  # type: ignore[attr-defined]
             elif choices:
                 w = FocusCombo()
                 for ch in choices:
                     w.addItem(str(ch), str(ch))  # type: ignore[attr-defined]
                 current = str(default) if value is None else value
                 w.setCurrentIndex(max(0, w.findData(current)))  # type: ignore[attr-defined]
+                w.currentIndexChanged.connect(lambda _i: self._choice_edited())  # type: ignore[attr-defined]
             else:
                 w = QLineEdit()
                 w.setText(("" if default is None else str(default)) if value is None else value)  # type: ignore[attr-defined]
                 w.setPlaceholderText("auto" if default is None else str(default))  # type: ignore[attr-defined]
+                w.textChanged.connect(lambda _t: self._choice_edited())  # type: ignore[attr-defined]
+                w.editingFinished.connect(self.remember_choices)  # type: ignore[attr-defined]
             w.setToolTip(help_text)
             w.setAccessibleName(f"{label.rstrip(':')}: {help_text}")
             self._option_widgets[name] = w
             self.options_form.addRow(label, w)
+
+    # ------------------------------------------------- remembered choices
+    def _choice_edited(self) -> None:
+        """An endpoint or option was edited: remembered once typing pauses."""
+        if not self._filling_choices:
+            self._choice_timer.start()
+
+    def remember_choices(self) -> None:
+        """Remember an edit now rather than after the pause (focus moved on,
+        another provider was chosen, the window closes)."""
+        if self._choice_timer.isActive():
+            self._remember_provider_choices()
+
+    def _remember_provider_choices(self) -> None:
+        """The shown provider's endpoint and options, as the fields hold them
+        (a value with a key or password in it is not remembered: Settings)."""
+        self._choice_timer.stop()
+        pid = self._shown_provider
+        if not pid or self._filling_choices or self.controller.running:
+            return
+        self.settings.set_endpoint(pid, self.endpoint_edit.text().strip())
+        self.settings.set_options(pid, self.option_values())
+
+    def _remember_input(self) -> None:
+        """The input (and what is mixed with it) the app reopens with."""
+        if self.controller.running:
+            return  # start() remembered it (re-listing blocks the combos' signals)
+        device, _ = self.chosen_devices()
+        self.settings.device = device
+        self.settings.mix_enabled = self.mix_check.isChecked()
+        if self.mix_combo.currentData():
+            self.settings.mix_device = self.mix_combo.currentData()
 
     def option_values(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -1102,7 +1165,6 @@ class ControlWindow(QMainWindow):
 
     def show_notice(self, text: str) -> None:
         self._show_notes([text])
-
     # ------------------------------------------------------------- export
     def _ask_save_path(self, fmt: str) -> str | None:
         name = f"captions.{fmt}"
@@ -1229,6 +1291,7 @@ class ControlWindow(QMainWindow):
             self.move(x, y)
 
     def hideEvent(self, event: Any) -> None:  # noqa: N802
+        self.remember_choices()  # typed just before closing
         if self.controller.monitoring:  # the input test never runs unseen
             self.spawn(self.controller.stop_monitor())
         super().hideEvent(event)
