@@ -742,6 +742,19 @@ class ControlWindow(QMainWindow):
         if self.mix_combo.currentData():
             self.settings.mix_device = self.mix_combo.currentData()
 
+    def endpoint_for(self, provider_id: str) -> str:
+        """The endpoint to use for `provider_id` now (Settings → Test): what
+        this window shows for it, not what the last Start saved."""
+        if provider_id == self._shown_provider:
+            return self.endpoint_edit.text().strip()
+        return self.settings.endpoint(provider_id)
+
+    def options_for(self, provider_id: str) -> dict[str, str]:
+        """The options to use for `provider_id` now, as endpoint_for."""
+        if provider_id == self._shown_provider:
+            return self.option_values()
+        return self.settings.options(provider_id)
+
     def option_values(self) -> dict[str, str]:
         out: dict[str, str] = {}
         for name, w in self._option_widgets.items():

@@ -31,12 +31,14 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QFrame,
     QGridLayout,
     QHBoxLayout,
     QKeySequenceEdit,
     QLabel,
     QLineEdit,
     QPushButton,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -53,7 +55,7 @@ from captioner.ui.focus import (
 )
 from captioner.ui.tasks import TaskSet
 from captioner.settings import HOTKEY_LABELS, Settings, StartOptions
-from captioner.ui.hotkeys import RESERVED_KEYS, hotkey_problems, is_reserved
+from captioner.ui.hotkeys import hotkey_problems, is_reserved
 from captioner.ui.overlay import CaptionRenderer
 from captioner.ui.theme import MAX_FONT_PT, MAX_LINES, MIN_FONT_PT, MIN_LINES, PRESETS, OverlayStyle, apply_preset
 
@@ -244,8 +246,10 @@ class SettingsDialog(QDialog):
         self.key_buttons: dict[str, list[QPushButton]] = {}
         self._saving = False
         self._abandoned = False
-        self.endpoint_for: Callable[[str], str] = settings.endpoint
-        self.options_for: Callable[[str], dict[str, str]] = settings.options
+        # Test uses the endpoint and options the control window (the parent)
+        # shows for a provider, typed or not yet started; else the saved ones.
+        self.endpoint_for: Callable[[str], str] = getattr(parent, "endpoint_for", settings.endpoint)
+        self.options_for: Callable[[str], dict[str, str]] = getattr(parent, "options_for", settings.options)
         layout = QVBoxLayout(self)
         self.tabs = RingedTabWidget()
         layout.addWidget(self.tabs)
@@ -279,6 +283,8 @@ class SettingsDialog(QDialog):
 
     # -------------------------------------------------------------- keys
     def _keys_tab(self) -> QWidget:
+        """The keys grid, in a page that scrolls rather than squeeze a row:
+        a test's answer can take three lines, and each line must be read."""
         w = QWidget()
         v = QVBoxLayout(w)
         intro = QLabel(
@@ -328,7 +334,15 @@ class SettingsDialog(QDialog):
             self.key_buttons[p.id] = [save, delete, test]
         v.addLayout(grid)
         v.addStretch(1)
-        return w
+        page = QScrollArea()
+        page.setFrameShape(QFrame.Shape.NoFrame)
+        page.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        page.setWidgetResizable(True)  # as tall as the wrapped answers need at the width it has
+        page.setWidget(w)
+        w.setAutoFillBackground(False)
+        page.viewport().setAutoFillBackground(False)
+        page.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Tab goes to the fields, not to a nameless page
+        return page
 
     async def load_key_states(self) -> None:
         """Which providers have a key: asked off the loop, shown in words."""
