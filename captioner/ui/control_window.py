@@ -119,6 +119,8 @@ NO_INPUT_HELP = ("No microphone or other audio input was found: connect one (on 
 DEVICE_REFRESH_MS = 15_000  # re-list devices this often while idle (hot-plug)
 PARTIAL_EVERY_S = 0.2  # the live-words line follows partials this often at most
 LAG_CALM_S = 1.0  # "caught up" is said once the lag is this far under the overlay's warning
+KEYRING_NOTICE = "Keyring: "  # how the banner's notice about an unreadable keyring begins
+EXPORT_FAILED = "Export failed: "
 CHOICE_SAVE_MS = 400  # a typed endpoint or option is remembered this long after the last keystroke
 
 
@@ -305,6 +307,7 @@ class ControlWindow(QMainWindow):
         self._shortcuts: list[QShortcut] = []
         self._hotkeys: dict[str, str] = {}
         self._shortcut_owner: QWidget | None = None
+        self._notice: str | None = None  # the passing notice the banner shows, if any
         self._shown_provider = ""  # whose endpoint and options the fields hold
         self._filling_choices = False  # the fields are being filled from the settings: nothing to remember
         # Typed endpoints and options are remembered once typing pauses (QSettings
@@ -767,29 +770,37 @@ class ControlWindow(QMainWindow):
         return out
 
     async def refresh_key_status(self) -> None:
+        """Say where the shown provider's key comes from. The keyring notice
+        stays only while a provider that needs a key cannot read it."""
         from captioner import keys
         from captioner.stt.registry import PROVIDERS
 
         pid = self.provider_id
         if not PROVIDERS[pid].needs_key:
-            self.key_status.setText("Key: none needed — audio stays on this computer")
-            self.key_status.setToolTip("")
+            self._set_key_status("Key: none needed — audio stays on this computer")
+            self._withdraw_notice(KEYRING_NOTICE)
             return
         try:
             where = await asyncio.to_thread(_key_where, pid)
         except keys.KeyStoreError as exc:
-            self.key_status.setText("Key: the OS keyring is not available")
-            self.key_status.setToolTip(str(exc))
-            self.show_notice(f"Keyring: {exc}")
+            if pid != self.provider_id:
+                return  # another provider was chosen meanwhile: its own check speaks
+            self._set_key_status("Key: the OS keyring is not available", str(exc))
+            self.show_notice(f"{KEYRING_NOTICE}{exc}")
             return
         if pid != self.provider_id:
             return
+        self._withdraw_notice(KEYRING_NOTICE)  # this provider's key is read without it
         if where == "environment":
-            self.key_status.setText(f"Key: from the environment ({keys.env_var(pid)})")
+            self._set_key_status(f"Key: from the environment ({keys.env_var(pid)})")
         elif where == "keyring":
-            self.key_status.setText("Key: stored in the OS keyring")
+            self._set_key_status("Key: stored in the OS keyring")
         else:
-            self.key_status.setText("Key: none yet — add one in Settings → API keys")
+            self._set_key_status("Key: none yet — add one in Settings → API keys")
+
+    def _set_key_status(self, text: str, why: str = "") -> None:
+        self.key_status.setText(text)
+        self.key_status.setToolTip(why)
 
     # ----------------------------------------------------------- devices
     async def load_devices(self, refresh: bool = False) -> None:
@@ -1171,6 +1182,7 @@ class ControlWindow(QMainWindow):
         self._show_notes()
 
     def _show_notes(self, extra: list[str] | None = None) -> None:
+        self._notice = extra[-1] if extra else None
         notes = list(self._base_notes) + list(self.settings.removed_secrets) + (extra or [])
         self.banner.setText("\n\n".join(notes))
         self.banner.setVisible(bool(notes))
@@ -1178,6 +1190,13 @@ class ControlWindow(QMainWindow):
 
     def show_notice(self, text: str) -> None:
         self._show_notes([text])
+
+    def _withdraw_notice(self, prefix: str) -> None:
+        """Take the passing notice away once it no longer holds (it begins
+        with `prefix`); any other notice stays."""
+        if self._notice is not None and self._notice.startswith(prefix):
+            self._show_notes()
+
     # ------------------------------------------------------------- export
     def _ask_save_path(self, fmt: str) -> str | None:
         name = f"captions.{fmt}"
@@ -1193,8 +1212,10 @@ class ControlWindow(QMainWindow):
         try:
             await self.controller.export(fmt, path)
         except (ExportError, LookupError) as exc:
-            self.show_notice(f"Export failed: {getattr(exc, 'strerror', None) or exc}")
+            self.statusBar().clearMessage()  # "Saved …" was the last export's, not this one's
+            self.show_notice(f"{EXPORT_FAILED}{getattr(exc, 'strerror', None) or exc}")
             return None
+        self._withdraw_notice(EXPORT_FAILED)  # the last export's failure is not this one's
         self.statusBar().showMessage(f"Saved {path}", 8000)
         return path
 

@@ -1,22 +1,29 @@
 """What the control window shows is what counts: Settings → Test tries the
 endpoint the window holds, choices made without starting a session survive
-a restart, and a key test's answer is read in full in the keys grid."""
+a restart, a keyring notice goes when no key is needed, a failed export is
+not contradicted by the last one's "Saved", and a key test's answer is read
+in full in the keys grid."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Callable
 
+import keyring
+from keyring.backends.fail import Keyring as FailKeyring
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
 from captioner.app import CaptionerApp, build_parser
 from captioner.settings import Settings, open_qsettings
+from captioner.transcript.model import Segment, Transcript
 from captioner.ui.controller import CaptionController
 from captioner.ui.settings_dialog import SettingsDialog
+from tests.conftest import MemoryKeyring
 from tests.fakes.audiopod import FakeAudioPod
 
 DEAD = "ws://127.0.0.1:9/nothing-listens"  # refused at once: offline and fast
@@ -146,5 +153,80 @@ async def test_an_endpoint_typed_for_one_provider_is_kept_when_another_is_chosen
     w.provider_combo.setCurrentIndex(w.provider_combo.findData("audiopod"))
     assert w.endpoint_edit.text() == "ws://127.0.0.1:2/audiopod-relay"
     assert settings.endpoint("voicerun") == ""  # not given to the provider chosen next
+    await capp.shutdown()
+    await capp.settle()
+
+
+# ------------------------------------------------ keyring notice (item 3)
+async def test_the_keyring_notice_goes_when_the_built_in_engine_is_chosen(qtbot, settings):
+    keyring.set_keyring(FailKeyring())
+    capp = make_app(settings, ["--provider", "audiopod"])
+    await shown(qtbot, capp)
+    w = capp.window
+    assert "Keyring: " in w.banner.text() and w.banner.isVisible()
+    w.provider_combo.setCurrentIndex(w.provider_combo.findData("local"))
+    await w.settle()
+    assert w.key_status.text() == "Key: none needed — audio stays on this computer"
+    assert "Keyring" not in w.banner.text()
+    assert w.key_status.toolTip() == ""
+    # another notice is not taken away with it
+    w.show_notice("Audio input: the device stopped")
+    await w.refresh_key_status()
+    assert "Audio input: the device stopped" in w.banner.text()
+    await capp.shutdown()
+    await capp.settle()
+
+
+class SlowFailingKeyring(MemoryKeyring):
+    """A keyring that answers only when released, and then fails."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = threading.Event()
+        self.release = threading.Event()
+
+    def get_password(self, service: str, username: str) -> str | None:
+        self.asked.set()
+        self.release.wait(5)
+        raise keyring.errors.KeyringLocked("the keyring is locked")
+
+
+async def test_a_late_keyring_failure_for_the_last_provider_says_nothing_about_the_new_one(qtbot, settings):
+    capp = make_app(settings)
+    qtbot.addWidget(capp.window)
+    capp.show()
+    w = capp.window
+    backend = SlowFailingKeyring()
+    keyring.set_keyring(backend)
+    w.provider_combo.setCurrentIndex(w.provider_combo.findData("audiopod"))
+    await eventually(backend.asked.is_set)  # its key check waits on the keyring ...
+    w.provider_combo.setCurrentIndex(w.provider_combo.findData("local"))  # ... while the user moves on
+    backend.release.set()
+    await w.settle()
+    assert w.key_status.text() == "Key: none needed — audio stays on this computer"
+    assert "Keyring" not in w.banner.text()
+    await capp.shutdown()
+    await capp.settle()
+
+
+# ------------------------------------------------- export status (item 6)
+async def test_a_failed_export_is_not_contradicted_by_the_last_ones_saved_message(qtbot, settings, tmp_path):
+    capp = make_app(settings)
+    await shown(qtbot, capp)
+    w = capp.window
+    capp.controller.transcript = Transcript(provider="audiopod", segments=[Segment("Hello there.", 0.5, 1.9)])
+    good = tmp_path / "captions.txt"
+    w.ask_save_path = lambda _fmt: str(good)
+    assert await w.export_dialog("txt") == str(good)
+    assert w.statusBar().currentMessage() == f"Saved {good}"
+    w.ask_save_path = lambda _fmt: str(tmp_path / "no such folder" / "captions.txt")
+    assert await w.export_dialog("txt") is None
+    assert "Export failed: " in w.banner.text()
+    assert not w.statusBar().currentMessage().startswith("Saved")
+    # and a good export after it: the failure is no longer announced
+    w.ask_save_path = lambda _fmt: str(good)
+    assert await w.export_dialog("txt") == str(good)
+    assert "Export failed" not in w.banner.text()
+    assert w.statusBar().currentMessage() == f"Saved {good}"
     await capp.shutdown()
     await capp.settle()
