@@ -326,12 +326,17 @@ class CaptionController(QObject):
             self._lag_timer.stop()
             self._stopped_at = time.monotonic()
             journal, self.journal = self.journal, None
+            outcome = "failed" if error_code else "completed" if finished and not self._stop_requested else "stopped"
+            audio_duration = getattr(session, "audio_time", None)
+            if self.transcript is not None:
+                # The window's export says how the session ended, as `captioner export` of its journal does.
+                self.transcript.audio_duration = audio_duration
+                self.transcript.outcome, self.transcript.error = outcome, error_code
             if journal is not None:
                 # Every end the app sees is closed in the journal (a failed
                 # session too): only a crash leaves one to recover.
-                outcome = "failed" if error_code else "completed" if finished and not self._stop_requested else "stopped"
                 close = lambda: journal.close(  # noqa: E731
-                    finished, audio_duration=getattr(session, "audio_time", None), outcome=outcome, error=error_code
+                    finished, audio_duration=audio_duration, outcome=outcome, error=error_code
                 )
                 await asyncio.shield(asyncio.to_thread(close))
                 error = getattr(journal, "error", None)
