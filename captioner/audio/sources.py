@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import time
 import logging
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
