@@ -550,12 +550,15 @@ def _devices() -> int:
 
 
 def _sessions() -> int:
-    from captioner.transcript.journal import error_text, list_sessions
+    from captioner.transcript.journal import error_text, list_sessions, sessions_dir
 
     try:
         infos = list_sessions()
     except OSError as exc:  # CAPTIONER_DATA_DIR is a file, an unwritable folder, HOME is a file…
-        raise CliError(f"cannot open the saved sessions folder: {error_text(exc)}", EXIT_USAGE) from None
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        raise CliError(f"cannot open the saved sessions folder{where}: {error_text(exc)}", EXIT_USAGE) from None
+    if not infos:  # said on stderr: stdout stays a list (empty) for scripts
+        print(f"no saved sessions in {sessions_dir()}", file=sys.stderr)
     for info in infos:
         state = "" if info.finished else "  (recording now)" if info.running else "  (unfinished)"
         title = f"  {info.title}" if info.title else ""
@@ -567,7 +570,8 @@ def _sessions() -> int:
             length = f"captions up to {info.duration:.0f} s"
         else:
             length = "length not recorded"
-        print(f"{info.id}\t{info.provider}\t{info.segments} captions, {length}\t{info.source}{title}{state}")
+        captions = "1 caption" if info.segments == 1 else f"{info.segments} captions"
+        print(f"{info.id}\t{info.provider}\t{captions}, {length}\t{info.source}{title}{state}")
     return EXIT_OK
 
 

@@ -330,7 +330,7 @@ async def test_sessions_shows_the_audio_length_not_the_last_captions_end(tmp_pat
     code, out, _ = await captioner("sessions")
     rows = {line.split("\t")[3]: line.split("\t")[2] for line in out.splitlines()}
     assert rows == {
-        "speech.wav": f"1 captions, {lengths['speech.wav']:.0f} s",
+        "speech.wav": f"1 caption, {lengths['speech.wav']:.0f} s",
         "silence.wav": f"0 captions, {lengths['silence.wav']:.0f} s",
     }
     assert lengths["speech.wav"] > 7 and lengths["silence.wav"] == 10.0
@@ -343,7 +343,7 @@ async def test_sessions_says_what_it_shows_when_the_length_was_not_recorded():
     journal(Final("hello", 1.0, 58.4))
     journal.close()
     code, out, _ = await captioner("sessions")
-    assert out.split("\t")[2] == "1 captions, captions up to 58 s"
+    assert out.split("\t")[2] == "1 caption, captions up to 58 s"
 
 
 # ---------------------------------------- 8. provider text with control chars
@@ -454,5 +454,13 @@ async def test_sessions_with_an_unusable_data_folder_is_one_error_line(tmp_path)
     not_a_dir.write_text("x")
     code, out, err = await captioner("sessions", env={"CAPTIONER_DATA_DIR": str(not_a_dir)})
     assert code == 2 and out == ""
-    assert err.startswith("error: cannot open the saved sessions folder: ") and "Traceback" not in err
+    assert err.startswith(f"error: cannot open the saved sessions folder {not_a_dir / 'sessions'}: ") and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+async def test_sessions_with_none_saved_says_so_on_stderr(tmp_path):
+    """It printed nothing at all: a new user could not tell an empty list
+    from a broken command. Stdout stays empty for scripts."""
+    code, out, err = await captioner("sessions", env={"CAPTIONER_DATA_DIR": str(tmp_path)})
+    assert code == 0 and out == ""
+    assert err.strip() == f"no saved sessions in {tmp_path / 'sessions'}"
