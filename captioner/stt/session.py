@@ -1299,10 +1299,10 @@ class StreamSession(SessionCore):
         untimed final has no words to split: its ends are placed apart)."""
         rate = self.sample_rate
         start = conn.origin + int(round(final.start * rate))
-        end = conn.origin + int(round(final.end * rate))
         holes = self._holes
         if not holes or holes[-1][0] <= start:  # holes come in order: none inside (the usual case)
             return [final.shifted(self._offset(conn, final.start))]
+        end = conn.origin + int(round(final.end * rate))
         inside = [at for at, _ in holes if start < at < end]
         if not inside:
             return [final.shifted(self._offset(conn, final.start))]

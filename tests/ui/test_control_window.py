@@ -56,6 +56,18 @@ def transcript_lines(capp: CaptionerApp) -> list[str]:
     return [line for line in capp.window.transcript_view.toPlainText().splitlines() if line]
 
 
+async def captioned(qtbot, settings, wav: Path, fake: FakeAudioPod) -> CaptionerApp:  # noqa: ANN001
+    """The app, shown, after a whole session captioned from the window (AudioPod's fake)."""
+    keys.set_key("audiopod", fake.key)
+    capp = make_app(settings, wav, ["--provider", "audiopod", "--endpoint", fake.url])
+    qtbot.addWidget(capp.window)
+    capp.show()
+    await capp.after_first_paint()
+    assert await capp.window.start()
+    await finish(capp)
+    return capp
+
+
 async def test_start_button_captions_a_session_end_to_end(qtbot, settings, tone_wav, tmp_path, data_dir):
     wav, _ = tone_wav
     async with FakeAudioPod() as fake:
@@ -188,14 +200,8 @@ async def test_a_starting_session_offers_no_export_of_the_last_one_and_its_clock
     captions and the clock showed its time."""
     wav, _ = tone_wav
     async with FakeAudioPod() as fake:
-        keys.set_key("audiopod", fake.key)
-        capp = make_app(settings, wav, ["--provider", "audiopod", "--endpoint", fake.url])
-        qtbot.addWidget(capp.window)
-        capp.show()
+        capp = await captioned(qtbot, settings, wav, fake)
         w = capp.window
-        await capp.after_first_paint()
-        assert await w.start()
-        await finish(capp)
         assert all(b.isEnabled() for b in w.export_buttons.values())
         capp.controller._started_at -= 75  # as if the last session had run 75 s
         w._tick()

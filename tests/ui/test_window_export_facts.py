@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 
-from captioner import keys
 from captioner.transcript.export import to_json
 from captioner.transcript.journal import load_journal
 from tests.fakes.audiopod import FakeAudioPod
-from tests.ui.test_control_window import finish, make_app
+from tests.ui.test_control_window import captioned
 
 FACTS = ("provider", "source", "started_at", "audio_duration", "outcome", "language", "options")
 
@@ -17,13 +16,7 @@ FACTS = ("provider", "source", "started_at", "audio_duration", "outcome", "langu
 async def test_the_windows_json_export_carries_the_sessions_length_and_outcome(qtbot, settings, tone_wav, tmp_path, data_dir):
     wav, _ = tone_wav
     async with FakeAudioPod() as fake:
-        keys.set_key("audiopod", fake.key)
-        capp = make_app(settings, wav, ["--provider", "audiopod", "--endpoint", fake.url])
-        qtbot.addWidget(capp.window)
-        capp.show()
-        await capp.after_first_paint()
-        assert await capp.window.start()
-        await finish(capp)
+        capp = await captioned(qtbot, settings, wav, fake)
     target = tmp_path / "window.json"
     capp.window.ask_save_path = lambda _fmt: str(target)
     assert await capp.window.export_dialog("json") == str(target)
