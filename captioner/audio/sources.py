@@ -44,6 +44,7 @@ STALL_GAP_S = 0.5
 _JUMP_S = 0.02  # a capture-time jump of a block larger than this is audio skipped
 _STEADY_BLOCKS = 5  # blocks at the device's pace, with no jump, that end a stall
 _MAX_HOLD_S = 30.0  # audio held back while a stall settles, at most (PulseAudio keeps up to ~22 s)
+_SETTLED_S = 1.0  # a stall has settled once the audio waits no longer than before it, plus this
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +281,7 @@ class MicrophoneSource:
         self._held: list[np.ndarray] | None = None  # blocks held while a stall settles
         self._held_lost = 0.0  # seconds the capture timeline skipped since the stall
         self._steady = 0  # blocks at the device's pace with no skip, since the stall
+        self._settled_at = 0.0  # how long the audio may wait in the server once the stall is over
         self._newest: tuple[float, float] | None = None  # (when the newest block came, how long it had waited)
         self._stream: Any = None
         self._watch: Any = None  # pulse.SourceWatch of a pulse-backend stream
@@ -325,8 +327,10 @@ class MicrophoneSource:
         rate = self.sample_rate
         seconds = len(block) / rate
         # how long the block's last sample had waited in the sound server when the callback ran
-        buffered = stream_now - captured_at - seconds if captured_at > 0.0 and stream_now > 0.0 else 0.0
-        self._newest = (arrived_at, max(0.0, buffered))
+        waited = stream_now > 0.0 and captured_at > 0.0
+        buffered = max(0.0, stream_now - captured_at - seconds) if waited else 0.0
+        before = self._newest[1] if self._newest is not None else 0.0
+        self._newest = (arrived_at, buffered)
         if generation != self._timeline:  # a (re)opened stream: a timeline of its own
             self._release()
             self._timeline, self._next_capture, self._last_arrival = generation, None, None
@@ -342,10 +346,15 @@ class MicrophoneSource:
                 self._feed.push(block)
                 return
             self._held, self._held_lost, self._steady = [], 0.0, 0
-        if jump > _JUMP_S:
-            self._held_lost += jump
+            self._settled_at = before + _SETTLED_S
+        # Signed and every block's: over the hold the sum is exactly the time
+        # skipped, even when it comes a few milliseconds per block.
+        self._held_lost += jump
+        if abs(jump) > _JUMP_S:
             self._steady = 0
-        elif since >= seconds / 2:  # at the device's pace again, not the kept audio's burst
+        elif since >= seconds / 2 and (not waited or buffered <= self._settled_at):
+            # At the device's pace again, not the kept audio's burst (which a
+            # busy CPU can slow to the same pace: it still waits in the server).
             self._steady += 1
         self._held.append(block)
         if self._steady >= _STEADY_BLOCKS or sum(len(b) for b in self._held) >= _MAX_HOLD_S * rate:
