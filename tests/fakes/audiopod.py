@@ -109,9 +109,9 @@ class FakeAudioPod(FakeServer):
                         continue
                     for kind, words in events:
                         await ws.send(json.dumps(self._event(kind, words, diarize)))
-                    if rec.seconds >= usage_at:
+                    while rec.seconds >= usage_at:  # one a second of audio, whatever the frame size
+                        await ws.send(json.dumps({"type": "usage", "credits_used": round(usage_at / 60 * 220, 3)}))
                         usage_at += 1.0
-                        await ws.send(json.dumps({"type": "usage", "credits_used": round(rec.seconds / 60 * 220, 3)}))
                     if rec.seconds >= self.max_duration_seconds:
                         # "it was finalized and saved": flush the open utterance first
                         for kind, words in rec.flush():

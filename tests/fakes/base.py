@@ -118,9 +118,14 @@ class FakeServer:
         is over and the session loop returns; after "silence" it keeps
         reading and answers nothing."""
         index = len(self.records) - 1
+        injected = None
         for fault in list(self.faults):
             if fault.on_connection == index and len(record.audio) >= fault.after_bytes:
                 self.faults.remove(fault)
+                if fault.action == "inject":  # every one due, however large the client's frames
+                    await ws.send(fault.payload)  # raw str or bytes, possibly garbage
+                    injected = "inject"
+                    continue
                 if fault.action == "drop":
                     ws.transport.abort()
                 elif fault.action == "close":
@@ -128,13 +133,11 @@ class FakeServer:
                 elif fault.action == "error":
                     await ws.send(json.dumps(fault.payload))
                     await ws.close(1000)
-                elif fault.action == "inject":
-                    await ws.send(fault.payload)  # raw str or bytes, possibly garbage
                 elif fault.action == "bad-utf8":
                     await ws.send(b'{"type": "partial", "text": "\xff\xfe"}', text=True)  # a text frame that is not UTF-8
                     return "inject"  # keep serving: the client must fail the connection (1007)
                 return fault.action
-        return None
+        return injected
 
     def violation(self, record: ConnRecord, what: str) -> None:
         record.violations.append(what)
