@@ -177,7 +177,7 @@ def versus_sdk(seconds: float) -> Result:
     audio_h = len(frames) / 10 / 3600
     ratio = cpu["ours"] / cpu["sdk"]
     note = (
-        f"same 16 kHz PCM handed over in 100 ms blocks (the SDK sends each as a frame; ours, seeing a backlog, sends up to 500 ms per frame), {len(frames) / 10:.0f} s unpaced; per audio hour: ours "
+        f"same 16 kHz PCM handed over in 100 ms blocks (the SDK sends each as a frame; ours, seeing a backlog, sends up to 1 s per frame), {len(frames) / 10:.0f} s unpaced; per audio hour: ours "
         f"{cpu['ours'] / audio_h:.2f} CPU-s (StreamSession: decode, normalize, clock, replay buffer), "
         f"SDK {audiopod.__version__ if hasattr(audiopod, '__version__') else ''} "
         f"{cpu['sdk'] / audio_h:.2f} CPU-s (aiohttp; send + json.loads only); finals {finals['ours']} vs {finals['sdk']}; "

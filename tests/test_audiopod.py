@@ -49,14 +49,14 @@ async def test_streams_whole_audio_and_gets_timed_finals(tone_wav):
 
 async def test_audio_frames_are_100ms_binary(tone_wav):
     """Live audio goes in 100-ms frames; audio that is already late (an unpaced
-    file, a replay) in frames of up to 500 ms."""
+    file, a replay) in frames of up to 1 s."""
     wav, _ = tone_wav
     async with FakeAudioPod() as fake:
         await run(fake, wav, speed=2)
         await run(fake, wav, speed=0)
     live, late = ([m for m in r.messages if isinstance(m, int)] for r in fake.records)
     assert live[:-1] == [3200] * (len(live) - 1) and 0 < live[-1] <= 3200
-    assert max(late) == 16000 and all(size % 2 == 0 for size in late)
+    assert max(late) == 32000 and all(size % 2 == 0 for size in late)
     assert sum(late) == sum(live)
 
 

@@ -15,7 +15,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar, Sequence, Union
 
 import orjson
 
@@ -45,7 +45,7 @@ class Decoded:
     whether the connection became ready for audio or finished its work."""
 
     events: list[CaptionEvent] = field(default_factory=list)
-    send: list[Outgoing] = field(default_factory=list)
+    send: Sequence[Outgoing] = ()  # (most frames send nothing back: no list each)
     ready: bool = False
     done: bool = False
 
