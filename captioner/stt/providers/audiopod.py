@@ -62,9 +62,10 @@ _FATAL = {
 class AudioPodProtocol(WireProtocol):
     sample_rate = 16000
     frame_ms = 100  # "send audio in small chunks (e.g. 100 ms) for the lowest latency"
-    # Backlog only (files, replay): no documented limit. 1 s (32 KB) is far below
-    # any WebSocket message limit, and halves the per-message cost on both ends
-    # of a file against 500 ms (the client: ~15 % of its CPU, `bench/run.py --only sdk`).
+    # Backlog only (files, replay): no documented limit. 1 s (32 KB) halves the
+    # per-message cost on both ends of a file against 500 ms (the client: ~14 %
+    # of its CPU, bench/RESULTS.md), and is as much as some streaming services
+    # take in one message: larger would measure better and might be refused.
     max_frame_ms = 1000
     ping_interval = 8.0  # the official SDK's heartbeat
     secret_params: ClassVar[tuple[str, ...]] = ("api_key", "token")
