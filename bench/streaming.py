@@ -197,7 +197,7 @@ def versus_sdk(seconds: float) -> Result:
         import audiopod  # type: ignore[import-not-found]
         from audiopod.services import transcription_stream  # noqa: F401
     except ImportError as exc:
-        return na(name, target, f"`pip install audiopod` into the venv to compare ({exc})")
+        return na(name, target, f"`pip install -e '.[bench]'` (the AudioPod SDK) into the venv to compare ({exc})")
     frames = _pcm_frames(seconds)
     cpu: dict[str, float] = {}
     finals: dict[str, int] = {}
