@@ -15,20 +15,27 @@ from tests.pulse import pulse  # noqa: F401  (fixture)
 WORDS = [["alpha", "charlie", "echo"], ["golf", "india", "kilo"]]
 
 
+async def start_listen(sound, fake, tmp_path, *outputs: str) -> tuple[asyncio.subprocess.Process, bytes]:
+    """`captioner listen` on the tests' PulseAudio (`sound`) monitor, captioned by `fake`;
+    returns once the capture stream is open (the CLI says so on stderr), with
+    that first line."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "captioner", "listen", "--provider", "audiopod", "--device", "pulse",
+        "--endpoint", fake.url, *outputs,
+        env={**sound.env, "CAPTIONER_AUDIOPOD_KEY": fake.key, "CAPTIONER_DATA_DIR": str(tmp_path)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    first = await asyncio.wait_for(proc.stderr.readline(), 30)
+    assert first.startswith(b"listening on"), first
+    return proc, first
+
+
 async def test_listen_captions_what_the_device_hears(pulse, tmp_path):  # noqa: F811
     audio, spoken = synthesize(WORDS, rate=48000, lead_s=0.3, tail_s=1.0, amplitude=0.4)
     wav = write_wav(tmp_path / "speech.wav", audio, 48000)
     srt = tmp_path / "live.srt"
     async with FakeAudioPod() as fake:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "captioner", "listen", "--provider", "audiopod", "--device", "pulse",
-            "--endpoint", fake.url, "--duration", "6", "--srt", str(srt),
-            env={**pulse.env, "CAPTIONER_AUDIOPOD_KEY": fake.key, "CAPTIONER_DATA_DIR": str(tmp_path)},
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )
-        # play only once the capture stream is open (the CLI says so on stderr)
-        first = await asyncio.wait_for(proc.stderr.readline(), 30)
-        assert first.startswith(b"listening on"), first
+        proc, first = await start_listen(pulse, fake, tmp_path, "--duration", "6", "--srt", str(srt))
         await asyncio.sleep(0.7)
         player = pulse.play(wav)
         out, rest = await asyncio.wait_for(proc.communicate(), 30)
@@ -71,14 +78,7 @@ async def test_a_freeze_past_the_sound_servers_buffer_is_a_gap_and_later_times_s
     wavs = write_wav(tmp_path / "before.wav", before, 48000), write_wav(tmp_path / "after.wav", after, 48000)
     out_json = tmp_path / "live.json"
     async with FakeAudioPod() as fake:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "captioner", "listen", "--provider", "audiopod", "--device", "pulse",
-            "--endpoint", fake.url, "--duration", "24", "--json", str(out_json),
-            env={**pulse.env, "CAPTIONER_AUDIOPOD_KEY": fake.key, "CAPTIONER_DATA_DIR": str(tmp_path)},
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )
-        first = await asyncio.wait_for(proc.stderr.readline(), 30)
-        assert first.startswith(b"listening on"), first
+        proc, first = await start_listen(pulse, fake, tmp_path, "--duration", "24", "--json", str(out_json))
         # Times are measured between two utterances, one before the freeze and
         # one after: when the capture's first sample came is not the test's to know.
         started = [time.monotonic()]

@@ -373,9 +373,11 @@ class StreamSession(SessionCore):
         self._max_frame_samples = max(self._frame_samples, probe.sample_rate * (probe.max_frame_ms or 0) // 1000)
         self._replay_extra = max(0.0, probe.replay_extra_seconds)
         # Sample counts from the (fixed) config, taken once: they are checked per block.
-        self._cap = int(config.backlog_seconds * self.sample_rate)
-        self._window = int((config.replay_seconds + self._replay_extra) * self.sample_rate)
-        self._read_ahead_cap = self._cap  # run() lowers it for a paced file
+        self._backlog_cap = int(config.backlog_seconds * self.sample_rate)  # unsent audio kept while the network lags
+        # Audio kept for replay: the configured bound plus what the protocol may
+        # hold unanswered beyond a streaming provider (whole pages).
+        self._replay_window = int((config.replay_seconds + self._replay_extra) * self.sample_rate)
+        self._read_ahead_cap = self._backlog_cap  # run() lowers it for a paced file
         pace = probe.estimate_pace  # only a protocol whose times are estimates is paced
         if pace is not None and config.estimate_pace is not None:
             pace = config.estimate_pace
@@ -467,7 +469,7 @@ class StreamSession(SessionCore):
         samples = len(pcm) >> 1
         if samples == 0:
             return
-        if self._stream_end - self._sent_high + samples > self._cap:
+        if self._stream_end - self._sent_high + samples > self._backlog_cap:
             # The network is slower than the audio: drop this block, keep time true.
             self.stats.dropped_seconds += samples / self.sample_rate
             self._drop(samples)
@@ -568,24 +570,15 @@ class StreamSession(SessionCore):
             pos += n
         return end
 
-    @property
-    def _backlog_cap(self) -> int:
-        return self._cap
-
     def _backlog(self) -> int:
         """Samples taken in but never sent on any connection (replayed audio
         was sent before, so it does not count)."""
         return self._stream_end - self._sent_high
 
-    def _replay_window(self) -> int:
-        """Samples kept for replay: the configured bound plus what the protocol
-        may hold unanswered beyond a streaming provider (whole pages)."""
-        return self._window
-
     def _trim(self, sent_pos: int) -> None:
         """Forget audio that is both sent and covered by a final, or older than
         the replay bound."""
-        floor = sent_pos - self._replay_window()
+        floor = sent_pos - self._replay_window
         if self._final_end < floor:
             self._cover_quiet()  # before uncovered audio is forgotten: was it silence?
         keep_from = min(self._final_end, sent_pos)
@@ -595,7 +588,7 @@ class StreamSession(SessionCore):
         """Where a new connection starts: the end of the last final, or the
         oldest audio still kept (then the audio in between is a gap)."""
         start = max(self._final_end, 0)
-        floor = self._stream_end - self._replay_window()
+        floor = self._stream_end - self._replay_window
         if self._conn is not None:
             floor = min(floor, self._conn.origin + self._conn.sent)
         lost_to = max(start, floor, self._buf.start)
@@ -626,7 +619,7 @@ class StreamSession(SessionCore):
                                 break
                         end = self._stream_end
                         credit = min(self._read_ahead_cap - (end - self._sent_high),
-                                     (self._window >> 1) - (end - self._final_end))
+                                     (self._replay_window >> 1) - (end - self._final_end))
                     credit -= samples
                 self._append(pcm)
         except asyncio.CancelledError:
@@ -660,7 +653,7 @@ class StreamSession(SessionCore):
             # The sender goes on by itself with a frame or more to send; with
             # less, it waits for this very block.
             sending = backlog >= self._frame_samples
-            full = sending and backlog + samples > self._read_ahead_cap
+            full = self._network_full(backlog, samples)
             self._space.clear()
             if full and self._pace:  # a paced sender frees room at its pace: no wake-up per frame
                 await asyncio.sleep((backlog + samples - self._read_ahead_cap) / self._pace)
@@ -676,10 +669,13 @@ class StreamSession(SessionCore):
     def _room_for(self, samples: int) -> bool:
         """Whether a file may take `samples` more now (see `_file_room`)."""
         end = self._stream_end
-        backlog = end - self._sent_high
-        if backlog >= self._frame_samples and backlog + samples > self._read_ahead_cap:
-            return False  # the network's share is full, and the sender is at it
-        return end + samples - self._final_end <= self._window >> 1
+        if self._network_full(end - self._sent_high, samples):
+            return False
+        return end + samples - self._final_end <= self._replay_window >> 1
+
+    def _network_full(self, backlog: int, samples: int) -> bool:
+        """The network's share of a file's read-ahead is full, and the sender is at it."""
+        return backlog >= self._frame_samples and backlog + samples > self._read_ahead_cap
 
     @property
     def file_pace(self) -> float | None:
@@ -701,7 +697,7 @@ class StreamSession(SessionCore):
         self._live = live
         self._pace = 0.0 if live or self._estimate_pace is None else self._estimate_pace * self.sample_rate
         if self._pace:
-            self._read_ahead_cap = min(self._cap, int(self.config.file_read_ahead_paced * self.sample_rate))
+            self._read_ahead_cap = min(self._backlog_cap, int(self.config.file_read_ahead_paced * self.sample_rate))
         if live and self._estimate_pace is not None:
             self._live_pace = self._estimate_pace * max(1.0, self.config.live_catch_up) * self.sample_rate
         reader = asyncio.ensure_future(self._read_source(blocks, live))
@@ -1395,8 +1391,7 @@ class StreamSession(SessionCore):
             self.provider_time = max(self.provider_time, event.end)
             self._note_latency(event.end, conn)
         elif kind is Partial:
-            start, end = event.start, event.end
-            if (start is not None or end is not None) and not (self._possible(start, conn) and self._possible(end, conn)):
+            if not (self._possible(event.start, conn) and self._possible(event.end, conn)):
                 event = Partial(event.text, None, None, event.speaker)  # interim: its times are only dropped
             offset = self.session_time(conn.origin) if event.start is None else self._offset(conn, event.start)
             event = event.shifted(offset)
