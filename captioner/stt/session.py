@@ -244,6 +244,7 @@ class _Connection:
 _HAS_TIMEOUT = hasattr(asyncio, "timeout")  # Python 3.11+
 _STOP_OPEN_TIMEOUT = 5.0  # opening the one connection tried after Stop
 _STOOD_STILL = 1.0  # a timer this late (s) means the process itself stood still
+_FINALS_BATCH = 10.0  # s of room finals make before a file held back for them reads on
 _STALL_BACKLOG = 0.5  # s of live audio waiting to go: the process stood still (paced out, `_catch_up_pace`)
 # End of stream: sound (20 ms frames at or above this level, this much in all)
 # after the latest final's end, past this grace, was not captioned.
@@ -257,6 +258,17 @@ _QUIET_DBFS = -50.0
 _QUIET_POWER = 32768.0**2 * 10 ** (_QUIET_DBFS / 10)  # that mean power of Int16 samples
 _SOUND_LEAD = 0.5  # a replay starts this long before the first sound no final covers
 _OLD_HTTP = re.compile(r"expected HTTP/1\.1: HTTP/1\.0 (\d{3})")  # websockets' words for an HTTP/1.0 reply
+
+
+async def _wait_at_most(event: asyncio.Event, seconds: float) -> None:
+    """`event.wait()` that raises TimeoutError after `seconds`. On 3.11+ a
+    cancel scope: `wait_for` made a task per wait (a file held back for
+    finals waits once a final)."""
+    if _HAS_TIMEOUT:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    else:
+        await asyncio.wait_for(event.wait(), seconds)
 
 
 def _final_times(final: Final) -> Any:
@@ -398,6 +410,10 @@ class StreamSession(SessionCore):
         self._live_pace = 0.0  # samples a second a live replay may go at; 0: unpaced
         self._sent_high = 0  # the furthest stream position ever sent
         self._space = asyncio.Event()  # set when sending or a final frees room for a file to read on
+        # The `_sent_high` from which a send wakes a file waiting in `_file_room`:
+        # a wake-up per frame sent was most of what a file held back for finals
+        # cost (a final, not a send, was what it waited for).
+        self._space_at = 0
         self._source_done = False
         self._source_error: BaseException | None = None
         self._data = asyncio.Event()
@@ -637,17 +653,24 @@ class StreamSession(SessionCore):
         2. For finals: no further than half the replay window past the last
            final, so that a reconnect can replay everything not yet final (a
            file read unpaced can be minutes ahead of a provider's answers).
-           Past that it reads on when a final moves, or when the provider has
+           Past that it reads on when finals have made `_FINALS_BATCH` of
+           room (a quarter of the window at most), or when the provider has
            had all the audio read so far and one block's length passes with no
            final: it may need more to finish an utterance (a long one, silence,
-           a provider that finalizes only at the end). Then the file goes at
+           a provider that finalizes only at the end). A fast provider's
+           finals come a few milliseconds apart, and a round of reading and
+           sending per final (frames cut to the utterance, both tasks woken,
+           the provider's socket woken) was ~20 % of the unpaced client's
+           CPU; a provider that takes longer than a block's length over a
+           final gets the read-on at each pause as before. Then the file goes at
            real time, as a live source would, and the other half of the window
            is what a reconnect can still replay of it. It never deadlocks: the
            wait for the sender ends with the connection (retries are bounded),
            the other with time; the sender is waited for only while it has a
            frame to send."""
+        batch = min(self._replay_window >> 2, int(_FINALS_BATCH * self.sample_rate))
         while not self._stopping:
-            if self._room_for(samples):
+            if self._room_for(samples, batch):
                 return
             backlog = self._backlog()
             # The sender goes on by itself with a frame or more to send; with
@@ -659,19 +682,26 @@ class StreamSession(SessionCore):
                 await asyncio.sleep((backlog + samples - self._read_ahead_cap) / self._pace)
                 continue
             if sending:  # wait for the sender (or a final)
+                end = self._stream_end
+                # Woken by the send that makes room for the network, or that
+                # leaves the sender with less than a frame (waiting itself);
+                # any final wakes it too.
+                idle_at = end - self._frame_samples + 1
+                self._space_at = min(end + samples - self._read_ahead_cap, idle_at) if full else idle_at
                 await self._space.wait()
                 continue
             try:  # the provider has all there is to send, and no final covers it
-                await asyncio.wait_for(self._space.wait(), samples / self.sample_rate)
+                await _wait_at_most(self._space, samples / self.sample_rate)
             except asyncio.TimeoutError:
                 return
 
-    def _room_for(self, samples: int) -> bool:
-        """Whether a file may take `samples` more now (see `_file_room`)."""
+    def _room_for(self, samples: int, batch: int = 0) -> bool:
+        """Whether a file may take `samples` more now (see `_file_room`), and
+        `batch` more as far as finals go."""
         end = self._stream_end
         if self._network_full(end - self._sent_high, samples):
             return False
-        return end + samples - self._final_end <= self._replay_window >> 1
+        return end + max(samples, batch) - self._final_end <= self._replay_window >> 1
 
     def _network_full(self, backlog: int, samples: int) -> bool:
         """The network's share of a file's read-ahead is full, and the sender is at it."""
@@ -1121,7 +1151,8 @@ class StreamSession(SessionCore):
                 conn.sent += n
                 if pos + n > self._sent_high:
                     self._sent_high = pos + n
-                    self._space.set()
+                    if pos + n >= self._space_at:
+                        self._space.set()
                 continue
             if self._source_done:
                 break
