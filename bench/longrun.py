@@ -71,7 +71,7 @@ async def _session(fake: FakeProcess, hours: float, samples: list[tuple[float, f
 
 
 def run(hours: float) -> list[Result]:
-    name = f"memory growth, {hours:g} h session"
+    name = f"memory growth beyond the transcript, {hours:g} h session"
     target = "<= 10 MB"
     os.environ.setdefault("CAPTIONER_DATA_DIR", str(bench_dir() / "data"))
     samples: list[tuple[float, float]] = []
@@ -91,7 +91,8 @@ def run(hours: float) -> list[Result]:
         f"{time.perf_counter() - t0:.0f} s wall; RSS MB by audio time: {curve}"
     )
     return [
-        Result(name, f"{growth:+.1f} MB", target, other <= 10.0, note),
+        # the figure judged first: a table that showed the total beside "pass" read as a miss
+        Result(name, f"{other:+.1f} MB ({growth:+.1f} in all)", target, other <= 10.0, note),
     ]
 
 
