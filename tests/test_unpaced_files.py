@@ -184,7 +184,6 @@ async def test_stopping_a_paced_file_ends_soon(tone_wav):
     assert fake.records[0].messages[-1] == {"type": "session.close"}
 
 
-
 def test_a_file_held_back_for_finals_reads_on_in_batches():
     """Held back for finals (half the replay window past the latest), a file
     reads on once they have made a batch of room (10 s at the default 60-s
@@ -199,19 +198,25 @@ def test_a_file_held_back_for_finals_reads_on_in_batches():
     pcm = (np.clip(audio[:, 0], -1, 1) * 32767).astype("<i2").tobytes()
     blocks = [pcm[i : i + 3200] for i in range(0, len(pcm), 3200)]
     log = EventLog()
+    finals = 0
     resumed_after: list[int] = []  # the finals so far, at each read after one or more came
+
+    def count(event) -> None:
+        nonlocal finals
+        finals += isinstance(event, Final)
 
     async def source():
         seen = 0
         for block in blocks:
-            if len(log.finals) != seen:
-                seen = len(log.finals)
+            if finals != seen:
+                seen = finals
                 resumed_after.append(seen)
             yield block
 
     with FakeProcess("audiopod") as fake:
         session = make_session(CaptionJob("audiopod", {}, fake.url), fake.key, SessionConfig(fake.url), FAST)
         session.subscribe(log)
+        session.subscribe(count)
         asyncio.run(asyncio.wait_for(session.run(source(), live=False), 60))
     assert not fake.report.get("violations")
     assert_times_match(log.finals, spoken)

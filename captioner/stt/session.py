@@ -410,9 +410,9 @@ class StreamSession(SessionCore):
         self._live_pace = 0.0  # samples a second a live replay may go at; 0: unpaced
         self._sent_high = 0  # the furthest stream position ever sent
         self._space = asyncio.Event()  # set when sending or a final frees room for a file to read on
-        # The `_sent_high` from which a send wakes a file waiting in `_file_room`:
-        # a wake-up per frame sent was most of what a file held back for finals
-        # cost (a final, not a send, was what it waited for).
+        # The `_sent_high` from which a send wakes a file waiting in `_file_room`
+        # (for room on the network, or for the sender to finish): woken by
+        # every frame sent, it mostly found neither.
         self._space_at = 0
         self._source_done = False
         self._source_error: BaseException | None = None
