@@ -89,7 +89,6 @@ class FakeAudioPod(FakeServer):
         rec = ToneRecognizer(16000)
         diarize = bool(start.get("diarize"))
         usage_at = 1.0
-        silent = False
         try:
             async for msg in ws:
                 if isinstance(msg, bytes):
@@ -97,17 +96,12 @@ class FakeAudioPod(FakeServer):
                     if len(msg) % 2:
                         self.violation(record, "odd byte count")
                         return await self._error(ws, "INVALID_CONFIG", "audio frames must hold whole 16-bit samples")
-                    record.audio += msg
-                    if silent:
-                        continue
-                    events = rec.feed(msg)
-                    fault = await self.maybe_fault(ws, record)
-                    if fault in ENDS_SESSION:
+                    step = await self.take_audio(ws, record, msg)
+                    if step in ENDS_SESSION:
                         return
-                    if fault == "silence":
-                        silent = True
+                    if step == "silent":
                         continue
-                    for kind, words in events:
+                    for kind, words in rec.feed(msg):
                         await ws.send(json.dumps(self._event(kind, words, diarize)))
                     while rec.seconds >= usage_at:  # one a second of audio, whatever the frame size
                         await ws.send(json.dumps({"type": "usage", "credits_used": round(usage_at / 60 * 220, 3)}))
@@ -124,7 +118,7 @@ class FakeAudioPod(FakeServer):
                 data = json.loads(msg)
                 record.messages.append(data)
                 if data == {"type": "end"}:
-                    if silent:
+                    if record.silenced:
                         continue
                     if len(self.records) - 1 in self.close_on_end:
                         await ws.close(1000)

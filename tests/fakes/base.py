@@ -27,6 +27,7 @@ class ConnRecord:
     close_code: int | None = None
     violations: list[str] = field(default_factory=list)
     audio_times: list[float] = field(default_factory=list)  # when each audio frame was read (fakes that pace-check)
+    silenced: bool = False  # a "silence" fault came: the fake reads on and answers nothing
 
 
 @dataclass
@@ -138,6 +139,21 @@ class FakeServer:
                     return "inject"  # keep serving: the client must fail the connection (1007)
                 return fault.action
         return injected
+
+    async def take_audio(self, ws: ServerConnection, record: ConnRecord, pcm: bytes) -> str | None:
+        """Keep a client's audio, then apply a due fault: its action when it
+        ends the session (ENDS_SESSION: return), "silent" after a "silence"
+        fault, now or earlier (read on, answer nothing), else None (answer)."""
+        record.audio += pcm
+        if record.silenced:
+            return "silent"
+        fault = await self.maybe_fault(ws, record)
+        if fault in ENDS_SESSION:
+            return fault
+        if fault == "silence":
+            record.silenced = True
+            return "silent"
+        return None
 
     def violation(self, record: ConnRecord, what: str) -> None:
         record.violations.append(what)

@@ -117,7 +117,6 @@ class FakeInworld(FakeServer):
         rec = ToneRecognizer(16000)
         vad = EnergyVad()
         in_speech = False
-        silent = False
         async for raw in ws:
             try:
                 msg: Any = json.loads(raw)
@@ -131,14 +130,10 @@ class FakeInworld(FakeServer):
                 if pcm is None:
                     return await self._fail(ws, record, 3, "audioChunk.content must be base64 LINEAR16")
                 record.messages.append({"audioChunk": len(pcm)})
-                record.audio += pcm
-                if silent:
-                    continue
-                fault = await self.maybe_fault(ws, record)
-                if fault in ENDS_SESSION:
+                step = await self.take_audio(ws, record, pcm)
+                if step in ENDS_SESSION:
                     return
-                if fault == "silence":
-                    silent = True
+                if step == "silent":
                     continue
                 onset = vad.onset(pcm)
                 for kind, words in rec.feed(pcm):
@@ -154,13 +149,13 @@ class FakeInworld(FakeServer):
                 for kind, words in rec.flush():
                     in_speech = await self._result(ws, kind, words, with_words, in_speech)
             elif name in ("closeStream", "close_stream"):
-                await self._close_stream(ws, record, rec, with_words, in_speech, silent)
+                await self._close_stream(ws, record, rec, with_words, in_speech)
                 return
             else:
                 return await self._fail(ws, record, 3, f"unknown message {name!r}")
 
-    async def _close_stream(self, ws: ServerConnection, record: ConnRecord, rec: ToneRecognizer, with_words: bool, in_speech: bool, silent: bool) -> None:
-        if not silent:
+    async def _close_stream(self, ws: ServerConnection, record: ConnRecord, rec: ToneRecognizer, with_words: bool, in_speech: bool) -> None:
+        if not record.silenced:
             for kind, words in rec.flush():
                 in_speech = await self._result(ws, kind, words, with_words, in_speech)
         if self.after_close == "close":

@@ -169,7 +169,6 @@ class FakeSmallest(FakeServer):
         )
         end_message = {"type": "close_stream"} if surface == "unified" else {"type": "end"}
         rec = ToneRecognizer(16000)
-        silent = False
         try:
             async for msg in ws:
                 if isinstance(msg, bytes):
@@ -180,17 +179,12 @@ class FakeSmallest(FakeServer):
                     if len(msg) % 2:
                         self.violation(record, "odd byte count")
                         return await self._fail(ws, "audio frames must hold whole 16-bit samples")
-                    record.audio += msg
-                    if silent:
-                        continue
-                    events = rec.feed(msg)
-                    fault = await self.maybe_fault(ws, record)
-                    if fault in ENDS_SESSION:
+                    step = await self.take_audio(ws, record, msg)
+                    if step in ENDS_SESSION:
                         return
-                    if fault == "silence":
-                        silent = True
+                    if step == "silent":
                         continue
-                    for kind, words in events:
+                    for kind, words in rec.feed(msg):
                         for reply in self._replies(st, kind, words):
                             await ws.send(json.dumps(reply))
                     continue
@@ -199,7 +193,7 @@ class FakeSmallest(FakeServer):
                 except ValueError:
                     data = msg
                 record.messages.append(data)
-                if silent:
+                if record.silenced:
                     continue
                 if data == end_message:
                     flushed = [words for kind, words in rec.flush() if kind == "final"]

@@ -224,7 +224,6 @@ class FakeUgLabs(FakeServer):
         uids: set[str] = set()
         buf = bytearray()  # raw WAV bytes since the last clear_audio
         buf_rate: int | None = None
-        silent = False
         try:
             async for raw in ws:
                 if isinstance(raw, bytes):
@@ -242,7 +241,7 @@ class FakeUgLabs(FakeServer):
                     await ws.close(1003)
                     return
                 record.messages.append(msg)
-                if silent:
+                if record.silenced:
                     continue
                 problem = self._check_envelope(msg, uids)
                 uid, kind = msg.get("uid"), msg.get("kind")
@@ -279,13 +278,11 @@ class FakeUgLabs(FakeServer):
                     if error:
                         await self._error(ws, msg, error)
                         continue
-                    record.audio += pcm
-                    fault = await self.maybe_fault(ws, record)
-                    if fault in ENDS_SESSION:
-                        self._dropped = fault == "drop"
+                    step = await self.take_audio(ws, record, pcm)
+                    if step in ENDS_SESSION:
+                        self._dropped = step == "drop"
                         return
-                    if fault == "silence":
-                        silent = True
+                    if step == "silent":
                         continue
                     number = len(self.transcribes)
                     text = self._recognize(pcm, rate)

@@ -109,7 +109,6 @@ class FakeVoiceRun(FakeServer):
         vad = EnergyVad()
         configured = False
         in_speech = False
-        silent = False
         async for raw in ws:
             if isinstance(raw, bytes):
                 self.violation(record, "binary frame")
@@ -136,14 +135,10 @@ class FakeVoiceRun(FakeServer):
                 record.messages[-1]["bytes"] = len(pcm)
                 if len(pcm) > MAX_CHUNK_BYTES:
                     self.violation(record, f"audio chunk of {len(pcm)} bytes is over 100 ms")
-                record.audio += pcm
-                if silent:
-                    continue
-                fault = await self.maybe_fault(ws, record)
-                if fault in ENDS_SESSION:
+                step = await self.take_audio(ws, record, pcm)
+                if step in ENDS_SESSION:
                     return
-                if fault == "silence":
-                    silent = True
+                if step == "silent":
                     continue
                 if not in_speech and vad.onset(pcm):
                     in_speech = True
@@ -167,7 +162,7 @@ class FakeVoiceRun(FakeServer):
                     continue
                 await ws.send(json.dumps({"type": "session.updated", "session": dict(msg["session"])}))
             elif kind == "session.close":
-                if not silent:
+                if not record.silenced:
                     for event_kind, words in rec.flush():
                         in_speech = await self._send_result(ws, event_kind, words, in_speech)
                     if self.on_close == "hang":
