@@ -11,7 +11,6 @@ import asyncio
 import json
 import math
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from captioner.stt.session import RetryPolicy, SessionConfig
 from tests.conftest import SCRIPT
 from tests.fakes.base import Fault
 from tests.fakes.smallest import LIGHTNING_PATH, UNIFIED_PATHS, FakeSmallest
+from tests.test_exports import parse_srt_strict
 from tests.helpers import EventLog, assert_times_match
 
 FAST_RETRY = RetryPolicy(first_delay=0.01, base_delay=0.02, max_delay=0.05)
@@ -383,20 +383,6 @@ async def test_silent_server_is_detected_by_watchdog(tone_wav):
 
 
 # -------------------------------------------------------------------- CLI
-def _srt_cues(text: str) -> list[tuple[float, float, str]]:
-    def secs(stamp: str) -> float:
-        h, m, rest = stamp.split(":")
-        s, ms = rest.split(",")
-        return int(h) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000
-
-    cues = []
-    for block in text.strip().split("\n\n"):
-        lines = block.splitlines()
-        start, end = re.fullmatch(r"(\S+) --> (\S+)", lines[1]).groups()
-        cues.append((secs(start), secs(end), " ".join(lines[2:])))
-    return cues
-
-
 async def test_cli_transcribe_prints_finals_and_writes_a_timed_srt(tone_wav, tmp_path):
     wav, spoken = tone_wav
     srt = tmp_path / "out.srt"
@@ -413,7 +399,7 @@ async def test_cli_transcribe_prints_finals_and_writes_a_timed_srt(tone_wav, tmp
     assert out.decode().splitlines() == [" ".join(u) for u in SCRIPT]
     assert fake.key not in out.decode() + err.decode()
     assert fake.violations == [] and fake.records[0].headers["Authorization"] == f"Bearer {fake.key}"
-    cues = _srt_cues(srt.read_text())
+    cues = [(start, end, " ".join(lines)) for start, end, lines in parse_srt_strict(srt.read_text("utf-8"))]
     assert [c[2] for c in cues] == [" ".join(u) for u in SCRIPT]
     for (start, end, _), utterance in zip(cues, spoken.utterances):
         first, last = utterance[0][1], utterance[-1][2]

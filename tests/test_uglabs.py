@@ -33,6 +33,7 @@ from captioner.stt.session import RetryPolicy, SessionConfig
 from tests.fakes.base import Fault
 from tests.fakes.tones import VOCAB, ToneRecognizer, synthesize, write_wav
 from tests.fakes.uglabs import FakeUgLabs
+from tests.test_exports import parse_srt_strict
 from tests.helpers import EventLog
 
 FAST_RETRY = RetryPolicy(first_delay=0.01, base_delay=0.02, max_delay=0.05)
@@ -375,21 +376,6 @@ async def test_a_top_level_error_about_the_key_is_fatal(long_wav):
 # ------------------------------------------------------------------ CLI
 
 
-def parse_srt(text: str) -> list[tuple[float, float, str]]:
-    def secs(stamp: str) -> float:
-        h, m, rest = stamp.split(":")
-        s, ms = rest.split(",")
-        return int(h) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000
-
-    cues = []
-    for block in text.strip().split("\n\n"):
-        lines = block.split("\n")
-        assert lines[0].isdigit() and len(lines) >= 3, block
-        start, end = re.fullmatch(r"(\S+) --> (\S+)", lines[1]).groups()
-        cues.append((secs(start), secs(end), " ".join(lines[2:])))
-    return cues
-
-
 async def test_cli_transcribe_prints_pages_and_writes_srt(long_wav, tmp_path):
     wav, spoken = long_wav
     srt = tmp_path / "out.srt"
@@ -406,7 +392,7 @@ async def test_cli_transcribe_prints_pages_and_writes_srt(long_wav, tmp_path):
     assert lines == [t["text"] for t in fake.transcribes]
     assert " ".join(lines).split() == all_words(spoken)
     assert fake.api_key not in out.decode() + err.decode()
-    cues = parse_srt(srt.read_text("utf-8"))
+    cues = [(start, end, " ".join(lines)) for start, end, lines in parse_srt_strict(srt.read_text("utf-8"))]
     assert " ".join(c[2] for c in cues).split() == all_words(spoken)
     for (s0, e0, _), (s1, _, _) in zip(cues, cues[1:]):
         assert s0 < e0 <= s1 + 1e-3  # ordered, no overlaps
