@@ -227,7 +227,7 @@ class _Connection:
         if not self.waiting or self.recv_timeout is None:
             return  # no receive pending: the next one arms again
         now = loop.time()
-        if now - self.recv_due > max(_STOOD_STILL, self.recv_window / 2):
+        if _stood_still(now - self.recv_due, self.recv_window):
             # This process stood still (the computer slept, it was stopped or
             # starved): the server had no chance to answer. Not a silent server:
             # it gets a whole window from now.
@@ -258,6 +258,12 @@ _QUIET_DBFS = -50.0
 _QUIET_POWER = 32768.0**2 * 10 ** (_QUIET_DBFS / 10)  # that mean power of Int16 samples
 _SOUND_LEAD = 0.5  # a replay starts this long before the first sound no final covers
 _OLD_HTTP = re.compile(r"expected HTTP/1\.1: HTTP/1\.0 (\d{3})")  # websockets' words for an HTTP/1.0 reply
+
+
+def _stood_still(late: float, window: float) -> bool:
+    """Whether a receive timer that fired `late` seconds after it was due
+    means this process stood still, not that the server was silent."""
+    return late > max(_STOOD_STILL, window / 2)
 
 
 async def _wait_at_most(event: asyncio.Event, seconds: float) -> None:
@@ -1302,8 +1308,15 @@ class StreamSession(SessionCore):
         conn.recv_cut_by_sender = not sender.done()
         recv = asyncio.ensure_future(ws.recv())
         watch = {recv, sender} if conn.recv_cut_by_sender else {recv}
+        loop = asyncio.get_running_loop()
+        due = loop.time() + timeout
         try:
-            await asyncio.wait(watch, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            while True:
+                done, _ = await asyncio.wait(watch, timeout=max(0.0, due - loop.time()), return_when=asyncio.FIRST_COMPLETED)
+                now = loop.time()
+                if done or not _stood_still(now - due, timeout):
+                    break
+                due = now + timeout  # this process stood still: a whole window from now, as `_Connection._watch`
         finally:
             if not recv.done():
                 recv.cancel()
