@@ -443,7 +443,7 @@ class StreamSession(SessionCore):
         in but not yet sent (a slow network, a reconnect), plus how far behind
         the sent audio the provider's latest caption was when it arrived.
         Silence is not lag: a provider that has nothing to say is not behind."""
-        backlog = (self._stream_end - self._sent_high) / self.sample_rate
+        backlog = self._backlog() / self.sample_rate
         return max(0.0, backlog) + max(self._event_latency, self._unanswered())
 
     def _unanswered(self) -> float:
@@ -491,7 +491,7 @@ class StreamSession(SessionCore):
         samples = len(pcm) >> 1
         if samples == 0:
             return
-        if self._stream_end - self._sent_high + samples > self._backlog_cap:
+        if self._backlog() + samples > self._backlog_cap:
             # The network is slower than the audio: drop this block, keep time true.
             self.stats.dropped_seconds += samples / self.sample_rate
             self._drop(samples)
@@ -639,9 +639,7 @@ class StreamSession(SessionCore):
                             await self._file_room(samples)
                             if stopping():
                                 break
-                        end = self._stream_end
-                        credit = min(self._read_ahead_cap - (end - self._sent_high),
-                                     (self._replay_window >> 1) - (end - self._final_end))
+                        credit = min(self._read_ahead_cap - self._backlog(), self._finals_room())
                     credit -= samples
                 self._append(pcm)
         except asyncio.CancelledError:
@@ -704,10 +702,14 @@ class StreamSession(SessionCore):
     def _room_for(self, samples: int, batch: int = 0) -> bool:
         """Whether a file may take `samples` more now (see `_file_room`), and
         `batch` more as far as finals go."""
-        end = self._stream_end
-        if self._network_full(end - self._sent_high, samples):
+        if self._network_full(self._backlog(), samples):
             return False
-        return end + max(samples, batch) - self._final_end <= self._replay_window >> 1
+        return max(samples, batch) <= self._finals_room()
+
+    def _finals_room(self) -> int:
+        """Samples a file may still read before it is half the replay window
+        past the latest final (see `_file_room`)."""
+        return (self._replay_window >> 1) - (self._stream_end - self._final_end)
 
     def _network_full(self, backlog: int, samples: int) -> bool:
         """The network's share of a file's read-ahead is full, and the sender is at it."""
@@ -1205,15 +1207,13 @@ class StreamSession(SessionCore):
         that means (finished, a silent server, or only a new timeout now that
         the audio has all gone out) is `_on_quiet`'s call."""
         loop = asyncio.get_running_loop()
-        watchdog = self.config.watchdog_seconds
-        ready = conn.ready.is_set
         while True:
             try:
                 async with self._wait_scope(conn):
                     while True:  # per server frame: kept lean (partials, usage: 10+ a second)
                         if sender.done():
                             self._check_sender(sender, conn)
-                        timeout = watchdog if ready() and not conn.ending else self._receive_timeout(conn)
+                        timeout = self._receive_timeout(conn)
                         if _HAS_TIMEOUT:
                             # A plain recv() in the loop's scope, with no timer of
                             # its own (see `_next_frame`).
@@ -1280,9 +1280,8 @@ class StreamSession(SessionCore):
             log.warning("ignored a bad frame: %s", exc.error)
             self._emit(ProviderError(exc.error.code, exc.error.message, ErrorKind.RETRYABLE))
             return
-        if decoded.send:
-            for message in decoded.send:
-                await self._send(ws, message)
+        for message in decoded.send:
+            await self._send(ws, message)
         if decoded.ready:
             self._mark_live(conn)
         if conn.awaiting_credit:
